@@ -1,0 +1,46 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   virtualenv + install + ingest the bundled corpus + answer three questions
+#   make test   virtualenv + install + lint + the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_ENV := ARAG_DATA_DIR=.arag/demo
+
+.PHONY: install demo test lint format eval-scifact clean
+
+$(BIN)/arag: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU build (an unpinned torch pulls gigabytes of CUDA).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/arag
+
+demo: install
+	$(DEMO_ENV) $(BIN)/arag ingest examples/corpus --source demo \
+	  --description "Short notes on space flight, bees, coral reefs, chemistry, inventions and Egyptology"
+	$(DEMO_ENV) $(BIN)/arag sources
+	$(DEMO_ENV) $(BIN)/arag ask "When did Apollo 11 land on the Moon?"
+	$(DEMO_ENV) $(BIN)/arag ask "What does the waggle dance tell other bees?"
+	$(DEMO_ENV) $(BIN)/arag ask "Who deciphered the Egyptian hieroglyphs?"
+
+# Lint first: ruff and the type checker fail CI like a failing test does.
+test: lint
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+eval-scifact: install
+	$(BIN)/arag eval retrieval --dataset ../shared/data/beir_scifact --json runs/scifact-retrieval.json
+
+clean:
+	rm -rf $(VENV) .arag .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,237 @@
+"""The ``arag`` command line: ingest, search, sources, ask, eval.
+
+Errors print as one line (``error: ...``) and exit 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.markup import escape
+
+from agents._console import err, out, progress_bars
+from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
+from agents.settings import Settings
+from tools.extractive import extractive_answer
+from tools.retrieval import MODES, Mode, RetrievedChunk
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="arag",
+    help="Agentic RAG over your documents: ingest files into Qdrant, search them, ask questions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    """Agentic RAG over your documents."""
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
+    source: Annotated[str, typer.Option("--source", "-s", help="Source (collection) to ingest into.")],
+    description: Annotated[
+        str | None, typer.Option("--description", "-d", help="What the source holds (used to route questions).")
+    ] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata stored with every chunk; repeatable.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Ingest .txt .md .html .pdf .csv .jsonl files into a source. Re-ingesting adds only what changed."""
+    metadata = _parse_meta(meta or [])
+    settings = Settings()
+    with build_store(settings) as store:
+        embeddings = build_embeddings(settings)
+        with progress_bars(enabled=not quiet) as progress:
+            ingestor = build_ingestor(settings, store, embeddings, progress)
+            report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata)
+    for problem in report.problems:
+        err.print(f"[yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/] {escape(warning)}")
+    out.print(
+        f"{report.source}: {report.files_loaded}/{report.files} files, {report.documents} documents, "
+        f"{report.chunks} chunks: {report.added} added, {report.unchanged} unchanged, "
+        f"{report.removed} removed ({report.seconds:.1f} s)"
+    )
+    if not report.ok:
+        err.print("[red]error:[/] nothing could be ingested")
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Source to search; repeatable. Default: all.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", "-m", help="dense, sparse or hybrid.")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Number of chunks.", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON lines.")] = False,
+) -> None:
+    """Search the sources and print the best chunks with their scores."""
+    chosen = _mode(mode)
+    settings = Settings()
+    with build_store(settings) as store:
+        retriever = build_retriever(settings, store, build_embeddings(settings))
+        chunks = retriever.search(query, k=k, mode=chosen, sources=source)
+    if as_json:
+        for chunk in chunks:
+            typer.echo(json.dumps(_chunk_json(chunk), ensure_ascii=False))
+        return
+    if not chunks:
+        out.print("no results")
+    for rank, chunk in enumerate(chunks, start=1):
+        out.print(f"[bold][{rank}][/] {chunk.score:.4f}  {escape(chunk.source)} · {escape(chunk.title)}")
+        out.print(f"    {escape(_snippet(chunk.text, 300))}")
+
+
+@app.command()
+def sources(
+    delete: Annotated[str | None, typer.Option("--delete", help="Delete this source and all its chunks.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
+) -> None:
+    """List the sources (collections) with their size and description."""
+    settings = Settings()
+    with build_store(settings) as store:
+        if delete:
+            store.get_source(delete)  # fails clearly before asking
+            if not yes and not typer.confirm(f"Delete source {delete!r} and all its chunks?"):
+                raise typer.Exit(1)
+            store.delete_source(delete)
+            out.print(f"deleted {delete}")
+            return
+        listed = store.list_sources(with_counts=True)
+    if not listed:
+        out.print("no sources yet; run `arag ingest PATH --source NAME`")
+    for s in listed:
+        out.print(f"[bold]{escape(s.name)}[/]  {s.points} chunks  ({escape(s.embedding_model)})")
+        if s.description:
+            out.print(f"    {escape(s.description)}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Source to search; repeatable. Default: all.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Chunks to read.", min=1)] = 5,
+) -> None:
+    """Answer a question from the sources, with numbered citations.
+
+    Without a chat model this is extractive: the answer quotes the best-matching sentences.
+    """
+    settings = Settings()
+    with build_store(settings) as store:
+        embeddings = build_embeddings(settings)
+        retriever = build_retriever(settings, store, embeddings)
+        chunks = retriever.search(question, k=k, sources=source)
+        answer = extractive_answer(question, chunks, embeddings=embeddings)
+    out.print(f"[bold]Q:[/] {escape(question)}")
+    label = "abstained" if answer.abstained else "extractive answer, no chat model configured"
+    out.print(f"[bold]A[/] ({label}): {escape(answer.text)}")
+    for number, chunk in enumerate(answer.citations, start=1):
+        where = f"{chunk.source} · {chunk.title}"
+        out.print(f"  [{number}] {escape(where)}: {escape(_snippet(chunk.text, 160))}")
+
+
+def _mode(mode: str | None) -> Mode | None:
+    if mode is None:
+        return None
+    if mode not in MODES:
+        msg = f"unknown mode {mode!r}; use one of: {', '.join(MODES)}"
+        raise typer.BadParameter(msg, param_hint="--mode")
+    return mode
+
+
+def _parse_meta(items: list[str]) -> dict[str, str]:
+    metadata = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"expected KEY=VALUE, got {item!r}"
+            raise typer.BadParameter(msg, param_hint="--meta")
+        metadata[key.strip()] = value.strip()
+    return metadata
+
+
+def _snippet(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _chunk_json(chunk: RetrievedChunk) -> dict[str, Any]:
+    return {
+        "id": chunk.id,
+        "score": chunk.score,
+        "source": chunk.source,
+        "doc_id": chunk.doc_id,
+        "title": chunk.title,
+        "path": chunk.path,
+        "chunk_index": chunk.chunk_index,
+        "text": chunk.text,
+        "metadata": chunk.metadata,
+    }
+
+
+def _register_subcommands() -> None:
+    # The CLI is the composition root, so it may reach into evals (which builds on agents).
+    from evals.cli import eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``arag`` console script; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="arag", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        return 130
+    except typer.TyperException as exc:  # usage errors: typer prints them with the usage line
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:  # pragma: no cover - every typer usage error has show()
+            err.print(f"error: {escape(exc.format_message())}")
+        return exc.exit_code
+    except Exception as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/] {escape(_one_line(exc))}")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'ARAG_' + str(e['loc'][0]).upper() + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()
+        )
+        return f"invalid settings: {problems}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Build the runtime parts (store, embeddings, retriever, ingestor) from :class:`Settings`.
+
+The one place where settings turn into objects; graphs and tools receive the objects.
+"""
+
+from __future__ import annotations
+
+from langchain_core.embeddings import Embeddings
+
+from agents.settings import Settings
+from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
+from tools.ingest import Chunker, Ingestor, Progress
+from tools.retrieval import Retriever
+from tools.store import QdrantStore
+
+__all__ = ["build_embeddings", "build_ingestor", "build_retriever", "build_store"]
+
+
+def build_store(settings: Settings) -> QdrantStore:
+    """The Qdrant store the settings point at (server URL, else the embedded folder)."""
+    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    return QdrantStore(settings.store_location, api_key=api_key, timeout=settings.request_timeout)
+
+
+def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embeddings:
+    """The embedding model of the settings, behind the disk cache unless it is turned off."""
+    inner: Embeddings
+    if settings.embedding_provider == "local":
+        if settings.embedding_model != LOCAL_MODEL_NAME:
+            msg = (
+                f"the local embedding provider has only {LOCAL_MODEL_NAME}, not {settings.embedding_model!r}; "
+                "set ARAG_EMBEDDING_PROVIDER=openai (with ARAG_OPENAI_BASE_URL) for other models"
+            )
+            raise ValueError(msg)
+        inner = LocalEmbeddings(batch_size=settings.embedding_batch_size, threads=settings.torch_threads)
+    else:
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        inner = openai_compatible_embeddings(
+            settings.embedding_model,
+            base_url=settings.openai_base_url,
+            api_key=api_key,
+            timeout=settings.request_timeout,
+        )
+    use_cache = settings.embedding_cache if cache is None else cache
+    return CachedEmbeddings(inner, settings.cache_path) if use_cache else inner
+
+
+def build_retriever(settings: Settings, store: QdrantStore, embeddings: Embeddings) -> Retriever:
+    """A retriever with the settings' mode, k and fusion parameters."""
+    return Retriever(
+        store=store,
+        embeddings=embeddings,
+        mode=settings.retrieval_mode,
+        k=settings.top_k,
+        prefetch_limit=settings.prefetch_limit,
+        rrf_k=settings.rrf_k,
+    )
+
+
+def build_ingestor(
+    settings: Settings, store: QdrantStore, embeddings: Embeddings, progress: Progress | None = None
+) -> Ingestor:
+    """An ingestor with the settings' chunking and batch size."""
+    return Ingestor(
+        store,
+        embeddings,
+        chunker=Chunker(settings.chunk_size, settings.chunk_overlap),
+        batch_size=settings.ingest_batch_size,
+        progress=progress,
+    )

@@ -1,0 +1,99 @@
+"""Settings: one pydantic-settings class, read from ``ARAG_*`` environment variables and ``.env``.
+
+Only ``agents`` reads settings; everything below receives plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of stores, models and limits.
+
+    Every field can be set as an environment variable with the ``ARAG_`` prefix
+    (``ARAG_QDRANT_URL=http://localhost:6333``) or in a ``.env`` file in the working directory.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ARAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # -- where data lives ----------------------------------------------------------------
+    data_dir: Path = Path(".arag")
+    """Folder for the embedded store and the embedding cache."""
+    qdrant_path: Path | None = None
+    """Embedded Qdrant folder; defaults to ``<data_dir>/qdrant``. Ignored when a URL is set."""
+    qdrant_url: str | None = None
+    """Qdrant server URL (``http://host:6333``); use it for concurrent access or large corpora."""
+    qdrant_api_key: SecretStr | None = None
+    """API key of the Qdrant server."""
+
+    # -- embeddings ----------------------------------------------------------------------
+    embedding_provider: Literal["local", "openai"] = "local"
+    """``local``: bundled all-MiniLM-L6-v2 on the CPU; ``openai``: an OpenAI-compatible endpoint."""
+    embedding_model: str = "all-MiniLM-L6-v2"
+    """Model name; for ``openai`` e.g. ``text-embedding-3-small`` or the name your server serves."""
+    embedding_batch_size: int = Field(default=32, ge=1)
+    """Texts per forward pass (local) or request (openai)."""
+    embedding_cache: bool = True
+    """Cache embeddings on disk by content hash (``<data_dir>/cache/embeddings.sqlite``)."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """Torch threads for the local model; default: all cores."""
+
+    # -- chat model ----------------------------------------------------------------------
+    chat_model: str | None = None
+    """Chat model name; unset means the heuristic (extractive) strategies, no model calls."""
+    openai_base_url: str | None = None
+    """Base URL of an OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio, ...)."""
+    openai_api_key: SecretStr | None = None
+    """API key for OpenAI or the compatible server."""
+    request_timeout: float = Field(default=60.0, gt=0)
+    """Seconds before a model or embeddings request times out."""
+
+    # -- ingestion and retrieval ---------------------------------------------------------
+    chunk_size: int = Field(default=1000, ge=50)
+    """Maximum characters per chunk."""
+    chunk_overlap: int = Field(default=200, ge=0)
+    """Characters shared by neighbouring chunks."""
+    ingest_batch_size: int = Field(default=256, ge=1)
+    """Chunks per embed-and-store step."""
+    retrieval_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    """Default search mode."""
+    top_k: int = Field(default=10, ge=1)
+    """Chunks returned by a search."""
+    prefetch_limit: int = Field(default=100, ge=1)
+    """Candidates each of dense and sparse ranks before hybrid fusion."""
+    rrf_k: int = Field(default=5, ge=1)
+    """Reciprocal rank fusion constant (tuned on SciFact train queries)."""
+
+    @field_validator("qdrant_url", "chat_model", "openai_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            msg = f"ARAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than ARAG_CHUNK_SIZE ({self.chunk_size})"
+            raise ValueError(msg)
+        if self.qdrant_url and not self.qdrant_url.startswith(("http://", "https://")):
+            msg = f"ARAG_QDRANT_URL must start with http:// or https://, got {self.qdrant_url!r}"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def store_location(self) -> str:
+        """What :class:`tools.store.QdrantStore` opens: the server URL, else the embedded folder."""
+        if self.qdrant_url:
+            return self.qdrant_url
+        return str(self.qdrant_path or self.data_dir / "qdrant")
+
+    @property
+    def cache_path(self) -> Path:
+        """The embedding cache file."""
+        return self.data_dir / "cache" / "embeddings.sqlite"

@@ -1,0 +1,229 @@
+"""The ``arag`` command line, in-process (fast) and as a real console script (a few checks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.cli import main
+from tests.conftest import make_pdf
+
+pytestmark = pytest.mark.model  # the CLI embeds with the real local model
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("ingest", "search", "sources", "ask", "eval"):
+        assert command in out
+    for command in (["ingest"], ["search"], ["sources"], ["ask"], ["eval", "retrieval"]):
+        code, out, _ = run(capsys, *command, "--help")
+        assert code == 0, command
+        assert "Usage" in out
+
+
+def test_ingest_sources_search_ask(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, out, err = run(capsys, "ingest", corpus_dir, "--source", "kb", "-d", "General facts", "-q")
+    assert code == 0, err
+    assert "kb: 6/6 files" in out
+    assert "0 unchanged" in out
+
+    code, out, _ = run(capsys, "sources")
+    assert code == 0
+    assert "kb" in out
+    assert "General facts" in out
+
+    code, out, _ = run(capsys, "search", "How tall is the Eiffel Tower?", "--json", "-k", "3")
+    assert code == 0
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(rows) == 3
+    assert "Eiffel" in rows[0]["text"]
+    assert rows[0]["source"] == "kb"
+    assert set(rows[0]) >= {"id", "score", "doc_id", "title", "path", "chunk_index", "metadata"}
+
+    for mode in ("dense", "sparse", "hybrid"):
+        code, out, _ = run(capsys, "search", "emperor penguins breed", "--mode", mode, "-k", "1")
+        assert code == 0
+        assert "Penguins" in out, mode
+
+    code, out, _ = run(capsys, "ask", "How tall is the Eiffel Tower?")
+    assert code == 0
+    assert "330 metres" in out
+    assert "[1]" in out
+    assert "extractive" in out
+
+    code, out, _ = run(capsys, "ingest", corpus_dir, "--source", "kb", "-q")
+    assert code == 0
+    assert " 0 added" in out
+
+
+def test_ask_abstains_without_evidence(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    run(capsys, "ingest", corpus_dir / "notes.txt", "--source", "kb", "-q")
+    code, out, _ = run(capsys, "ask", "zxqv wubbalubba?")
+    assert code == 0
+    assert "abstained" in out
+
+
+def test_ingest_names_bad_files_and_keeps_the_rest(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Tides are caused by the Moon.")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 9 0 R >>\ngarbage")
+    (folder / "blob.txt").write_bytes(bytes(range(256)) * 4)
+    code, out, err = run(capsys, "ingest", folder, "--source", "kb", "-q")
+    assert code == 0
+    assert "broken.pdf" in err
+    assert "blob.txt" in err
+    assert "1 added" in out
+
+
+def test_ingest_of_only_bad_files_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty.md").write_text("   \n")
+    make_pdf(tmp_path / "scan.pdf", [""])
+    code, _, err = run(capsys, "ingest", tmp_path / "empty.md", tmp_path / "scan.pdf", "--source", "kb", "-q")
+    assert code == 1
+    assert "empty.md" in err
+    assert "scan.pdf" in err
+    assert "nothing could be ingested" in err
+
+
+def test_errors_are_one_line_unless_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "search", "anything", "--source", "nope")
+    assert code == 1
+    assert err.strip().startswith("error:")
+    assert "arag ingest" in err
+    assert "Traceback" not in err + out
+    assert len(err.strip().splitlines()) == 1
+
+    with pytest.raises(LookupError):
+        main(["--debug", "search", "anything"])
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    code, _, err = run(capsys, "search", "x", "--mode", "fuzzy")
+    assert code == 2
+    assert "dense, sparse, hybrid" in err
+    code, _, err = run(capsys, "ingest", corpus_dir, "--source", "kb", "--meta", "novalue")
+    assert code == 2
+    assert "KEY=VALUE" in err
+    code, _, err = run(capsys, "ingest", corpus_dir, "--source", "bad name!")
+    assert code == 1
+    assert "invalid source name" in err
+
+
+def test_invalid_settings_name_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARAG_CHUNK_OVERLAP", "5000")
+    code, _, err = run(capsys, "sources")
+    assert code == 1
+    assert "ARAG_CHUNK_OVERLAP" in err
+
+
+def test_delete_source(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    run(capsys, "ingest", corpus_dir / "notes.txt", "--source", "kb", "-q")
+    code, out, _ = run(capsys, "sources", "--delete", "kb", "--yes")
+    assert code == 0
+    code, out, _ = run(capsys, "sources")
+    assert "no sources yet" in out
+
+
+def test_store_held_by_another_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    store_dir = Path(os.environ["ARAG_DATA_DIR"]) / "qdrant"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from tools.store import QdrantStore
+                store = QdrantStore({str(store_dir)!r})
+                print("open", flush=True)
+                sys.stdin.read()
+                """
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        code, _, err = run(capsys, "sources")
+        assert code == 1
+        assert "another process" in err
+        assert "ARAG_QDRANT_URL" in err
+    finally:
+        holder.communicate("", timeout=30)
+
+
+def _tiny_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": ("Eiffel Tower", "The Eiffel Tower in Paris is 330 metres tall."),
+        "d2": ("Penguins", "Emperor penguins breed during the Antarctic winter."),
+        "d3": ("Volcanoes", "Mount Etna in Sicily is one of the most active volcanoes."),
+        "d4": ("Tides", "Ocean tides are caused by the gravity of the Moon and the Sun."),
+    }
+    with (root / "corpus.jsonl").open("w") as handle:
+        for doc_id, (title, text) in docs.items():
+            handle.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    queries = {
+        "q1": "How tall is the tower in Paris?",
+        "q2": "When do emperor penguins breed?",
+        "q3": "What causes tides?",
+    }
+    with (root / "queries.jsonl").open("w") as handle:
+        for qid, text in queries.items():
+            handle.write(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td4\t1\n")
+    return root
+
+
+def test_eval_retrieval_writes_json_by_mode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    dataset = _tiny_beir(tmp_path / "tiny")
+    report = tmp_path / "out" / "retrieval.json"
+    code, out, err = run(capsys, "eval", "retrieval", "--dataset", dataset, "--json", report, "-q")
+    assert code == 0, err
+    numbers = json.loads(report.read_text())
+    for mode in ("dense", "sparse", "hybrid"):
+        assert numbers[mode]["ndcg@10"] == pytest.approx(1.0)
+        assert numbers[mode]["recall@100"] == pytest.approx(1.0)
+        assert numbers[mode]["mrr@10"] == pytest.approx(1.0)
+        assert numbers[mode]["latency_ms_p50"] > 0
+    assert numbers["ingest"]["chunks"] == 4
+    assert numbers["ingest"]["model_seconds"] > 0
+    assert "pipeline/model" in out
+
+    # The second run reuses the ingested corpus: same ingest record, same numbers.
+    code, _, _ = run(capsys, "eval", "retrieval", "--dataset", dataset, "--json", report, "--modes", "sparse", "-q")
+    assert code == 0
+    again = json.loads(report.read_text())
+    assert again["ingest"]["measured_at"] == numbers["ingest"]["measured_at"]
+    assert set(again) == {"sparse", "ingest", "run"}
+
+    code, _, err = run(capsys, "eval", "retrieval", "--dataset", dataset, "--split", "dev")
+    assert code == 1
+    assert "splits here: test" in err
+
+
+def test_console_script_runs(tmp_path: Path) -> None:
+    arag = Path(sys.executable).parent / "arag"
+    result = subprocess.run([str(arag), "sources"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "no sources yet" in result.stdout

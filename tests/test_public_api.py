@@ -1,0 +1,27 @@
+"""Every package's ``__all__`` names import, and importing has no side effects."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("package", ["agents", "tools", "graphs", "evals"])
+def test_public_names_import(package: str) -> None:
+    module = importlib.import_module(package)
+    assert isinstance(module.__all__, list)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+def test_import_loads_no_model_and_touches_no_disk(tmp_path: object) -> None:
+    code = (
+        "import sys, os; import agents, tools, graphs, evals;"
+        "assert 'torch' not in sys.modules, 'torch imported at import time';"
+        "assert not os.path.exists('.arag'), 'data dir created at import time'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

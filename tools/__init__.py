@@ -1,0 +1,46 @@
+"""What graphs call: the Qdrant store, embeddings, BM25 vectors, ingestion and retrieval."""
+
+from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
+from tools.extractive import ExtractiveAnswer, extractive_answer
+from tools.ingest import Chunker, Ingestor, IngestReport
+from tools.loaders import Document, LoadError, load_file
+from tools.retrieval import RetrievedChunk, Retriever
+from tools.sparse import Bm25Encoder, SparseVector
+from tools.store import (
+    Hit,
+    Point,
+    QdrantStore,
+    Source,
+    SourceExistsError,
+    SourceNotFoundError,
+    StoreError,
+    StoreLockedError,
+    VectorStore,
+)
+
+__all__ = [
+    "Bm25Encoder",
+    "CachedEmbeddings",
+    "Chunker",
+    "Document",
+    "ExtractiveAnswer",
+    "Hit",
+    "IngestReport",
+    "Ingestor",
+    "LoadError",
+    "LocalEmbeddings",
+    "Point",
+    "QdrantStore",
+    "RetrievedChunk",
+    "Retriever",
+    "Source",
+    "SourceExistsError",
+    "SourceNotFoundError",
+    "SparseVector",
+    "StoreError",
+    "StoreLockedError",
+    "VectorStore",
+    "extractive_answer",
+    "load_file",
+    "openai_compatible_embeddings",
+]

@@ -1,0 +1,542 @@
+"""The vector store: one small interface, and its implementation over qdrant-client.
+
+Graphs and retrievers depend only on :class:`VectorStore`. :class:`QdrantStore` implements it on
+every qdrant-client backend with the same code: ``":memory:"`` (tests), ``path=`` (the embedded
+default, on disk) and ``url=`` (a Qdrant server or cluster). A faster embedded engine can replace
+local mode behind the same interface.
+
+Each *source* is one collection holding chunks with a named dense vector (``dense``, cosine) and
+a named sparse vector (``bm25``, with Qdrant's IDF modifier). The source's description and the
+statistics ingestion needs (embedding model, BM25 average length) live in the collection's
+metadata, so a store folder or server is self-describing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from tools.sparse import SparseVector
+
+__all__ = [
+    "DENSE",
+    "SPARSE",
+    "ChunkRef",
+    "Hit",
+    "Point",
+    "QdrantStore",
+    "Source",
+    "SourceExistsError",
+    "SourceNotFoundError",
+    "StoreError",
+    "StoreLockedError",
+    "VectorStore",
+    "build_filter",
+]
+
+DENSE = "dense"
+"""Name of the dense vector in every collection."""
+SPARSE = "bm25"
+"""Name of the sparse (BM25) vector in every collection."""
+
+_SCHEMA_VERSION = 1
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_INDEXED_FIELDS = ("source", "doc_id", "path")
+
+FilterSpec = Mapping[str, Any] | models.Filter
+"""A payload filter: ``{"doc_id": "42", "metadata.lang": ["en", "fr"]}`` (all keys must match; a
+list matches any of its values), or a qdrant-client ``Filter`` for anything richer."""
+
+
+class StoreError(RuntimeError):
+    """A store operation failed for a reason the user can act on."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the embedded store."""
+
+
+class SourceNotFoundError(StoreError):
+    """The named source (collection) does not exist."""
+
+
+class SourceExistsError(StoreError):
+    """A source of that name exists with an incompatible configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A named collection of chunks and what ingestion recorded about it."""
+
+    name: str
+    """Collection name; what ``--source`` selects."""
+    description: str
+    """What the source holds, in words the source selector can match questions against."""
+    dimension: int
+    """Size of the dense vectors."""
+    embedding_model: str
+    """The model that made the dense vectors; queries must use the same one."""
+    bm25_avgdl: float
+    """Average chunk length in BM25 terms, fixed when the source was created."""
+    created_at: str = ""
+    """ISO timestamp of creation."""
+    points: int = 0
+    """Number of chunks stored (when listed with counts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One chunk to store: its id, both vectors and its payload."""
+
+    id: str
+    dense: Sequence[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """Where a stored chunk came from: enough to find chunks left over from an older version."""
+
+    id: str
+    doc_id: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: a chunk id, its score in the query's scale, and its payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What retrieval and ingestion need from a vector store."""
+
+    def create_source(
+        self,
+        name: str,
+        *,
+        description: str,
+        dimension: int,
+        embedding_model: str,
+        bm25_avgdl: float,
+    ) -> Source:
+        """Create a source; an existing one with the same vector size is returned as is."""
+        ...
+
+    def get_source(self, name: str) -> Source:
+        """The source called ``name``; raises :class:`SourceNotFoundError`."""
+        ...
+
+    def list_sources(self, *, with_counts: bool = False) -> list[Source]:
+        """Every source in the store, by name."""
+        ...
+
+    def set_description(self, name: str, description: str) -> None:
+        """Replace a source's description."""
+        ...
+
+    def delete_source(self, name: str) -> None:
+        """Drop a source and all its chunks."""
+        ...
+
+    def upsert(self, source: str, points: Sequence[Point]) -> None:
+        """Insert or replace points (same id = same chunk)."""
+        ...
+
+    def existing_ids(self, source: str, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` already stored."""
+        ...
+
+    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
+        """Id, document id and path of every stored chunk of the given documents."""
+        ...
+
+    def delete(self, source: str, *, ids: Sequence[str] | None = None, where: FilterSpec | None = None) -> None:
+        """Delete points by id or by payload filter."""
+        ...
+
+    def count(self, source: str, where: FilterSpec | None = None) -> int:
+        """Exact number of points, optionally matching a filter."""
+        ...
+
+    def search(
+        self,
+        source: str,
+        *,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        limit: int = 10,
+        where: FilterSpec | None = None,
+        prefetch_limit: int | None = None,
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        """Dense, sparse, or hybrid (both given: RRF over the two rankings) search."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (and its lock, for an embedded one)."""
+        ...
+
+
+def build_filter(where: FilterSpec | None) -> models.Filter | None:
+    """Turn a :data:`FilterSpec` into a qdrant-client ``Filter``."""
+    if where is None or isinstance(where, models.Filter):
+        return where
+    conditions: list[models.Condition] = []
+    for key, value in where.items():
+        if isinstance(value, list | tuple | set | frozenset):
+            values = list(value)
+            all_str = all(isinstance(v, str) for v in values)
+            all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+            if not values or not (all_str or all_int):
+                msg = f"filter {key!r}: a list must hold only strings or only integers, got {values!r}"
+                raise ValueError(msg)
+            conditions.append(models.FieldCondition(key=key, match=models.MatchAny(any=values)))
+        elif isinstance(value, str | int | bool):
+            conditions.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        else:
+            msg = f"filter {key!r}: match a string, integer, boolean or a list of them, got {value!r}"
+            raise ValueError(msg)
+    return models.Filter(must=conditions)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _source_must_exist(method: _Method) -> _Method:
+    """Turn qdrant's "collection not found" (ValueError locally, 404 remotely) into SourceNotFoundError."""
+
+    @functools.wraps(method)
+    def wrapper(self: QdrantStore, source: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, source, *args, **kwargs)
+        except (ValueError, UnexpectedResponse):
+            if self._client.collection_exists(source):
+                raise
+            raise SourceNotFoundError(_missing_source_message(source, self._source_names())) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class QdrantStore:
+    """:class:`VectorStore` over qdrant-client: in memory, on disk, or on a Qdrant server.
+
+    Local mode (``":memory:"`` or ``path=``) is qdrant-client's pure-Python engine: exact
+    brute-force search, meant for development, tests and corpora up to some ten thousand chunks.
+    Only one process may open a ``path`` at a time. For concurrent access or larger corpora, run a
+    Qdrant server and pass ``url=``; nothing else changes.
+
+    Args:
+        location: ``":memory:"``, a folder path, or an ``http(s)://`` URL.
+        api_key: API key for a Qdrant server.
+        timeout: Request timeout in seconds for a server.
+        batch_size: Points per upsert request.
+    """
+
+    def __init__(
+        self,
+        location: str | Path = ":memory:",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        batch_size: int = 256,
+    ) -> None:
+        self.location = str(location)
+        self.batch_size = batch_size
+        self._client = _open_client(self.location, api_key, timeout)
+        self.is_local = not self.location.startswith(("http://", "https://"))
+
+    # -- sources -------------------------------------------------------------------------
+
+    def create_source(
+        self,
+        name: str,
+        *,
+        description: str,
+        dimension: int,
+        embedding_model: str,
+        bm25_avgdl: float,
+    ) -> Source:
+        """Create a source; an existing one with the same vector size is returned as is."""
+        _check_name(name)
+        if self._client.collection_exists(name):
+            existing = self.get_source(name)
+            if existing.dimension != dimension or existing.embedding_model != embedding_model:
+                msg = (
+                    f"source {name!r} holds {existing.dimension}-d vectors of "
+                    f"{existing.embedding_model!r}, not {dimension}-d of {embedding_model!r}; "
+                    f"ingest into another source or delete this one first (arag sources --delete {name})"
+                )
+                raise SourceExistsError(msg)
+            return existing
+        metadata = {
+            "arag_schema": _SCHEMA_VERSION,
+            "description": description,
+            "dimension": dimension,
+            "embedding_model": embedding_model,
+            "bm25_avgdl": bm25_avgdl,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self._client.create_collection(
+            name,
+            vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata=metadata,
+        )
+        for field_name in _INDEXED_FIELDS:
+            self._payload_index(name, field_name)
+        return self.get_source(name)
+
+    def get_source(self, name: str) -> Source:
+        """The source called ``name``; raises :class:`SourceNotFoundError`."""
+        if not self._client.collection_exists(name):
+            raise SourceNotFoundError(_missing_source_message(name, self._source_names()))
+        meta = self._client.get_collection(name).config.metadata or {}
+        if "arag_schema" not in meta:
+            msg = f"collection {name!r} was not created by arag (no source metadata); pick another name"
+            raise SourceNotFoundError(msg)
+        return _source_from_metadata(name, meta)
+
+    def list_sources(self, *, with_counts: bool = False) -> list[Source]:
+        """Every source in the store, by name (collections not made by arag are left out)."""
+        sources = []
+        for name in self._source_names():
+            meta = self._client.get_collection(name).config.metadata or {}
+            source = _source_from_metadata(name, meta)
+            if with_counts:
+                source = replace(source, points=self.count(name))
+            sources.append(source)
+        return sources
+
+    def set_description(self, name: str, description: str) -> None:
+        """Replace a source's description."""
+        self.get_source(name)
+        self._client.update_collection(name, metadata={"description": description})
+
+    def delete_source(self, name: str) -> None:
+        """Drop a source and all its chunks."""
+        self.get_source(name)
+        self._client.delete_collection(name)
+
+    def _source_names(self) -> list[str]:
+        names = []
+        for collection in self._client.get_collections().collections:
+            meta = self._client.get_collection(collection.name).config.metadata or {}
+            if "arag_schema" in meta:
+                names.append(collection.name)
+        return sorted(names)
+
+    def _payload_index(self, name: str, field_name: str) -> None:
+        # A server needs keyword indexes for fast filters and deletes by source or document;
+        # local mode has no indexes and says so in a warning that would only confuse users.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._client.create_payload_index(name, field_name, models.PayloadSchemaType.KEYWORD)
+
+    # -- points --------------------------------------------------------------------------
+
+    @_source_must_exist
+    def upsert(self, source: str, points: Sequence[Point]) -> None:
+        """Insert or replace points in batches of ``batch_size``."""
+        for start in range(0, len(points), self.batch_size):
+            batch = points[start : start + self.batch_size]
+            self._client.upsert(
+                source,
+                points=[
+                    models.PointStruct(
+                        id=p.id,
+                        vector={
+                            DENSE: list(p.dense),
+                            SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                        },
+                        payload=p.payload,
+                    )
+                    for p in batch
+                ],
+                wait=True,
+            )
+
+    @_source_must_exist
+    def existing_ids(self, source: str, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` already stored."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            records = self._client.retrieve(
+                source, ids=list(ids[start : start + 1000]), with_payload=False, with_vectors=False
+            )
+            found.update(str(r.id) for r in records)
+        return found
+
+    @_source_must_exist
+    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
+        """Id, document id and path of every stored chunk of the given documents."""
+        refs: list[ChunkRef] = []
+        unique = list(dict.fromkeys(doc_ids))
+        for start in range(0, len(unique), 1000):
+            where = build_filter({"doc_id": unique[start : start + 1000]})
+            for record in self._scroll(source, where, payload=["doc_id", "path"]):
+                payload = record.payload or {}
+                refs.append(ChunkRef(str(record.id), str(payload.get("doc_id")), str(payload.get("path"))))
+        return refs
+
+    @_source_must_exist
+    def delete(self, source: str, *, ids: Sequence[str] | None = None, where: FilterSpec | None = None) -> None:
+        """Delete points by id or by payload filter (exactly one of the two)."""
+        if (ids is None) == (where is None):
+            msg = "delete takes ids or where, not both and not neither"
+            raise ValueError(msg)
+        selector: models.PointIdsList | models.FilterSelector
+        if ids is not None:
+            if not ids:
+                return
+            selector = models.PointIdsList(points=list(ids))
+        else:
+            built = build_filter(where)
+            assert built is not None
+            selector = models.FilterSelector(filter=built)
+        self._client.delete(source, points_selector=selector, wait=True)
+
+    @_source_must_exist
+    def count(self, source: str, where: FilterSpec | None = None) -> int:
+        """Exact number of points, optionally matching a filter."""
+        return int(self._client.count(source, count_filter=build_filter(where), exact=True).count)
+
+    def scroll(self, source: str, where: FilterSpec | None = None) -> Iterator[Hit]:
+        """Every point (optionally matching a filter) with its payload, in id order."""
+        self.get_source(source)  # fail now, not at the first iteration
+        return (
+            Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {}))
+            for r in self._scroll(source, build_filter(where), payload=True)
+        )
+
+    def _scroll(self, source: str, where: models.Filter | None, payload: bool | list[str]) -> Iterator[models.Record]:
+        offset: models.ExtendedPointId | None = None
+        while True:
+            records, offset = self._client.scroll(
+                source, scroll_filter=where, limit=1000, offset=offset, with_payload=payload, with_vectors=False
+            )
+            yield from records
+            if offset is None:
+                return
+
+    # -- search --------------------------------------------------------------------------
+
+    @_source_must_exist
+    def search(
+        self,
+        source: str,
+        *,
+        dense: Sequence[float] | None = None,
+        sparse: SparseVector | None = None,
+        limit: int = 10,
+        where: FilterSpec | None = None,
+        prefetch_limit: int | None = None,
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        """Dense, sparse, or hybrid search of one source.
+
+        With both vectors, each ranks ``prefetch_limit`` candidates (default ``limit``) and the two
+        lists are fused by reciprocal rank fusion with constant ``rrf_k`` (standard: 60).
+        """
+        if dense is None and sparse is None:
+            msg = "search needs a dense vector, a sparse vector, or both"
+            raise ValueError(msg)
+        query_filter = build_filter(where)
+        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse is not None else None
+        if sparse is not None and not sparse.indices:
+            sparse_query = None  # a query of stopwords only: BM25 has nothing to match
+            if dense is None:
+                return []
+        if dense is not None and sparse_query is not None:
+            depth = max(limit, prefetch_limit or limit)
+            response = self._client.query_points(
+                source,
+                prefetch=[
+                    models.Prefetch(query=list(dense), using=DENSE, limit=depth),
+                    models.Prefetch(query=sparse_query, using=SPARSE, limit=depth),
+                ],
+                # RrfQuery, not FusionQuery: local mode's FusionQuery fuses with k=2.
+                query=models.RrfQuery(rrf=models.Rrf(k=rrf_k)),
+                query_filter=query_filter,
+                limit=limit,
+                with_payload=True,
+            )
+        elif dense is not None:
+            response = self._client.query_points(
+                source, query=list(dense), using=DENSE, query_filter=query_filter, limit=limit, with_payload=True
+            )
+        else:
+            response = self._client.query_points(
+                source, query=sparse_query, using=SPARSE, query_filter=query_filter, limit=limit, with_payload=True
+            )
+        return [Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+
+    def close(self) -> None:
+        """Release the store (and its lock, for an embedded one)."""
+        self._client.close()
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_client(location: str, api_key: str | None, timeout: float) -> QdrantClient:
+    if location == ":memory:":
+        return QdrantClient(location=":memory:")
+    if location.startswith(("http://", "https://")):
+        return QdrantClient(url=location, api_key=api_key, timeout=int(timeout))
+    path = Path(location).expanduser()
+    if path.exists() and not path.is_dir():
+        msg = f"the Qdrant path {path} is a file; give a folder (it is created if missing)"
+        raise StoreError(msg)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            msg = (
+                f"the store at {path} is open in another process (an embedded store allows one "
+                "process at a time); close that process, or run a Qdrant server and set "
+                "ARAG_QDRANT_URL for concurrent access"
+            )
+            raise StoreLockedError(msg) from None
+        raise
+
+
+def _check_name(name: str) -> None:
+    if not _SOURCE_NAME.match(name):
+        msg = f"invalid source name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+        raise ValueError(msg)
+
+
+def _missing_source_message(name: str, known: Iterable[str]) -> str:
+    names = ", ".join(known)
+    hint = f"known sources: {names}" if names else "the store has no sources yet"
+    return f"source {name!r} does not exist ({hint}); run `arag ingest PATH --source {name}` first"
+
+
+def _source_from_metadata(name: str, meta: Mapping[str, Any]) -> Source:
+    return Source(
+        name=name,
+        description=str(meta.get("description", "")),
+        dimension=int(meta.get("dimension", 0)),
+        embedding_model=str(meta.get("embedding_model", "")),
+        bm25_avgdl=float(meta.get("bm25_avgdl", 1.0)),
+        created_at=str(meta.get("created_at", "")),
+    )
