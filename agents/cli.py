@@ -18,6 +18,7 @@ from agents._console import err, out, progress_bars
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
 from agents.settings import Settings
 from tools.extractive import extractive_answer
+from tools.ingest import IngestError, IngestReport
 from tools.retrieval import MODES, Mode, RetrievedChunk
 
 __all__ = ["app", "main"]
@@ -57,11 +58,12 @@ def ingest(
         embeddings = build_embeddings(settings)
         with progress_bars(enabled=not quiet) as progress:
             ingestor = build_ingestor(settings, store, embeddings, progress)
-            report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata)
-    for problem in report.problems:
-        err.print(f"[yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
-    for warning in report.warnings:
-        err.print(f"[yellow]warning[/] {escape(warning)}")
+            try:
+                report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata)
+            except IngestError as exc:
+                _print_problems(exc.report)
+                raise
+    _print_problems(report)
     out.print(
         f"{report.source}: {report.files_loaded}/{report.files} files, {report.documents} documents, "
         f"{report.chunks} chunks: {report.added} added, {report.unchanged} unchanged, "
@@ -147,6 +149,13 @@ def ask(
     for number, chunk in enumerate(answer.citations, start=1):
         where = f"{chunk.source} · {chunk.title}"
         out.print(f"  [{number}] {escape(where)}: {escape(_snippet(chunk.text, 160))}")
+
+
+def _print_problems(report: IngestReport) -> None:
+    for problem in report.problems:
+        err.print(f"[yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/] {escape(warning)}")
 
 
 def _mode(mode: str | None) -> Mode | None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeEmbeddings, make_pdf
-from tools.ingest import Chunker, Ingestor, chunk_id
+from tools.ingest import Chunker, IngestError, Ingestor, chunk_id
 from tools.loaders import Document, find_files, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, QdrantStore, SourceNotFoundError
@@ -337,12 +337,35 @@ def test_store_errors_surface(
 
     monkeypatch.setattr(memory_store, "upsert", failing_upsert)
     ingestor = Ingestor(memory_store, fake_embeddings, batch_size=2)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(IngestError, match="stopped after 0 of 8 new chunks: OSError: disk full") as caught:
         ingestor.ingest_paths([corpus_dir], "kb")
+    assert isinstance(caught.value.__cause__, OSError)
     # The failed first write stops the run at the next batch, not after embedding everything.
     assert written == [2]
     assert fake_embeddings.calls == [2, 2]
     assert memory_store.count("kb") == 0
+
+
+def test_failed_embedding_keeps_what_was_stored_and_resumes(memory_store: QdrantStore, corpus_dir: Path) -> None:
+    class FlakyEmbeddings(FakeEmbeddings):
+        """Fails on its third call, as a remote endpoint might after its retries."""
+
+        def embed_array(self, texts: list[str]) -> Any:
+            if len(self.calls) == 2:
+                self.calls.append(-1)
+                msg = "503 Service Unavailable"
+                raise ConnectionError(msg)
+            return super().embed_array(texts)
+
+    flaky = FlakyEmbeddings()
+    with pytest.raises(IngestError, match=r"stopped after 4 of 8 new chunks.*run the same ingest again") as caught:
+        Ingestor(memory_store, flaky, batch_size=2).ingest_paths([corpus_dir], "kb")
+    assert caught.value.report.added == 4
+    assert memory_store.count("kb") == 4
+
+    again = Ingestor(memory_store, FakeEmbeddings(), batch_size=2).ingest_paths([corpus_dir], "kb")
+    assert (again.unchanged, again.added, again.removed) == (4, 4, 0)
+    assert memory_store.count("kb") == 8
 
 
 @pytest.mark.model

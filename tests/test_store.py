@@ -291,6 +291,22 @@ def test_chunk_refs(store: QdrantStore) -> None:
     assert store.chunk_refs("docs", []) == []
 
 
+def test_chunk_refs_of_many_documents_scans_once(store: QdrantStore) -> None:
+    new_source(store, "docs")
+    points = [
+        Point(
+            uid(i + 1), [1.0, 0.0, 0.0, 0.0], ENCODER.encode_document("x", 1.0), {"doc_id": f"d{i // 2}", "path": "/p"}
+        )
+        for i in range(300)
+    ]  # 150 documents of two chunks each
+    store.upsert("docs", points)
+    wanted = [f"d{i}" for i in range(0, 150, 2)]  # 75 documents: more than a match-any filter takes
+    refs = store.chunk_refs("docs", [*wanted, "missing"])
+    assert len(refs) == 150
+    assert {r.doc_id for r in refs} == set(wanted)
+    assert store.chunk_refs("docs", ["d3"]) == [ChunkRef(uid(7), "d3", "/p"), ChunkRef(uid(8), "d3", "/p")]
+
+
 def test_delete_by_ids(store: QdrantStore) -> None:
     new_source(store, "docs")
     store.upsert("docs", simple_points(5))

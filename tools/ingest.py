@@ -23,7 +23,7 @@ from tools.loaders import Document, LoadError, find_files, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, SourceNotFoundError, VectorStore
 
-__all__ = ["Chunk", "Chunker", "IngestReport", "Ingestor", "Progress", "chunk_id"]
+__all__ = ["Chunk", "Chunker", "IngestError", "IngestReport", "Ingestor", "Progress", "chunk_id"]
 
 _CHUNK_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-4b7e-9a0e-2f6c0f6b9d41")
 
@@ -130,6 +130,18 @@ class IngestReport:
         return self.documents > 0
 
 
+class IngestError(RuntimeError):
+    """Embedding or storing failed part-way. What was stored stays stored: running the same ingest
+    again skips those chunks and continues. ``report`` says how far it got."""
+
+    def __init__(self, report: IngestReport, cause: BaseException) -> None:
+        super().__init__(
+            f"ingest into {report.source!r} stopped after {report.added} of {report.chunks - report.unchanged} "
+            f"new chunks: {type(cause).__name__}: {cause}; run the same ingest again to continue"
+        )
+        self.report = report
+
+
 class Ingestor:
     """Loads, splits, embeds and stores documents into a source.
 
@@ -216,16 +228,20 @@ class Ingestor:
             return
         chunks = list({c.id: c for d in documents for c in self.chunker.split(d, source)}.values())
         report.chunks = len(chunks)
-        avgdl = self._ensure_source(source, description, chunks)
+        avgdl, created = self._ensure_source(source, description, chunks)
 
         present = self.store.existing_ids(source, [c.id for c in chunks])
         new = sorted((c for c in chunks if c.id not in present), key=lambda c: len(c.index_text))
         report.unchanged = len(chunks) - len(new)
-        report.embed_seconds = self._embed_and_store(source, new, avgdl)
-        report.added = len(new)
-        report.removed = self._remove_stale(source, documents, {c.id for c in chunks})
+        try:
+            self._embed_and_store(source, new, avgdl, report)
+        except Exception as exc:
+            raise IngestError(report, exc) from exc
+        if not created:  # a source made by this ingest holds nothing older
+            report.removed = self._remove_stale(source, documents, {c.id for c in chunks})
 
-    def _ensure_source(self, source: str, description: str | None, chunks: Sequence[Chunk]) -> float:
+    def _ensure_source(self, source: str, description: str | None, chunks: Sequence[Chunk]) -> tuple[float, bool]:
+        """The source's BM25 avgdl, and whether this call created the source."""
         try:
             existing = self.store.get_source(source)
         except SourceNotFoundError:
@@ -236,7 +252,7 @@ class Ingestor:
                 embedding_model=model_identity(self.embeddings),
                 bm25_avgdl=self.encoder.average_length(c.index_text for c in chunks),
             )
-            return created.bm25_avgdl
+            return created.bm25_avgdl, True
         identity = model_identity(self.embeddings)
         dimension = embedding_dimension(self.embeddings)
         if (existing.embedding_model, existing.dimension) != (identity, dimension):
@@ -247,10 +263,9 @@ class Ingestor:
             raise ValueError(msg)
         if description is not None and description != existing.description:
             self.store.set_description(source, description)
-        return existing.bm25_avgdl
+        return existing.bm25_avgdl, False
 
-    def _embed_and_store(self, source: str, chunks: Sequence[Chunk], avgdl: float) -> float:
-        embed_seconds = 0.0
+    def _embed_and_store(self, source: str, chunks: Sequence[Chunk], avgdl: float, report: IngestReport) -> None:
         total = len(chunks)
         self.progress("chunks", 0, total)
         in_flight: Future[None] | None = None
@@ -260,21 +275,21 @@ class Ingestor:
                 texts = [c.index_text for c in batch]
                 tick = time.perf_counter()
                 dense = embed_array(self.embeddings, texts).tolist()
-                embed_seconds += time.perf_counter() - tick
+                report.embed_seconds += time.perf_counter() - tick
                 sparse = self.encoder.encode_documents(texts, avgdl)
                 points = [Point(c.id, dense[i], sparse[i], c.payload) for i, c in enumerate(batch)]
                 # One write in flight: the model embeds the next batch while the store writes this
                 # one, and a store error surfaces at the next batch rather than at the end.
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = writer.submit(self._store_batch, source, points, start + len(batch), total)
+                in_flight = writer.submit(self._store_batch, source, points, report, total)
             if in_flight is not None:
                 in_flight.result()
-        return embed_seconds
 
-    def _store_batch(self, source: str, points: list[Point], done: int, total: int) -> None:
+    def _store_batch(self, source: str, points: list[Point], report: IngestReport, total: int) -> None:
         self.store.upsert(source, points)
-        self.progress("chunks", done, total)
+        report.added += len(points)
+        self.progress("chunks", report.added, total)
 
     def _remove_stale(self, source: str, documents: Sequence[Document], current: set[str]) -> int:
         keys = {(d.doc_id, d.path) for d in documents}
