@@ -37,9 +37,38 @@ class ExtractiveAnswer:
     abstained: bool
 
 
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+# What kind of answer a question asks for, and what a sentence holding one looks like.
+_ANSWER_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"^\s*(when|what (year|date|day|month|century)|in which year)\b", re.IGNORECASE),
+        re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b({_MONTHS})\b|\b\d+(st|nd|rd|th) century\b"),
+    ),
+    (
+        re.compile(
+            r"^\s*(how (many|much|tall|long|old|far|big|large|high|deep|fast|heavy)|what (percentage|share))\b", re.I
+        ),
+        re.compile(r"\d"),
+    ),
+    (re.compile(r"^\s*(who|whom|whose)\b", re.IGNORECASE), re.compile(r"\S\s+[A-Z][a-z]+(?:[\s-]+[A-Z][a-z]+)+")),
+    (re.compile(r"^\s*where\b", re.IGNORECASE), re.compile(r"\b(in|at|on|near|off|from) (the )?[A-Z][a-z]+")),
+)
+_ANSWER_TYPE_BONUS = 0.3
+
+
 def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences (and list items) on punctuation and blank lines."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    """Split prose into sentences (and list items) on punctuation and blank lines; whitespace
+    inside a sentence is collapsed."""
+    return [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def _answer_pattern(question: str) -> re.Pattern[str] | None:
+    """What a sentence holding the kind of answer the question asks for looks like: a date for
+    "when", a number for "how many", a name for "who", a place for "where"; None otherwise."""
+    for asks, looks_like in _ANSWER_TYPES:
+        if asks.search(question):
+            return looks_like
+    return None
 
 
 def extractive_answer(
@@ -48,7 +77,7 @@ def extractive_answer(
     *,
     embeddings: Embeddings | None = None,
     encoder: Bm25Encoder | None = None,
-    max_sentences: int = 3,
+    max_sentences: int = 2,
 ) -> ExtractiveAnswer:
     """Answer ``question`` with the best sentences of ``chunks`` (ranked best first).
 
@@ -77,13 +106,23 @@ def extractive_answer(
     lexical = np.array([sum(weight.get(t, 0.0) for t in ts & question_terms) / total for ts in terms])
     if lexical.max() <= 0:
         return _abstain(question)
-    scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates])
+    pattern = _answer_pattern(question)
+    typed = np.array([bool(pattern and pattern.search(s)) for _, s in candidates])
+    scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
     if embeddings is not None:
         vectors = embed_array(embeddings, [question] + [s for _, s in candidates])
         scores = scores + vectors[1:] @ vectors[0]
-    picked = [i for i in np.argsort(-scores) if lexical[i] > 0][:max_sentences]
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    picked = [i for i in order if lexical[i] > 0][:max_sentences]
     # Keep only sentences close to the best one, so a weak match does not dilute a strong one.
-    picked = [i for i in picked if scores[i] >= 0.6 * scores[picked[0]]]
+    picked = [i for i in picked if scores[i] >= 0.75 * scores[picked[0]]]
+    if pattern is not None and not typed[picked].any():
+        # The matching sentences lack what was asked ("when?" but no date): quote the best
+        # sentence of the top chunk that has it, which often follows the one naming the subject.
+        top_chunk = candidates[picked[0]][0]
+        typed_in_top = [i for i in order if typed[i] and candidates[i][0] == top_chunk]
+        if typed_in_top:
+            picked = [*picked[: max_sentences - 1], typed_in_top[0]]
     picked.sort(key=lambda i: (candidates[i][0], i))  # reading order within the ranking
     cited: dict[int, int] = {}
     parts = []

@@ -200,7 +200,7 @@ def _load_html(path: Path) -> Loaded:
     parser.feed(_read_text(path))
     parser.close()
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    text = "\n".join(line for line in lines if line)
+    text = "\n\n".join(line for line in lines if line)  # each line is a block: a paragraph
     title = " ".join("".join(parser.title_parts).split()) or path.stem
     return Loaded([Document(str(path), text, title, str(path))])
 
