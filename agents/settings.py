@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     """Chunks returned by a search."""
     prefetch_limit: int = Field(default=100, ge=1)
     """Candidates each of dense and sparse ranks before hybrid fusion."""
-    rrf_k: int = Field(default=5, ge=1)
-    """Reciprocal rank fusion constant (tuned on SciFact train queries)."""
+    rrf_k: int = Field(default=10, ge=1)
+    """Reciprocal rank fusion constant (chosen on the SciFact train queries; see evals/README.md)."""
 
     @field_validator("qdrant_url", "chat_model", "openai_base_url", mode="before")
     @classmethod

@@ -56,7 +56,7 @@ class IngestStats:
         """JSON-ready, with derived throughput."""
         return {
             **asdict(self),
-            "ratio": round(self.ratio, 3),
+            "ratio": round(self.ratio, 3) if self.model_seconds else None,
             "docs_per_s": round(self.documents / self.ingest_seconds, 1) if self.ingest_seconds else None,
             "chunks_per_s": round(self.chunks / self.ingest_seconds, 1) if self.ingest_seconds else None,
         }
@@ -77,13 +77,15 @@ def ingest_corpus(
     *,
     source: str,
     fresh: bool = False,
+    time_model: bool = True,
     batch_size: int = 256,
     progress: Progress | None = None,
 ) -> tuple[QdrantStore, IngestStats]:
     """Open the benchmark index in ``folder``, ingesting the corpus first if needed.
 
-    A fresh ingest first embeds every chunk with the model alone (timed), then runs the full
-    pipeline on an empty store (timed); ``embeddings`` must not be cached for that to be fair.
+    A fresh ingest first embeds every chunk with the model alone (timed; skipped when
+    ``time_model`` is false), then runs the full pipeline on an empty store (timed);
+    ``embeddings`` must not be cached for that to be fair.
     """
     stats_path = folder / "ingest.json"
     if not fresh and stats_path.is_file():
@@ -100,12 +102,7 @@ def ingest_corpus(
     chunks = {c.id: c.index_text for d in documents for c in chunker.split(d, source)}
     texts = sorted(chunks.values(), key=len)  # the order the pipeline embeds in
     embed_array(embeddings, texts[:64])  # warm up: first calls pay for lazy loading and allocation
-    tick = time.perf_counter()
-    for start in range(0, len(texts), 1024):
-        embed_array(embeddings, texts[start : start + 1024])
-        if progress:
-            progress("model", min(start + 1024, len(texts)), len(texts))
-    model_seconds = time.perf_counter() - tick
+    model_seconds = _time_model(embeddings, texts, progress) if time_model else 0.0
 
     store = QdrantStore(folder / "qdrant")
     ingestor = Ingestor(store, embeddings, chunker=chunker, batch_size=batch_size, progress=progress)
@@ -121,6 +118,15 @@ def ingest_corpus(
     )
     stats_path.write_text(json.dumps(asdict(stats), indent=2))
     return store, stats
+
+
+def _time_model(embeddings: Embeddings, texts: list[str], progress: Progress | None) -> float:
+    tick = time.perf_counter()
+    for start in range(0, len(texts), 1024):
+        embed_array(embeddings, texts[start : start + 1024])
+        if progress:
+            progress("model", min(start + 1024, len(texts)), len(texts))
+    return time.perf_counter() - tick
 
 
 def run_queries(

@@ -217,6 +217,15 @@ def test_eval_retrieval_writes_json_by_mode(capsys: pytest.CaptureFixture[str], 
     assert again["ingest"]["measured_at"] == numbers["ingest"]["measured_at"]
     assert set(again) == {"sparse", "ingest", "run"}
 
+    code, out, _ = run(
+        capsys, "eval", "retrieval", "--dataset", dataset, "--fresh", "--no-time-model", "--json", report, "-q"
+    )
+    assert code == 0
+    assert "the model alone was not timed" in out
+    rebuilt = json.loads(report.read_text())
+    assert rebuilt["ingest"]["ratio"] is None
+    assert rebuilt["ingest"]["measured_at"] >= numbers["ingest"]["measured_at"]
+
     code, _, err = run(capsys, "eval", "retrieval", "--dataset", dataset, "--split", "dev")
     assert code == 1
     assert "splits here: test" in err
