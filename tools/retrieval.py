@@ -174,8 +174,8 @@ class Retriever(BaseRetriever):
     ) -> list[RetrievedChunk]:
         """The best chunk of each of the ``k`` best documents (a document ranks by its best chunk).
 
-        Fetches ``k * chunks_per_document`` chunks, so fewer than ``k`` documents come back only
-        when the sources hold fewer.
+        Fetches ``k * chunks_per_document`` chunks; fewer than ``k`` documents come back when the
+        sources hold fewer, or when the best chunks crowd into fewer documents.
         """
         seen: set[tuple[str, str]] = set()
         best: list[RetrievedChunk] = []
