@@ -67,7 +67,7 @@ def ingest(
     out.print(
         f"{report.source}: {report.files_loaded}/{report.files} files, {report.documents} documents, "
         f"{report.chunks} chunks: {report.added} added, {report.unchanged} unchanged, "
-        f"{report.removed} removed ({report.seconds:.1f} s)"
+        f"{report.removed} removed{', index rebuilt' if report.indexed else ''} ({report.seconds:.1f} s)"
     )
     if not report.ok:
         err.print("[red]error:[/] nothing could be ingested")
@@ -199,8 +199,10 @@ def _chunk_json(chunk: RetrievedChunk) -> dict[str, Any]:
 
 def _register_subcommands() -> None:
     # The CLI is the composition root, so it may reach into evals (which builds on agents).
+    from agents.store_cli import store_app
     from evals.cli import eval_app
 
+    app.add_typer(store_app, name="store")
     app.add_typer(eval_app, name="eval")
 
 

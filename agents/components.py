@@ -8,16 +8,20 @@ from __future__ import annotations
 from langchain_core.embeddings import Embeddings
 
 from agents.settings import Settings
+from tools.edge_store import EdgeStore
 from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.ingest import Chunker, Ingestor, Progress
 from tools.retrieval import Retriever
-from tools.store import QdrantStore
+from tools.store import QdrantStore, VectorStore
 
 __all__ = ["build_embeddings", "build_ingestor", "build_retriever", "build_store"]
 
 
-def build_store(settings: Settings) -> QdrantStore:
-    """The Qdrant store the settings point at (server URL, else the embedded folder)."""
+def build_store(settings: Settings) -> VectorStore:
+    """The store of the settings' backend: Qdrant Edge (embedded), qdrant-client local mode, or a
+    Qdrant server."""
+    if settings.backend == "embedded":
+        return EdgeStore(settings.store_location, hnsw_ef=settings.hnsw_ef, index_threshold=settings.index_threshold)
     api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
     return QdrantStore(settings.store_location, api_key=api_key, timeout=settings.request_timeout)
 
@@ -45,7 +49,7 @@ def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embedd
     return CachedEmbeddings(inner, settings.cache_path) if use_cache else inner
 
 
-def build_retriever(settings: Settings, store: QdrantStore, embeddings: Embeddings) -> Retriever:
+def build_retriever(settings: Settings, store: VectorStore, embeddings: Embeddings) -> Retriever:
     """A retriever with the settings' mode, k and fusion parameters."""
     return Retriever(
         store=store,
@@ -58,7 +62,7 @@ def build_retriever(settings: Settings, store: QdrantStore, embeddings: Embeddin
 
 
 def build_ingestor(
-    settings: Settings, store: QdrantStore, embeddings: Embeddings, progress: Progress | None = None
+    settings: Settings, store: VectorStore, embeddings: Embeddings, progress: Progress | None = None
 ) -> Ingestor:
     """An ingestor with the settings' chunking and batch size."""
     return Ingestor(

@@ -27,11 +27,21 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".arag")
     """Folder for the embedded store and the embedding cache."""
     qdrant_path: Path | None = None
-    """Embedded Qdrant folder; defaults to ``<data_dir>/qdrant``. Ignored when a URL is set."""
+    """Local-mode (qdrant-client) store folder; defaults to ``<data_dir>/qdrant``."""
     qdrant_url: str | None = None
     """Qdrant server URL (``http://host:6333``); use it for concurrent access or large corpora."""
     qdrant_api_key: SecretStr | None = None
     """API key of the Qdrant server."""
+    store_backend: Literal["embedded", "local", "server"] | None = None
+    """``embedded``: Qdrant Edge in-process (``<data_dir>/edge``); ``local``: qdrant-client's
+    pure-Python local mode (``<data_dir>/qdrant``); ``server``: the Qdrant at ``ARAG_QDRANT_URL``.
+    Default: ``server`` when a URL is set, else ``embedded``."""
+    edge_path: Path | None = None
+    """Embedded (Edge) store folder; defaults to ``<data_dir>/edge``."""
+    hnsw_ef: int = Field(default=128, ge=1)
+    """Embedded store: candidates HNSW explores per query (higher: more exact, slower)."""
+    index_threshold: int = Field(default=20_000, ge=0)
+    """Embedded store: build the HNSW index after an ingest once this many vectors await it."""
 
     # -- embeddings ----------------------------------------------------------------------
     embedding_provider: Literal["local", "openai"] = "local"
@@ -81,17 +91,30 @@ class Settings(BaseSettings):
         if self.chunk_overlap >= self.chunk_size:
             msg = f"ARAG_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than ARAG_CHUNK_SIZE ({self.chunk_size})"
             raise ValueError(msg)
+        if self.store_backend == "server" and not self.qdrant_url:
+            msg = "ARAG_STORE_BACKEND=server needs ARAG_QDRANT_URL (e.g. http://localhost:6333)"
+            raise ValueError(msg)
         if self.qdrant_url and not self.qdrant_url.startswith(("http://", "https://")):
             msg = f"ARAG_QDRANT_URL must start with http:// or https://, got {self.qdrant_url!r}"
             raise ValueError(msg)
         return self
 
     @property
+    def backend(self) -> Literal["embedded", "local", "server"]:
+        """The store backend in effect (see :attr:`store_backend`)."""
+        if self.store_backend is not None:
+            return self.store_backend
+        return "server" if self.qdrant_url else "embedded"
+
+    @property
     def store_location(self) -> str:
-        """What :class:`tools.store.QdrantStore` opens: the server URL, else the embedded folder."""
-        if self.qdrant_url:
+        """The server URL, or the folder of the embedded or local store."""
+        if self.backend == "server":
+            assert self.qdrant_url is not None  # checked by the validator
             return self.qdrant_url
-        return str(self.qdrant_path or self.data_dir / "qdrant")
+        if self.backend == "local":
+            return str(self.qdrant_path or self.data_dir / "qdrant")
+        return str(self.edge_path or self.data_dir / "edge")
 
     @property
     def cache_path(self) -> Path:

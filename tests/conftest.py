@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
+from tools.edge_store import EdgeStore
 from tools.embeddings import LocalEmbeddings
-from tools.store import QdrantStore
+from tools.store import QdrantStore, VectorStore
 
 # -- no network but loopback -----------------------------------------------------------------
 
@@ -119,12 +120,30 @@ def disk_store(tmp_path: Path) -> Iterator[QdrantStore]:
         yield store
 
 
+def open_store(kind: str, tmp_path: Path) -> VectorStore:
+    """A store of one of the backends: qdrant-client in memory or on disk, or Qdrant Edge."""
+    if kind == "memory":
+        return QdrantStore(":memory:")
+    if kind == "disk":
+        return QdrantStore(tmp_path / "qdrant")
+    # A low threshold, so tests exercise the HNSW index build.
+    return EdgeStore(tmp_path / "edge", index_threshold=100)
+
+
 @pytest.fixture(params=["memory", "disk"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStore]:
-    """The same tests on an in-memory and an on-disk store."""
+def qdrant_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStore]:
+    """Tests of qdrant-client specifics, on an in-memory and an on-disk store."""
     location = ":memory:" if request.param == "memory" else tmp_path / "qdrant"
     with QdrantStore(location) as opened:
         yield opened
+
+
+@pytest.fixture(params=["memory", "disk", "edge"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The same tests on every backend."""
+    opened = open_store(request.param, tmp_path)
+    yield opened
+    opened.close()
 
 
 # -- files -----------------------------------------------------------------------------------

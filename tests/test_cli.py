@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -140,17 +139,20 @@ def test_delete_source(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> 
     assert "no sources yet" in out
 
 
-def test_store_held_by_another_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    store_dir = Path(os.environ["ARAG_DATA_DIR"]) / "qdrant"
+@pytest.mark.parametrize("backend", ["embedded", "local"])
+def test_store_held_by_another_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    monkeypatch.setenv("ARAG_STORE_BACKEND", backend)
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             textwrap.dedent(
-                f"""
-                import sys, time
-                from tools.store import QdrantStore
-                store = QdrantStore({str(store_dir)!r})
+                """
+                import sys
+                from agents import Settings, build_store
+                store = build_store(Settings())
                 print("open", flush=True)
                 sys.stdin.read()
                 """

@@ -9,14 +9,17 @@ from pydantic import ValidationError
 
 from agents.components import build_embeddings, build_store
 from agents.settings import Settings
+from tools.edge_store import EdgeStore
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings
+from tools.store import QdrantStore
 
 
 def test_defaults_are_embedded_and_heuristic(tmp_path: Path) -> None:
     settings = Settings()
     assert settings.chat_model is None
     assert settings.qdrant_url is None
-    assert settings.store_location == str(tmp_path / "arag-data" / "qdrant")
+    assert settings.backend == "embedded"
+    assert settings.store_location == str(tmp_path / "arag-data" / "edge")
     assert settings.cache_path == tmp_path / "arag-data" / "cache" / "embeddings.sqlite"
 
 
@@ -31,12 +34,30 @@ def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "secret" not in repr(settings)
 
 
-def test_url_wins_over_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backend_follows_the_url_unless_chosen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ARAG_QDRANT_URL", "http://127.0.0.1:6333")
     monkeypatch.setenv("ARAG_QDRANT_PATH", "/somewhere")
-    assert Settings().store_location == "http://127.0.0.1:6333"
+    assert (Settings().backend, Settings().store_location) == ("server", "http://127.0.0.1:6333")
+    monkeypatch.setenv("ARAG_STORE_BACKEND", "local")
+    assert (Settings().backend, Settings().store_location) == ("local", "/somewhere")
+    monkeypatch.setenv("ARAG_STORE_BACKEND", "embedded")
+    monkeypatch.setenv("ARAG_EDGE_PATH", str(tmp_path / "e"))
+    assert (Settings().backend, Settings().store_location) == ("embedded", str(tmp_path / "e"))
     monkeypatch.setenv("ARAG_QDRANT_URL", "  ")
-    assert Settings().store_location == "/somewhere"
+    monkeypatch.delenv("ARAG_STORE_BACKEND")
+    assert Settings().backend == "embedded"
+    monkeypatch.setenv("ARAG_STORE_BACKEND", "server")
+    with pytest.raises(ValidationError, match="needs ARAG_QDRANT_URL"):
+        Settings()
+
+
+def test_factory_builds_the_chosen_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    with build_store(Settings()) as store:
+        assert isinstance(store, EdgeStore)
+    monkeypatch.setenv("ARAG_STORE_BACKEND", "local")
+    with build_store(Settings()) as store:
+        assert isinstance(store, QdrantStore)
+        assert store.is_local
 
 
 @pytest.mark.parametrize(

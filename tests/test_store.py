@@ -116,7 +116,8 @@ def test_create_get_and_list_sources(store: QdrantStore) -> None:
     assert [s.points for s in store.list_sources(with_counts=True)] == [0, 3]
 
 
-def test_list_sources_leaves_out_foreign_collections(store: QdrantStore) -> None:
+def test_list_sources_leaves_out_foreign_collections(qdrant_store: QdrantStore) -> None:
+    store = qdrant_store
     new_source(store, "docs")
     store._client.create_collection(
         "plain", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
@@ -218,7 +219,8 @@ def test_create_existing_compatible_source_returns_it(store: QdrantStore) -> Non
 # -- points ----------------------------------------------------------------------------------
 
 
-def test_upsert_in_batches(store: QdrantStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upsert_in_batches(qdrant_store: QdrantStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = qdrant_store
     new_source(store, "docs")
     sizes: list[int] = []
     real_upsert = store._client.upsert
@@ -441,9 +443,9 @@ def test_hybrid_equals_rrf_of_the_two_rankings(corpus: QdrantStore, rrf_k: int, 
 
     assert len(hits) == min(limit, len(expected))
     for hit in hits:
-        assert hit.score == pytest.approx(expected[hit.id], abs=1e-9)
+        assert hit.score == pytest.approx(expected[hit.id], rel=1e-6)  # Edge scores are float32
         assert "text" in hit.payload
-    assert [h.score for h in hits] == pytest.approx(sorted(expected.values(), reverse=True)[:limit], abs=1e-9)
+    assert [h.score for h in hits] == pytest.approx(sorted(expected.values(), reverse=True)[:limit], rel=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])

@@ -28,7 +28,7 @@ __all__ = ["Chunk", "Chunker", "IngestError", "IngestReport", "Ingestor", "Progr
 _CHUNK_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-4b7e-9a0e-2f6c0f6b9d41")
 
 Progress = Callable[[str, int, int], None]
-"""Progress callback: ``(stage, done, total)`` with stage ``"files"`` or ``"chunks"``."""
+"""Progress callback: ``(stage, done, total)`` with stage ``"files"``, ``"chunks"`` or ``"index"``."""
 
 
 def chunk_id(source: str, path: str, doc_id: str, text: str) -> str:
@@ -118,6 +118,8 @@ class IngestReport:
     """Chunks already stored (same id), not embedded again."""
     removed: int = 0
     """Chunks of re-ingested documents that are no longer in them."""
+    indexed: bool = False
+    """Whether the store rebuilt its vector index after this ingest."""
     problems: list[LoadError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -239,6 +241,8 @@ class Ingestor:
             raise IngestError(report, exc) from exc
         if not created:  # a source made by this ingest holds nothing older
             report.removed = self._remove_stale(source, documents, {c.id for c in chunks})
+        # After the bulk write, not during it: indexing point by point would slow every batch.
+        report.indexed = self.store.refresh_index(source, progress=self.progress)
 
     def _ensure_source(self, source: str, description: str | None, chunks: Sequence[Chunk]) -> tuple[float, bool]:
         """The source's BM25 avgdl, and whether this call created the source."""

@@ -43,6 +43,10 @@ __all__ = [
     "StoreLockedError",
     "VectorStore",
     "build_filter",
+    "check_source_name",
+    "missing_source_message",
+    "source_from_metadata",
+    "source_metadata",
 ]
 
 DENSE = "dense"
@@ -54,6 +58,10 @@ _SCHEMA_VERSION = 1
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _INDEXED_FIELDS = ("source", "doc_id", "path")
 _MATCH_ANY_LIMIT = 64
+_PAGE = 1000
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: ``(stage, done, total)``."""
 
 FilterSpec = Mapping[str, Any] | models.Filter
 """A payload filter: ``{"doc_id": "42", "metadata.lang": ["en", "fr"]}`` (all keys must match; a
@@ -186,13 +194,27 @@ class VectorStore(Protocol):
         where: FilterSpec | None = None,
         prefetch_limit: int | None = None,
         rrf_k: int = 60,
+        exact: bool = False,
     ) -> list[Hit]:
-        """Dense, sparse, or hybrid (both given: RRF over the two rankings) search."""
+        """Dense, sparse, or hybrid (both given: RRF over the two rankings) search; ``exact``
+        bypasses approximate indexes."""
+        ...
+
+    def points(self, source: str) -> Iterator[Point]:
+        """Every point with both vectors and its payload (for export and migration)."""
+        ...
+
+    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
+        """Bring the source's vector index up to date after an ingest; returns whether work was done."""
         ...
 
     def close(self) -> None:
         """Release the store (and its lock, for an embedded one)."""
         ...
+
+    def __enter__(self) -> VectorStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 def build_filter(where: FilterSpec | None) -> models.Filter | None:
@@ -230,7 +252,7 @@ def _source_must_exist(method: _Method) -> _Method:
         except (ValueError, UnexpectedResponse):
             if self._client.collection_exists(source):
                 raise
-            raise SourceNotFoundError(_missing_source_message(source, self._source_names())) from None
+            raise SourceNotFoundError(missing_source_message(source, self._source_names())) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -275,7 +297,7 @@ class QdrantStore:
         bm25_avgdl: float,
     ) -> Source:
         """Create a source; an existing one with the same vector size is returned as is."""
-        _check_name(name)
+        check_source_name(name)
         if self._client.collection_exists(name):
             existing = self.get_source(name)
             if existing.dimension != dimension or existing.embedding_model != embedding_model:
@@ -286,14 +308,7 @@ class QdrantStore:
                 )
                 raise SourceExistsError(msg)
             return existing
-        metadata = {
-            "arag_schema": _SCHEMA_VERSION,
-            "description": description,
-            "dimension": dimension,
-            "embedding_model": embedding_model,
-            "bm25_avgdl": bm25_avgdl,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        metadata = source_metadata(description, dimension, embedding_model, bm25_avgdl)
         self._client.create_collection(
             name,
             vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
@@ -307,19 +322,19 @@ class QdrantStore:
     def get_source(self, name: str) -> Source:
         """The source called ``name``; raises :class:`SourceNotFoundError`."""
         if not self._client.collection_exists(name):
-            raise SourceNotFoundError(_missing_source_message(name, self._source_names()))
+            raise SourceNotFoundError(missing_source_message(name, self._source_names()))
         meta = self._client.get_collection(name).config.metadata or {}
         if "arag_schema" not in meta:
             msg = f"collection {name!r} was not created by arag (no source metadata); pick another name"
             raise SourceNotFoundError(msg)
-        return _source_from_metadata(name, meta)
+        return source_from_metadata(name, meta)
 
     def list_sources(self, *, with_counts: bool = False) -> list[Source]:
         """Every source in the store, by name (collections not made by arag are left out)."""
         sources = []
         for name in self._source_names():
             meta = self._client.get_collection(name).config.metadata or {}
-            source = _source_from_metadata(name, meta)
+            source = source_from_metadata(name, meta)
             if with_counts:
                 source = replace(source, points=self.count(name))
             sources.append(source)
@@ -436,7 +451,7 @@ class QdrantStore:
         offset: models.ExtendedPointId | None = None
         while True:
             records, offset = self._client.scroll(
-                source, scroll_filter=where, limit=1000, offset=offset, with_payload=payload, with_vectors=False
+                source, scroll_filter=where, limit=_PAGE, offset=offset, with_payload=payload, with_vectors=False
             )
             yield from records
             if offset is None:
@@ -455,6 +470,7 @@ class QdrantStore:
         where: FilterSpec | None = None,
         prefetch_limit: int | None = None,
         rrf_k: int = 60,
+        exact: bool = False,
     ) -> list[Hit]:
         """Dense, sparse, or hybrid search of one source.
 
@@ -465,6 +481,8 @@ class QdrantStore:
             msg = "search needs a dense vector, a sparse vector, or both"
             raise ValueError(msg)
         query_filter = build_filter(where)
+        # Local mode is always exact (and warns about search params); a server may need telling.
+        params = models.SearchParams(exact=True) if exact and not self.is_local else None
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse is not None else None
         if sparse is not None and not sparse.indices:
             sparse_query = None  # a query of stopwords only: BM25 has nothing to match
@@ -476,7 +494,7 @@ class QdrantStore:
                 response = self._client.query_points(
                     source,
                     prefetch=[
-                        models.Prefetch(query=list(dense), using=DENSE, limit=depth),
+                        models.Prefetch(query=list(dense), using=DENSE, limit=depth, params=params),
                         models.Prefetch(query=sparse_query, using=SPARSE, limit=depth),
                     ],
                     # RrfQuery, not FusionQuery: local mode's FusionQuery fuses with k=2.
@@ -487,13 +505,47 @@ class QdrantStore:
                 )
             elif dense is not None:
                 response = self._client.query_points(
-                    source, query=list(dense), using=DENSE, query_filter=query_filter, limit=limit, with_payload=True
+                    source,
+                    query=list(dense),
+                    using=DENSE,
+                    query_filter=query_filter,
+                    limit=limit,
+                    with_payload=True,
+                    search_params=params,
                 )
             else:
                 response = self._client.query_points(
                     source, query=sparse_query, using=SPARSE, query_filter=query_filter, limit=limit, with_payload=True
                 )
         return [Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+
+    @_source_must_exist
+    def points(self, source: str) -> Iterator[Point]:
+        """Every point with both vectors and its payload (for export and migration)."""
+        offset: models.ExtendedPointId | None = None
+        while True:
+            records, offset = self._client.scroll(
+                source, limit=_PAGE, offset=offset, with_payload=True, with_vectors=True
+            )
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                dense = vectors.get(DENSE)
+                sparse = vectors.get(SPARSE)
+                yield Point(
+                    str(r.id),
+                    [float(x) for x in dense] if isinstance(dense, list) else [],  # type: ignore[arg-type]
+                    SparseVector(list(sparse.indices), list(sparse.values))
+                    if isinstance(sparse, models.SparseVector)
+                    else SparseVector([], []),
+                    dict(r.payload or {}),
+                )
+            if offset is None:
+                return
+
+    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
+        """Nothing to do: local mode has no index, and a server indexes in the background."""
+        self.get_source(source)
+        return False
 
     def close(self) -> None:
         """Release the store (and its lock, for an embedded one)."""
@@ -542,19 +594,34 @@ def _open_client(location: str, api_key: str | None, timeout: float) -> QdrantCl
         raise
 
 
-def _check_name(name: str) -> None:
+def source_metadata(description: str, dimension: int, embedding_model: str, bm25_avgdl: float) -> dict[str, Any]:
+    """What a store records about a new source (collection metadata, or a file beside a shard)."""
+    return {
+        "arag_schema": _SCHEMA_VERSION,
+        "description": description,
+        "dimension": dimension,
+        "embedding_model": embedding_model,
+        "bm25_avgdl": bm25_avgdl,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def check_source_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is a valid source name."""
     if not _SOURCE_NAME.match(name):
         msg = f"invalid source name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
         raise ValueError(msg)
 
 
-def _missing_source_message(name: str, known: Iterable[str]) -> str:
+def missing_source_message(name: str, known: Iterable[str]) -> str:
+    """The error message for a source that does not exist, naming the ones that do."""
     names = ", ".join(known)
     hint = f"known sources: {names}" if names else "the store has no sources yet"
     return f"source {name!r} does not exist ({hint}); run `arag ingest PATH --source {name}` first"
 
 
-def _source_from_metadata(name: str, meta: Mapping[str, Any]) -> Source:
+def source_from_metadata(name: str, meta: Mapping[str, Any]) -> Source:
+    """A :class:`Source` from what :func:`source_metadata` recorded."""
     return Source(
         name=name,
         description=str(meta.get("description", "")),
