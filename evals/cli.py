@@ -34,6 +34,9 @@ def retrieval(
     time_model: Annotated[
         bool, typer.Option(help="On a fresh ingest, also time the embedding model alone (doubles the time).")
     ] = True,
+    build_index: Annotated[
+        bool, typer.Option(help="Embedded backend: build the HNSW index even below ARAG_INDEX_THRESHOLD.")
+    ] = False,
     limit: Annotated[int | None, typer.Option(help="Score only the first N queries (quick checks).", min=1)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -47,7 +50,7 @@ def retrieval(
     settings = Settings()
     embeddings = build_embeddings(settings, cache=False)  # timings must not come from a cache
     chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    folder = index_folder(settings.data_dir, data, chunker, model_identity(embeddings))
+    folder = index_folder(settings.data_dir, data, chunker, model_identity(embeddings), settings.backend)
     source = re.sub(r"[^A-Za-z0-9_-]", "-", data.name)[:64] or "corpus"
     with progress_bars(enabled=not quiet) as progress:
         store, stats = ingest_corpus(
@@ -56,7 +59,9 @@ def retrieval(
             embeddings,
             chunker,
             source=source,
+            backend=settings.backend,
             fresh=fresh,
+            build_index=build_index,
             time_model=time_model,
             batch_size=settings.ingest_batch_size,
             progress=progress,
@@ -71,7 +76,8 @@ def retrieval(
             )
             results = run_queries(retriever, data, chosen, progress=progress)
 
-    table = Table(title=f"{data.name} · {split} · {len(data.queries)} queries · {stats.chunks} chunks")
+    title = f"{data.name} · {split} · {len(data.queries)} queries · {stats.chunks} chunks · {settings.backend}"
+    table = Table(title=title)
     table.add_column("mode")
     for name in (*METRICS, "p50 ms", "p95 ms"):
         table.add_column(name, justify="right")
@@ -90,7 +96,7 @@ def retrieval(
         f"{stats.ingest_seconds:.1f} s ({ingest['docs_per_s']} docs/s){model}"
     )
     if json_path:
-        run = {"dataset": data.name, "split": split, "queries": len(data.queries)}
+        run = {"dataset": data.name, "split": split, "queries": len(data.queries), "backend": settings.backend}
         payload = {**results, "ingest": ingest, "run": run}
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(payload, indent=2))

@@ -22,11 +22,12 @@ from langchain_core.embeddings import Embeddings
 
 from evals.beir import BeirDataset
 from evals.metrics import mean_metric, percentile
+from tools.edge_store import EdgeStore
 from tools.embeddings import embed_array
 from tools.ingest import Chunker, Ingestor
 from tools.loaders import load_file
 from tools.retrieval import Mode, Retriever
-from tools.store import QdrantStore
+from tools.store import QdrantStore, VectorStore
 
 __all__ = ["IngestStats", "index_folder", "ingest_corpus", "run_queries"]
 
@@ -62,11 +63,21 @@ class IngestStats:
         }
 
 
-def index_folder(data_dir: Path, dataset: BeirDataset, chunker: Chunker, model: str) -> Path:
-    """Where the benchmark keeps the index of ``dataset`` for this chunking and model."""
+def index_folder(data_dir: Path, dataset: BeirDataset, chunker: Chunker, model: str, backend: str) -> Path:
+    """Where the benchmark keeps the index of ``dataset`` for this chunking, model and backend."""
     safe_model = "".join(ch if ch.isalnum() else "-" for ch in model)
-    key = f"{dataset.name}-{dataset.corpus_hash()[:12]}-c{chunker.chunk_size}o{chunker.chunk_overlap}-{safe_model}"
-    return data_dir / "evals" / key
+    chunking = f"c{chunker.chunk_size}o{chunker.chunk_overlap}"
+    return data_dir / "evals" / f"{dataset.name}-{dataset.corpus_hash()[:12]}-{chunking}-{safe_model}-{backend}"
+
+
+def open_eval_store(folder: Path, backend: str) -> VectorStore:
+    """The benchmark's own store in ``folder``: ``embedded`` (Qdrant Edge) or ``local`` (qdrant-client)."""
+    if backend == "embedded":
+        return EdgeStore(folder / "edge")
+    if backend == "local":
+        return QdrantStore(folder / "qdrant")
+    msg = f"the retrieval eval builds its own embedded store; backend {backend!r} is not one (use embedded or local)"
+    raise ValueError(msg)
 
 
 def ingest_corpus(
@@ -76,24 +87,51 @@ def ingest_corpus(
     chunker: Chunker,
     *,
     source: str,
+    backend: str = "embedded",
     fresh: bool = False,
+    build_index: bool = False,
     time_model: bool = True,
     batch_size: int = 256,
     progress: Progress | None = None,
-) -> tuple[QdrantStore, IngestStats]:
+) -> tuple[VectorStore, IngestStats]:
     """Open the benchmark index in ``folder``, ingesting the corpus first if needed.
 
     A fresh ingest first embeds every chunk with the model alone (timed; skipped when
     ``time_model`` is false), then runs the full pipeline on an empty store (timed);
-    ``embeddings`` must not be cached for that to be fair.
+    ``embeddings`` must not be cached for that to be fair. ``build_index`` builds the vector
+    index after the timed ingest even when it is below the store's threshold.
     """
+    store, stats = _cached(folder, backend, source) if not fresh else (None, None)
+    if store is None or stats is None:
+        store, stats = _ingest(folder, dataset, embeddings, chunker, source, backend, time_model, batch_size, progress)
+    if build_index:  # after timing: the index is built after ingestion, not as part of it
+        store.refresh_index(source, force=True, progress=progress)
+    return store, stats
+
+
+def _cached(folder: Path, backend: str, source: str) -> tuple[VectorStore | None, IngestStats | None]:
     stats_path = folder / "ingest.json"
-    if not fresh and stats_path.is_file():
-        store = QdrantStore(folder / "qdrant")
-        stats = IngestStats(**json.loads(stats_path.read_text()))
-        if store.list_sources() and store.count(source) == stats.chunks:
-            return store, stats
-        store.close()
+    if not stats_path.is_file():
+        return None, None
+    store = open_eval_store(folder, backend)
+    stats = IngestStats(**json.loads(stats_path.read_text()))
+    if store.list_sources() and store.count(source) == stats.chunks:
+        return store, stats
+    store.close()
+    return None, None
+
+
+def _ingest(
+    folder: Path,
+    dataset: BeirDataset,
+    embeddings: Embeddings,
+    chunker: Chunker,
+    source: str,
+    backend: str,
+    time_model: bool,
+    batch_size: int,
+    progress: Progress | None,
+) -> tuple[VectorStore, IngestStats]:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -104,7 +142,7 @@ def ingest_corpus(
     embed_array(embeddings, texts[:64])  # warm up: first calls pay for lazy loading and allocation
     model_seconds = _time_model(embeddings, texts, progress) if time_model else 0.0
 
-    store = QdrantStore(folder / "qdrant")
+    store = open_eval_store(folder, backend)
     ingestor = Ingestor(store, embeddings, chunker=chunker, batch_size=batch_size, progress=progress)
     tick = time.perf_counter()
     report = ingestor.ingest_paths([dataset.corpus_path], source, description=f"BEIR {dataset.name} corpus")
@@ -116,7 +154,7 @@ def ingest_corpus(
         ingest_seconds=round(ingest_seconds, 2),
         measured_at=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
-    stats_path.write_text(json.dumps(asdict(stats), indent=2))
+    (folder / "ingest.json").write_text(json.dumps(asdict(stats), indent=2))
     return store, stats
 
 

@@ -1,5 +1,6 @@
 """What graphs call: the Qdrant store, embeddings, BM25 vectors, ingestion and retrieval."""
 
+from tools.edge_store import EdgeStore
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.extractive import ExtractiveAnswer, extractive_answer
 from tools.ingest import Chunker, Ingestor, IngestReport
@@ -23,6 +24,7 @@ __all__ = [
     "CachedEmbeddings",
     "Chunker",
     "Document",
+    "EdgeStore",
     "ExtractiveAnswer",
     "Hit",
     "IngestReport",
