@@ -1,7 +1,23 @@
-"""The public face: settings, and the factories that turn settings into a store, embeddings,
-a retriever and an ingestor. The CLI (``arag``) lives in :mod:`agents.cli`."""
+"""The public face: settings, the agents, and the factories that turn settings into a store,
+embeddings, a retriever, an ingestor and a chat model. The CLI (``arag``) lives in :mod:`agents.cli`."""
 
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
+from agents.models import build_chat_model
+from agents.rag_agent import AgentEvent, Citation, RagAgent, RagResult
+from agents.react_agent import ReactAgent, ReactResult
 from agents.settings import Settings
 
-__all__ = ["Settings", "build_embeddings", "build_ingestor", "build_retriever", "build_store"]
+__all__ = [
+    "AgentEvent",
+    "Citation",
+    "RagAgent",
+    "RagResult",
+    "ReactAgent",
+    "ReactResult",
+    "Settings",
+    "build_chat_model",
+    "build_embeddings",
+    "build_ingestor",
+    "build_retriever",
+    "build_store",
+]

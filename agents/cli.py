@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,6 @@ from rich.markup import escape
 from agents._console import err, out, progress_bars
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
 from agents.settings import Settings
-from tools.extractive import extractive_answer
 from tools.ingest import IngestError, IngestReport
 from tools.retrieval import MODES, Mode, RetrievedChunk
 
@@ -129,26 +130,102 @@ def sources(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     source: Annotated[
-        list[str] | None, typer.Option("--source", "-s", help="Source to search; repeatable. Default: all.")
+        list[str] | None,
+        typer.Option("--source", "-s", help="Source to search; repeatable. Default: chosen per question."),
     ] = None,
-    k: Annotated[int, typer.Option("-k", help="Chunks to read.", min=1)] = 5,
+    thread: Annotated[
+        str | None, typer.Option("--thread", "-t", help="Chat thread id: ask a follow-up in that thread.")
+    ] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Print each step the agent took.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Answer a question from the sources, with numbered citations.
+    """Answer a question from the sources with the agent, with numbered citations.
 
-    Without a chat model this is extractive: the answer quotes the best-matching sentences.
+    Without a chat model (ARAG_CHAT_MODEL) the answer is extractive: the best-supported sentences.
     """
-    settings = Settings()
-    with build_store(settings) as store:
-        embeddings = build_embeddings(settings)
-        retriever = build_retriever(settings, store, embeddings)
-        chunks = retriever.search(question, k=k, sources=source)
-        answer = extractive_answer(question, chunks, embeddings=embeddings)
-    out.print(f"[bold]Q:[/] {escape(question)}")
-    label = "abstained" if answer.abstained else "extractive answer, no chat model configured"
-    out.print(f"[bold]A[/] ({label}): {escape(answer.text)}")
-    for number, chunk in enumerate(answer.citations, start=1):
-        where = f"{chunk.source} · {chunk.title}"
-        out.print(f"  [{number}] {escape(where)}: {escape(_snippet(chunk.text, 160))}")
+    from agents.rag_agent import RagAgent
+
+    with RagAgent.from_settings(sources=source, threads=thread is not None) as agent:
+        result = _run_question(agent, question, thread, show_progress=not quiet and not as_json)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        _print_result(result, trace=trace)
+    if result.exit_reason == "error":
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help="Source to search; repeatable. Default: chosen per question."),
+    ] = None,
+    thread: Annotated[str | None, typer.Option("--thread", "-t", help="Continue this thread.")] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Print each step the agent took.")] = False,
+) -> None:
+    """Chat in the terminal: follow-up questions share one thread. /new starts a thread, /exit ends."""
+    import uuid
+
+    from agents.rag_agent import RagAgent
+
+    thread_id = thread or uuid.uuid4().hex[:12]
+    with RagAgent.from_settings(sources=source) as agent:
+        err.print(f"thread {thread_id} · {agent.strategies.kind} strategies · /new, /exit")
+        while True:
+            try:
+                line = input("you> ").strip()
+            except EOFError:
+                break
+            if line in ("/exit", "/quit"):
+                break
+            if line == "/new":
+                thread_id = uuid.uuid4().hex[:12]
+                err.print(f"new thread {thread_id}")
+                continue
+            if not line:
+                continue
+            _print_result(_run_question(agent, line, thread_id, show_progress=True), trace=trace, echo=False)
+
+
+def _run_question(agent: Any, question: str, thread: str | None, *, show_progress: bool) -> Any:
+    """Run the agent, showing each step on stderr as it happens."""
+    result = None
+    with err.status("thinking", spinner="dots") if show_progress else _nothing() as status:
+        for event in agent.stream(question, thread_id=thread, tokens=False):
+            if event.kind == "step" and status is not None and event.data.get("event") == "step_start":
+                status.update(f"{event.data['node']}...")
+            elif event.kind == "result":
+                result = event.result
+    return result
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
+    if trace:
+        for step in result.steps:
+            out.print(
+                f"[dim]{step['ms']:>8.1f} ms[/] [bold]{escape(step['node']):<14}[/] {escape(str(step['detail']))}"
+            )
+    if echo:
+        out.print(f"[bold]Q:[/] {escape(result.question)}")
+    if result.standalone_question and result.standalone_question != result.question:
+        out.print(f"[dim](understood as: {escape(result.standalone_question)})[/]")
+    label = "extractive answer, no chat model configured" if result.strategies == "heuristic" else result.strategies
+    if result.exit_reason != "answered":
+        label += f"; {result.exit_reason}"
+    out.print(f"[bold]A[/] ({label}): {escape(result.answer)}")
+    if result.partial_answer and result.partial_answer != result.answer:
+        out.print(f"[dim]unverified draft: {escape(result.partial_answer)}[/]")
+    for c in result.citations:
+        out.print(f"  [{c.number}] {escape(c.source)} · {escape(c.title)}: {escape(_snippet(c.text, 160))}")
+    usage = result.usage
+    out.print(f"[dim]{usage['model_calls']} model calls, {usage['total_tokens']} tokens, {usage['seconds']:.2f} s[/]")
 
 
 def _print_problems(report: IngestReport) -> None:

@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     """API key for OpenAI or the compatible server."""
     request_timeout: float = Field(default=60.0, gt=0)
     """Seconds before a model or embeddings request times out."""
+    model_max_attempts: int = Field(default=4, ge=1)
+    """Attempts per model call on transient faults (429, 5xx, timeouts), the first included."""
+
+    # -- agent runs ----------------------------------------------------------------------
+    max_iterations: int = Field(default=3, ge=1)
+    """Retrieval rounds per question (the first plus refinements)."""
+    max_answer_attempts: int = Field(default=2, ge=1)
+    """Drafts per question; a draft that fails validation is corrected while attempts remain."""
+    max_model_calls: int | None = Field(default=30, ge=1)
+    """Model calls per question."""
+    max_tokens: int | None = Field(default=100_000, ge=1)
+    """Prompt plus completion tokens per question."""
+    run_deadline: float | None = Field(default=120.0, gt=0)
+    """Seconds per question before the run ends with the best answer so far."""
+    threads_path: Path | None = None
+    """SQLite file of chat threads (the LangGraph checkpointer); defaults to ``<data_dir>/threads.sqlite``."""
 
     # -- ingestion and retrieval ---------------------------------------------------------
     chunk_size: int = Field(default=1000, ge=50)
@@ -115,6 +131,11 @@ class Settings(BaseSettings):
         if self.backend == "local":
             return str(self.qdrant_path or self.data_dir / "qdrant")
         return str(self.edge_path or self.data_dir / "edge")
+
+    @property
+    def threads_file(self) -> Path:
+        """The SQLite file of chat threads."""
+        return self.threads_path or self.data_dir / "threads.sqlite"
 
     @property
     def cache_path(self) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -223,15 +222,21 @@ def measure(kind: str, size: int, backend: str, queries: int, folder: Path, base
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status") as status:  # noqa: PTH123 - a proc file
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_status_mb("VmRSS:")
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a worker started by
+    # a parent that loaded the embedding model would report the parent's peak.
+    return _proc_status_mb("VmHWM:")
+
+
+def _proc_status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:  # noqa: PTH123 - a proc file
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 # -- driver ----------------------------------------------------------------------------------

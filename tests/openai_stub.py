@@ -1,15 +1,19 @@
 """A loopback OpenAI-compatible server for tests: the real ``openai`` client talks HTTP to it.
 
-Serves ``POST /v1/embeddings`` with deterministic bag-of-words vectors, and can be told to fail
-the next requests (status code and optional ``Retry-After``) to exercise client retries.
+Serves ``POST /v1/embeddings`` with deterministic bag-of-words vectors and ``POST
+/v1/chat/completions`` with scripted replies (text or tool calls, JSON or SSE streaming, optionally
+slow or with malformed tool-call arguments). It can be told to fail the next requests (status
+code and optional ``Retry-After``) to exercise client retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,9 +32,23 @@ class Fault:
 
 
 @dataclass
+class ChatReply:
+    """One scripted chat completion."""
+
+    content: str = ""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    """(tool name, arguments as raw text: may be malformed JSON on purpose)."""
+    delay: float = 0.0
+    """Seconds to wait before answering (to trip client timeouts)."""
+    usage: tuple[int, int] = (11, 7)
+    """(prompt tokens, completion tokens) reported."""
+
+
+@dataclass
 class StubState:
     dimension: int = 16
     faults: deque[Fault] = field(default_factory=deque)
+    replies: deque[ChatReply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -68,7 +86,49 @@ class _Handler(BaseHTTPRequestHandler):
             usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
             self._send(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
             return
+        if self.path.rstrip("/").endswith("/chat/completions"):
+            reply = state.replies.popleft() if state.replies else ChatReply(content="stub answer")
+            if reply.delay:
+                time.sleep(reply.delay)
+            if body.get("stream"):
+                self._stream_chat(reply, body)
+            else:
+                self._send(200, _completion(reply, body))
+            return
         self._send(404, {"error": {"message": f"no route {self.path}", "type": "stub"}})
+
+    def _stream_chat(self, reply: ChatReply, body: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": body.get("model")}
+
+        def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+
+        event({"role": "assistant", "content": ""})
+        words = reply.content.split(" ")
+        for i, word in enumerate(words):
+            if word or i:
+                event({"content": word if i == 0 else " " + word})
+        for index, (name, arguments) in enumerate(reply.tool_calls):
+            half = len(arguments) // 2
+            call = {"index": index, "id": f"call_{index}", "type": "function"}
+            event({"tool_calls": [{**call, "function": {"name": name, "arguments": arguments[:half]}}]})
+            event({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]})
+        event({}, "tool_calls" if reply.tool_calls else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {
+                "prompt_tokens": reply.usage[0],
+                "completion_tokens": reply.usage[1],
+                "total_tokens": sum(reply.usage),
+            }
+            chunk = {**base, "choices": [], "usage": usage}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         raw = json.dumps(payload).encode()
@@ -78,7 +138,26 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(raw)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+            self.wfile.write(raw)
+
+
+def _completion(reply: ChatReply, body: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+            for i, (name, arguments) in enumerate(reply.tool_calls)
+        ]
+    prompt, completion = reply.usage
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
 
 
 class _Server(ThreadingHTTPServer):
@@ -101,6 +180,10 @@ class OpenAIStub:
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
+
+    def reply(self, *replies: ChatReply | str) -> None:
+        """Answer the next chat completions with these replies, in order."""
+        self.state.replies.extend(r if isinstance(r, ChatReply) else ChatReply(content=r) for r in replies)
 
     def fail_next(self, *faults: Fault) -> None:
         """Answer the next requests with these faults, in order."""

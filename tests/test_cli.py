@@ -75,6 +75,40 @@ def test_ask_abstains_without_evidence(capsys: pytest.CaptureFixture[str], corpu
     assert "abstained" in out
 
 
+def test_ask_trace_json_and_threads(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    run(capsys, "ingest", corpus_dir, "--source", "kb", "-q")
+    code, out, _ = run(capsys, "ask", "How tall is the Eiffel Tower?", "--trace")
+    assert code == 0
+    for node in ("analyze", "select_sources", "retrieve", "grade", "answer", "validate", "finish"):
+        assert node in out, node
+    code, out, _ = run(capsys, "ask", "How tall is the Eiffel Tower?", "--json", "--thread", "t1")
+    assert code == 0
+    result = json.loads(out)
+    assert result["exit_reason"] == "answered"
+    assert result["citations"][0]["number"] == 1
+    assert result["citations"][0]["source"] == "kb"
+    assert result["thread_id"] == "t1"
+    assert result["usage"]["model_calls"] == 0
+    code, out, _ = run(capsys, "ask", "When was it built?", "--json", "--thread", "t1")
+    assert "Eiffel" in json.loads(out)["standalone_question"]  # the follow-up borrowed its subject
+    code, _, err = run(capsys, "ask", "anything", "--source", "missing")
+    assert code == 1
+    assert "missing" in err
+
+
+def test_chat_keeps_a_thread(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, "ingest", corpus_dir, "--source", "kb", "-q")
+    lines = iter(["How tall is the Eiffel Tower?", "", "When was it built?", "/new", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    code, out, err = run(capsys, "chat")
+    assert code == 0
+    assert "330 metres" in out
+    assert "understood as" in out  # the follow-up was rewritten with the thread's subject
+    assert "new thread" in err
+
+
 def test_ingest_names_bad_files_and_keeps_the_rest(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()

@@ -1,0 +1,281 @@
+"""``RagAgent``: the agentic RAG graph behind a small API.
+
+```python
+from agents import RagAgent
+
+with RagAgent.from_settings() as agent:      # embedded Qdrant; heuristic strategies if no model set
+    result = agent.invoke("When did Apollo 11 land on the Moon?")
+    print(result.answer, result.citations, result.exit_reason, result.usage, result.steps)
+```
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Checkpointer, StreamMode
+
+from agents.components import build_embeddings, build_retriever, build_store
+from agents.models import build_chat_model
+from agents.settings import Settings
+from graphs.budget import Budget, Limits
+from graphs.heuristic import heuristic_strategies
+from graphs.llm import ModelClient, RetryPolicy
+from graphs.llm_strategies import llm_strategies
+from graphs.rag import RagContext, build_rag_graph, recursion_limit
+from graphs.strategies import Strategies
+from tools.retrieval import Retriever
+from tools.store import VectorStore
+
+__all__ = ["AgentEvent", "Citation", "RagAgent", "RagResult", "limits_from_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered reference of an answer: ``[number]`` in the text."""
+
+    number: int
+    chunk_id: str
+    source: str
+    title: str
+    doc_id: str
+    path: str
+    text: str
+
+    @property
+    def snippet(self) -> str:
+        """The passage shortened to about 200 characters."""
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= 200 else flat[:199].rsplit(" ", 1)[0] + "..."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "chunk_id": self.chunk_id,
+            "source": self.source,
+            "title": self.title,
+            "doc_id": self.doc_id,
+            "path": self.path,
+            "snippet": self.snippet,
+        }
+
+
+@dataclass(slots=True)
+class RagResult:
+    """The outcome of one question."""
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    exit_reason: str
+    """``answered``, ``abstained``, ``budget``, ``max_iterations`` or ``error``."""
+    usage: dict[str, Any]
+    """Model calls, tokens, retries and wall time of the run."""
+    steps: list[dict[str, Any]]
+    """What each node did, in order (node, detail, ms, ...)."""
+    standalone_question: str = ""
+    thread_id: str = ""
+    partial_answer: str = ""
+    """The best unverified draft when the run stopped without a verified answer."""
+    error: str | None = None
+    strategies: str = "heuristic"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "citations": [c.as_dict() for c in self.citations],
+            "exit_reason": self.exit_reason,
+            "usage": self.usage,
+            "steps": self.steps,
+            "standalone_question": self.standalone_question,
+            "thread_id": self.thread_id,
+            "partial_answer": self.partial_answer,
+            "error": self.error,
+            "strategies": self.strategies,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """One item of :meth:`RagAgent.stream`: a step's progress, a token of the answer, or the result."""
+
+    kind: Literal["step", "token", "result"]
+    data: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    result: RagResult | None = None
+
+
+def limits_from_settings(settings: Settings) -> Limits:
+    return Limits(
+        max_iterations=settings.max_iterations,
+        max_answer_attempts=settings.max_answer_attempts,
+        max_model_calls=settings.max_model_calls,
+        max_tokens=settings.max_tokens,
+        deadline_s=settings.run_deadline,
+    )
+
+
+class RagAgent:
+    """Answers questions over the store's sources with the agentic RAG graph.
+
+    Args:
+        retriever: Searches the sources (its ``sources`` narrows which ones the agent may use).
+        chat_model: A LangChain chat model; ``None`` uses the heuristic (extractive) strategies.
+        strategies: Replaces the strategy set chosen from ``chat_model``.
+        limits: Per-question limits (iterations, model calls, tokens, deadline).
+        checkpointer: Keeps chat threads; ``None`` keeps none (each question stands alone).
+        retry: Retry policy of model calls.
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        chat_model: BaseChatModel | None = None,
+        strategies: Strategies | None = None,
+        limits: Limits | None = None,
+        checkpointer: Checkpointer = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.limits = limits or Limits()
+        self.client = ModelClient(chat_model, retry) if chat_model is not None else None
+        if strategies is None:
+            strategies = (
+                llm_strategies(self.client, retriever) if self.client is not None else heuristic_strategies(retriever)
+            )
+        self.strategies = strategies
+        self.checkpointer = checkpointer
+        self.graph = build_rag_graph(checkpointer=checkpointer)
+        self._owned: list[Any] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        chat_model: BaseChatModel | None = None,
+        threads: bool = True,
+        sources: list[str] | None = None,
+    ) -> RagAgent:
+        """Build store, embeddings, model and thread store from settings (``ARAG_*``, ``.env``).
+
+        Args:
+            settings: Defaults to ``Settings()``.
+            chat_model: Overrides the model of the settings.
+            threads: Keep chat threads in SQLite (``ARAG_THREADS_PATH``).
+            sources: Search only these sources.
+        """
+        settings = settings or Settings()
+        store = build_store(settings)
+        try:
+            retriever = build_retriever(settings, store, build_embeddings(settings))
+            if sources:
+                for name in sources:
+                    store.get_source(name)  # an unknown name fails now, with the list of sources
+                retriever.sources = list(sources)
+            model = chat_model if chat_model is not None else build_chat_model(settings)
+            checkpointer = None
+            connection = None
+            if threads:
+                settings.threads_file.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(settings.threads_file, check_same_thread=False)
+                checkpointer = SqliteSaver(connection)
+            agent = cls(
+                retriever,
+                chat_model=model,
+                limits=limits_from_settings(settings),
+                checkpointer=checkpointer,
+                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
+            )
+        except BaseException:
+            store.close()
+            raise
+        agent._owned = [c for c in (connection, store) if c is not None]
+        return agent
+
+    @property
+    def store(self) -> VectorStore:
+        return self.retriever.store
+
+    def invoke(self, question: str, *, thread_id: str | None = None) -> RagResult:
+        """Answer one question (a follow-up when ``thread_id`` names an existing thread)."""
+        result = None
+        for event in self.stream(question, thread_id=thread_id, tokens=False):
+            if event.kind == "result":
+                result = event.result
+        assert result is not None  # stream always ends with the result
+        return result
+
+    def stream(self, question: str, *, thread_id: str | None = None, tokens: bool = True) -> Iterator[AgentEvent]:
+        """Run the graph, yielding step events and answer tokens as they happen, then the result."""
+        if not question or not question.strip():
+            msg = "the question is empty; ask something, e.g. agent.invoke('What is ...?')"
+            raise ValueError(msg)
+        budget = Budget(self.limits)
+        context = RagContext(retriever=self.retriever, strategies=self.strategies, limits=self.limits, budget=budget)
+        thread = thread_id or uuid.uuid4().hex
+        config: RunnableConfig = {"recursion_limit": recursion_limit(self.limits)}
+        if self.checkpointer is not None:
+            config["configurable"] = {"thread_id": thread}
+        modes: list[StreamMode] = ["custom", "values", *(["messages"] if tokens else [])]  # type: ignore[list-item]
+        state: dict[str, Any] = {}
+        parts = self.graph.stream({"question": question}, config, context=context, stream_mode=modes)
+        for part in parts:
+            mode, chunk = cast(tuple[str, Any], part)
+            if mode == "custom":
+                yield AgentEvent("step", data=dict(chunk))
+            elif mode == "values":
+                state = chunk
+            elif mode == "messages":
+                message, metadata = chunk
+                if metadata.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.text:
+                    yield AgentEvent("token", text=message.text)
+        usage = {**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)}
+        citations = [
+            Citation(
+                number=i,
+                chunk_id=c["id"],
+                source=c["source"],
+                title=c["title"],
+                doc_id=c["doc_id"],
+                path=c["path"],
+                text=c["text"],
+            )
+            for i, c in enumerate(state.get("citations", []), 1)
+        ]
+        result = RagResult(
+            question=question,
+            answer=state.get("answer", ""),
+            citations=citations,
+            exit_reason=state.get("exit_reason", "error"),
+            usage=usage,
+            steps=list(state.get("steps", [])),
+            standalone_question=state.get("standalone", question),
+            thread_id=thread if self.checkpointer is not None else "",
+            partial_answer=state.get("partial_answer", ""),
+            error=state.get("error"),
+            strategies=self.strategies.kind,
+        )
+        yield AgentEvent("result", result=result)
+
+    def close(self) -> None:
+        """Close what :meth:`from_settings` opened (thread database, store)."""
+        for resource in self._owned:
+            resource.close()
+        self._owned = []
+
+    def __enter__(self) -> RagAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,168 @@
+"""``ReactAgent``: a tool-calling agent with a search tool per source plus your own tools.
+
+```python
+from agents import ReactAgent
+
+with ReactAgent.from_settings(tools=[my_calculator]) as agent:   # needs ARAG_CHAT_MODEL
+    result = agent.invoke("How many eggs does a queen lay in a week?")
+    print(result.answer, result.tool_calls, result.exit_reason)
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.types import Checkpointer
+
+from agents.components import build_embeddings, build_retriever, build_store
+from agents.models import build_chat_model
+from agents.rag_agent import limits_from_settings
+from agents.settings import Settings
+from graphs._state import RESET
+from graphs.budget import Budget, Limits
+from graphs.llm import ModelClient, RetryPolicy
+from graphs.react import DEFAULT_SYSTEM_PROMPT, ReactContext, build_react_graph, source_tools
+from tools.retrieval import Retriever
+
+__all__ = ["ReactAgent", "ReactResult"]
+
+
+@dataclass(slots=True)
+class ReactResult:
+    question: str
+    answer: str
+    exit_reason: str
+    """``answered``, ``budget``, ``max_iterations`` or ``error``."""
+    usage: dict[str, Any]
+    tool_calls: list[dict[str, Any]]
+    """Each tool call: tool, args, status (success, error, invalid_arguments), ms."""
+    thread_id: str = ""
+    error: str | None = None
+
+
+class ReactAgent:
+    """Runs the ReAct graph with a chat model, a search tool per source and ``tools``.
+
+    Args:
+        chat_model: A tool-calling chat model (``ChatOpenAI(base_url=...)``).
+        retriever: Gives one search tool per source; ``None`` for user tools only.
+        tools: More LangChain tools.
+        limits: Budget per question (``max_iterations`` is not used; see ``max_turns``).
+        max_turns: Model turns before the run stops with ``max_iterations``.
+    """
+
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        *,
+        retriever: Retriever | None = None,
+        tools: Sequence[BaseTool] = (),
+        limits: Limits | None = None,
+        max_turns: int = 8,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        checkpointer: Checkpointer = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.client = ModelClient(chat_model, retry)
+        self.tools = [*(source_tools(retriever) if retriever is not None else []), *tools]
+        if not self.tools:
+            msg = "the ReAct agent has no tools: give it a retriever (one search tool per source) or tools=[...]"
+            raise ValueError(msg)
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            msg = f"tool names must be unique, got {names}; rename a tool or a source"
+            raise ValueError(msg)
+        self.limits = limits or Limits()
+        self.max_turns = max_turns
+        self.system_prompt = system_prompt
+        self.checkpointer = checkpointer
+        self.graph = build_react_graph(checkpointer=checkpointer)
+        self._owned: list[Any] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        chat_model: BaseChatModel | None = None,
+        tools: Sequence[BaseTool] = (),
+    ) -> ReactAgent:
+        settings = settings or Settings()
+        model = chat_model if chat_model is not None else build_chat_model(settings)
+        if model is None:
+            msg = (
+                "the ReAct agent needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL "
+                "for a local server), or use RagAgent, which also works without a model"
+            )
+            raise ValueError(msg)
+        store = build_store(settings)
+        try:
+            retriever = build_retriever(settings, store, build_embeddings(settings))
+            agent = cls(
+                model,
+                retriever=retriever,
+                tools=tools,
+                limits=limits_from_settings(settings),
+                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
+            )
+        except BaseException:
+            store.close()
+            raise
+        agent._owned = [store]
+        return agent
+
+    def invoke(self, question: str, *, thread_id: str | None = None) -> ReactResult:
+        if not question.strip():
+            msg = "the question is empty"
+            raise ValueError(msg)
+        budget = Budget(self.limits)
+        context = ReactContext(
+            client=self.client,
+            tools=self.tools,
+            limits=self.limits,
+            budget=budget,
+            max_turns=self.max_turns,
+            system_prompt=self.system_prompt,
+        )
+        thread = thread_id or uuid.uuid4().hex
+        config: RunnableConfig = {"recursion_limit": 2 * self.max_turns + 6}
+        if self.checkpointer is not None:
+            config["configurable"] = {"thread_id": thread}
+        start = {
+            "messages": [HumanMessage(question)],
+            "turns": 0,
+            "exit_reason": "",
+            "error": None,
+            "tool_calls": [RESET],
+        }
+        state = self.graph.invoke(start, config, context=context)
+        last = state["messages"][-1]
+        answer = last.text if isinstance(last, AIMessage) and not last.tool_calls else ""
+        return ReactResult(
+            question=question,
+            answer=answer if isinstance(answer, str) else str(answer),
+            exit_reason=state.get("exit_reason", "error"),
+            usage={**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)},
+            tool_calls=list(state.get("tool_calls", [])),
+            thread_id=thread if self.checkpointer is not None else "",
+            error=state.get("error"),
+        )
+
+    def close(self) -> None:
+        for resource in self._owned:
+            resource.close()
+        self._owned = []
+
+    def __enter__(self) -> ReactAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,288 @@
+"""Strategies without a language model: the embedded default, honest about what it is.
+
+- analyze: a follow-up borrows its subject from the previous question; the question is expanded
+  with a keyword query and with pseudo-relevance feedback (frequent terms of the best hits).
+- select_sources: embedding similarity of the question to each source's name and description.
+- grade: IDF-weighted lexical overlap with the question; coverage = the question's rare terms
+  found in the kept chunks.
+- refine: a second hop from the entities and titles of the best chunks plus the missing terms.
+- answer: extractive (the best sentences, cited); validate: lexical support of cited sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langchain_core.messages import BaseMessage, HumanMessage
+
+from graphs.budget import Budget
+from graphs.strategies import (
+    Draft,
+    Grading,
+    QueryPlan,
+    Selection,
+    Strategies,
+    Verdict,
+    check_citations,
+    cited_sentences,
+    lexical_support,
+    term_weights,
+    terms,
+    weighted_overlap,
+)
+from tools.embeddings import embed_array
+from tools.extractive import extractive_answer
+from tools.retrieval import RetrievedChunk, Retriever
+from tools.sparse import ENGLISH_STOPWORDS
+from tools.store import Source
+
+__all__ = [
+    "HeuristicAnalyzer",
+    "HeuristicAnswerer",
+    "HeuristicGrader",
+    "HeuristicRefiner",
+    "HeuristicSelector",
+    "HeuristicValidator",
+    "heuristic_strategies",
+]
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
+_QUESTION_WORDS = frozenset(
+    [
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "does",
+        "did",
+        "do",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "could",
+        "should",
+        "would",
+        "many",
+        "much",
+        "name",
+        "list",
+        "tell",
+        "explain",
+        "describe",
+    ]
+)
+_REFERRING = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there)\b", re.I)
+_ENTITY = re.compile(r"\b[A-Z][a-zA-Z0-9'-]+(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][a-zA-Z0-9'-]+)*")
+
+
+def _keywords(text: str) -> list[str]:
+    """Content words of ``text`` in order, as written (no stopwords, no question words)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text):
+        lower = word.lower()
+        if lower not in ENGLISH_STOPWORDS and lower not in _QUESTION_WORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def _previous_question(history: Sequence[BaseMessage]) -> str | None:
+    for message in reversed(history):
+        if isinstance(message, HumanMessage):
+            return str(message.content)
+    return None
+
+
+class HeuristicAnalyzer:
+    """Follow-up rewriting from the thread and keyword / pseudo-relevance expansion."""
+
+    def __init__(self, retriever: Retriever | None = None, *, feedback_chunks: int = 3, feedback_terms: int = 3):
+        self.retriever = retriever
+        self.feedback_chunks = feedback_chunks
+        self.feedback_terms = feedback_terms
+
+    def analyze(self, question: str, history: Sequence[BaseMessage], budget: Budget) -> QueryPlan:
+        standalone, note = question.strip(), ""
+        previous = _previous_question(history)
+        if previous and (_REFERRING.search(standalone) or len(_keywords(standalone)) < 3):
+            # A follow-up ("and when did it open?") borrows the subject of the previous question.
+            subject = " ".join(
+                w for w in _keywords(previous) if w.lower() not in {k.lower() for k in _keywords(standalone)}
+            )
+            if subject:
+                standalone = f"{standalone} ({subject})"
+                note = "follow-up: added the previous question's subject"
+        queries = [standalone]
+        keywords = " ".join(_keywords(standalone))
+        if keywords and keywords.lower() != standalone.lower():
+            queries.append(keywords)
+        expansion = self._feedback_terms(standalone)
+        if expansion:
+            queries.append(f"{keywords or standalone} {' '.join(expansion)}")
+        return QueryPlan(standalone, queries, [standalone], note)
+
+    def _feedback_terms(self, question: str) -> list[str]:
+        """Pseudo-relevance feedback: words frequent in the best hits and absent from the question."""
+        if self.retriever is None:
+            return []
+        try:
+            hits = self.retriever.search(question, k=self.feedback_chunks, mode="sparse")
+        except LookupError:
+            return []
+        asked = terms(question)
+        counts: Counter[str] = Counter()
+        for chunk in hits:
+            for word in _keywords(chunk.text):
+                stem = next(iter(terms(word)), "")
+                if stem and stem not in asked and len(word) > 3:
+                    counts[word.lower()] += 1
+        return [w for w, c in counts.most_common(self.feedback_terms) if c > 1]
+
+
+class HeuristicSelector:
+    """Routes by cosine similarity of the question to each source's ``name: description``."""
+
+    def __init__(self, embeddings: Embeddings, *, margin: float = 0.1, floor: float = 0.15):
+        self.embeddings = embeddings
+        self.margin = margin
+        """Sources within this cosine of the best one are searched too."""
+        self.floor = floor
+        """Below this best similarity no description matches: search all sources."""
+
+    def select(self, question: str, sources: Sequence[Source], budget: Budget) -> Selection:
+        names = [s.name for s in sources]
+        if len(names) <= 1:
+            return Selection(names, "one source")
+        described = [s for s in sources if s.description.strip()]
+        if len(described) < len(sources):
+            return Selection(names, "some sources have no description: searching all", fallback=True)
+        vectors = embed_array(self.embeddings, [question] + [f"{s.name}: {s.description}" for s in sources])
+        similarity = vectors[1:] @ vectors[0]
+        best = float(np.max(similarity))
+        if best < self.floor:
+            return Selection(names, f"no description matches (best cosine {best:.2f}): searching all", fallback=True)
+        chosen = [s.name for s, sim in zip(sources, similarity, strict=True) if sim >= best - self.margin]
+        return Selection(chosen, f"by description similarity (best cosine {best:.2f})")
+
+
+class HeuristicGrader:
+    """Keeps chunks that share enough of the question's (IDF-weighted) terms."""
+
+    def __init__(self, *, min_overlap: float = 0.2, max_kept: int = 8, coverage: float = 0.75):
+        self.min_overlap = min_overlap
+        self.max_kept = max_kept
+        self.coverage = coverage
+        """Share of a sub-question's weighted terms the kept chunks must hold for it to count as covered."""
+
+    def grade(
+        self, question: str, sub_questions: Sequence[str], chunks: Sequence[RetrievedChunk], budget: Budget
+    ) -> Grading:
+        if not chunks:
+            return Grading([], list(sub_questions), "nothing retrieved")
+        chunk_terms = [terms(f"{c.title} {c.text}") for c in chunks]
+        overlap = weighted_overlap(terms(question), chunk_terms)
+        kept_index = [i for i, o in enumerate(overlap) if o >= self.min_overlap][: self.max_kept]
+        kept = [chunks[i] for i in kept_index]
+        union = set().union(*(chunk_terms[i] for i in kept_index)) if kept_index else set()
+        missing = []
+        for sub in sub_questions:
+            sub_terms = terms(sub)
+            weights = term_weights(sub_terms, chunk_terms)  # rarity among all candidates
+            covered = weighted_overlap(sub_terms, [union], weights)[0] if sub_terms else 1.0
+            if covered < self.coverage:
+                missing.append(sub)
+        return Grading(kept, missing, f"kept {len(kept)} of {len(chunks)} by lexical overlap")
+
+
+class HeuristicRefiner:
+    """Second hop: the entities and titles of the best chunks, with the terms still missing."""
+
+    def __init__(self, *, max_queries: int = 3):
+        self.max_queries = max_queries
+
+    def refine(
+        self,
+        question: str,
+        missing: Sequence[str],
+        evidence: Sequence[RetrievedChunk],
+        tried: Sequence[str],
+        budget: Budget,
+    ) -> list[str]:
+        asked = terms(question)
+        found: set[str] = set()
+        for chunk in evidence[:3]:
+            found |= terms(chunk.text)
+        open_words = [w for w in _keywords(question) if terms(w) and not terms(w) <= found]
+        focus = " ".join(open_words) or " ".join(_keywords(question))
+        bridges: list[str] = []
+        for chunk in evidence[:3]:
+            candidates = [chunk.title, *_ENTITY.findall(chunk.text)]
+            for name in candidates:
+                name = name.strip()
+                if name and terms(name) and not terms(name) <= asked and name not in bridges:
+                    bridges.append(name)
+        done = {q.lower() for q in tried}
+        queries = [f"{bridge} {focus}".strip() for bridge in bridges]
+        queries.append(focus)
+        return [q for q in dict.fromkeys(queries) if q.lower() not in done][: self.max_queries]
+
+
+class HeuristicAnswerer:
+    """Extractive answers: the best-supported sentences of the evidence, cited."""
+
+    def __init__(self, embeddings: Embeddings | None = None, *, max_sentences: int = 2):
+        self.embeddings = embeddings
+        self.max_sentences = max_sentences
+
+    def answer(
+        self, question: str, evidence: Sequence[RetrievedChunk], feedback: Sequence[str], budget: Budget
+    ) -> Draft:
+        result = extractive_answer(question, evidence, embeddings=self.embeddings, max_sentences=self.max_sentences)
+        return Draft(result.text, [c.id for c in result.citations], abstained=result.abstained)
+
+
+class HeuristicValidator:
+    """Citations must resolve; each cited sentence must share most of its words with its sources;
+    the answer must share a content word with the question."""
+
+    def __init__(self, *, min_support: float = 0.5):
+        self.min_support = min_support
+
+    def validate(self, question: str, draft: Draft, evidence: Sequence[RetrievedChunk], budget: Budget) -> Verdict:
+        if draft.abstained:
+            return Verdict(ok=True)
+        problems = check_citations(draft, {c.id for c in evidence})
+        if problems:
+            return Verdict(ok=False, problems=problems, retry="answer")
+        texts = {c.id: c.text for c in evidence}
+        for sentence, numbers in cited_sentences(draft.text):
+            cited = [texts[draft.citations[n - 1]] for n in numbers if draft.citations[n - 1] in texts]
+            if numbers and lexical_support(sentence, cited) < self.min_support:
+                return Verdict(ok=False, problems=[f"not supported by its citation: {sentence[:120]!r}"])
+        if not terms(question) & terms(draft.text):
+            return Verdict(ok=False, problems=["the answer does not address the question"], retry="refine")
+        return Verdict(ok=True)
+
+
+def heuristic_strategies(retriever: Retriever, embeddings: Embeddings | None = None) -> Strategies:
+    """The model-free strategy set."""
+    embedder = embeddings or retriever.embeddings
+    return Strategies(
+        analyzer=HeuristicAnalyzer(retriever),
+        selector=HeuristicSelector(embedder),
+        grader=HeuristicGrader(),
+        refiner=HeuristicRefiner(),
+        answerer=HeuristicAnswerer(embedder),
+        validator=HeuristicValidator(),
+        kind="heuristic",
+    )
