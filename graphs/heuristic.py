@@ -50,7 +50,7 @@ __all__ = [
     "heuristic_strategies",
 ]
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'-]+")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _QUESTION_WORDS = frozenset(
     [
         "what",
@@ -83,7 +83,7 @@ _QUESTION_WORDS = frozenset(
     ]
 )
 _REFERRING = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there)\b", re.I)
-_ENTITY = re.compile(r"\b[A-Z][a-zA-Z0-9'-]+(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][a-zA-Z0-9'-]+)*")
+_ENTITY = re.compile(r"\b[A-Z][\w'-]+(?:\s+(?:(?:of|the|de|von|van|and)\s+)?(?:[A-Z][\w'-]+|\d+\b))*")
 
 
 def _keywords(text: str) -> list[str]:
@@ -99,8 +99,22 @@ def _keywords(text: str) -> list[str]:
 def _previous_question(history: Sequence[BaseMessage]) -> str | None:
     for message in reversed(history):
         if isinstance(message, HumanMessage):
-            return str(message.content)
+            return str(message.additional_kwargs.get("standalone") or message.content)
     return None
+
+
+def _subject(previous: str, question: str) -> str:
+    """What a follow-up is about: the named entities of the previous question (its keywords when it
+    names none), minus what the follow-up already says."""
+    entities = [e for e in _ENTITY.findall(previous) if e.split()[0].lower() not in _QUESTION_WORDS]
+    words = entities or _keywords(previous)
+    said = {k.lower() for k in _keywords(question)}
+    return " ".join(w for w in words if w.lower() not in said)
+
+
+def own_words(question: str) -> str:
+    """A question without the subject a follow-up borrowed (the part in parentheses at the end)."""
+    return re.sub(r"\s*\([^)]*\)$", "", question) or question
 
 
 class HeuristicAnalyzer:
@@ -116,9 +130,7 @@ class HeuristicAnalyzer:
         previous = _previous_question(history)
         if previous and (_REFERRING.search(standalone) or len(_keywords(standalone)) < 3):
             # A follow-up ("and when did it open?") borrows the subject of the previous question.
-            subject = " ".join(
-                w for w in _keywords(previous) if w.lower() not in {k.lower() for k in _keywords(standalone)}
-            )
+            subject = _subject(previous, standalone)
             if subject:
                 standalone = f"{standalone} ({subject})"
                 note = "follow-up: added the previous question's subject"
@@ -247,7 +259,9 @@ class HeuristicAnswerer:
     def answer(
         self, question: str, evidence: Sequence[RetrievedChunk], feedback: Sequence[str], budget: Budget
     ) -> Draft:
-        result = extractive_answer(question, evidence, embeddings=self.embeddings, max_sentences=self.max_sentences)
+        # The evidence was retrieved with the borrowed subject; sentences are chosen by what was asked.
+        asked = own_words(question)
+        result = extractive_answer(asked, evidence, embeddings=self.embeddings, max_sentences=self.max_sentences)
         return Draft(result.text, [c.id for c in result.citations], abstained=result.abstained)
 
 

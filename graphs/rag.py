@@ -332,7 +332,11 @@ def finish(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
         "partial_answer": partial,
         "citations": citations,
         "exit_reason": reason,
-        "messages": [HumanMessage(question), AIMessage(text)],
+        # The standalone form rides along, so the next follow-up resolves against it.
+        "messages": [
+            HumanMessage(question, additional_kwargs={"standalone": state.get("standalone", question)}),
+            AIMessage(text),
+        ],
         "steps": [_step("finish", started, reason, exit_reason=reason)],
     }
 

@@ -19,7 +19,7 @@ from langchain_core.messages import BaseMessage
 
 from graphs.budget import Budget
 from tools.retrieval import RetrievedChunk
-from tools.sparse import Bm25Encoder
+from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
 from tools.store import Source
 
 __all__ = [
@@ -162,13 +162,23 @@ class Strategies:
 
 # -- shared text helpers -----------------------------------------------------------------------
 
-_ENCODER = Bm25Encoder()
+# BM25's Lucene stopwords are few on purpose (rare words matter to ranking); judging whether a
+# chunk answers a question also needs question and function words out of the way.
+_QUESTION_AND_FUNCTION_WORDS = (
+    "what which who whom whose when where why how does did do done doing is am was were been being can could "
+    "should would will shall may might must has have had having its it's he she him his her hers they them "
+    "their theirs we us our you your i me my those these here than then also about into onto over under from "
+    "up down out many much more most some any each every other another tell told say said get got make made "
+    "please know find give"
+)
+_JUDGE_STOPWORDS = ENGLISH_STOPWORDS | frozenset(_QUESTION_AND_FUNCTION_WORDS.split())
+_ENCODER = Bm25Encoder(stopwords=_JUDGE_STOPWORDS)
 _CITATION = re.compile(r"\[(\d+)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def terms(text: str) -> set[str]:
-    """Stemmed content words of ``text`` (the BM25 tokenizer's view)."""
+    """Stemmed content words of ``text`` (BM25's tokenizer with a longer stopword list)."""
     return set(_ENCODER.tokenize(text))
 
 

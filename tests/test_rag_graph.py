@@ -4,7 +4,9 @@ errors, threads)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +14,16 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.rag_agent import RagAgent
 from graphs.budget import Limits
-from graphs.heuristic import HeuristicRefiner
+from graphs.heuristic import HeuristicRefiner, heuristic_strategies
 from graphs.llm import RetryPolicy
 from graphs.rag import build_rag_graph
-from tests.conftest import FakeEmbeddings
+from graphs.strategies import Selection, Strategies
+from tests.conftest import FakeEmbeddings, open_store
 from tests.fake_chat import ScriptedChatModel, ScriptExhaustedError, scripted
 from tools.ingest import Ingestor
 from tools.loaders import Document
 from tools.retrieval import RetrievedChunk, Retriever
-from tools.store import QdrantStore
+from tools.store import QdrantStore, VectorStore
 
 SPACE = [
     ("apollo", "Apollo 11", "Apollo 11 landed on the Moon on 20 July 1969. Neil Armstrong was its commander."),
@@ -39,7 +42,10 @@ def _docs(rows: list[tuple[str, str, str]]) -> list[Document]:
 
 @pytest.fixture
 def retriever() -> Iterator[Retriever]:
-    store = QdrantStore(":memory:")
+    yield from _retriever(QdrantStore(":memory:"))
+
+
+def _retriever(store: VectorStore) -> Iterator[Retriever]:
     embeddings = FakeEmbeddings()
     ingestor = Ingestor(store, embeddings)
     ingestor.ingest_documents(_docs(SPACE), "space", description="Space flight: Apollo missions, rockets, astronauts")
@@ -92,6 +98,30 @@ def test_graph_structure_snapshot() -> None:
 
 
 # -- heuristic strategies ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["disk", "edge"])
+def test_concurrent_branches_on_every_backend(kind: str, tmp_path: Path) -> None:
+    """Send branches search concurrently: every query x 2 sources on each store backend."""
+    for retriever in _retriever(open_store(kind, tmp_path)):
+        agent = RagAgent(retriever, strategies=_all_sources(heuristic_strategies(retriever)))
+        result = agent.invoke("When did Apollo 11 land on the Moon?")
+        retrieves = [s for s in result.steps if s["node"] == "retrieve"]
+        queries = result.steps[0]["queries"]
+        assert len(queries) >= 2
+        assert len(retrieves) == 2 * len(queries)
+        assert {s["source"] for s in retrieves} == {"space", "bees"}
+        assert all(s["chunks"] > 0 for s in retrieves)
+        assert result.exit_reason == "answered"
+        assert "20 July 1969" in result.answer
+
+
+def _all_sources(strategies: Strategies) -> Strategies:
+    class Everything:
+        def select(self, question: str, sources: Any, budget: Any) -> Selection:
+            return Selection([s.name for s in sources], "all")
+
+    return dataclasses.replace(strategies, selector=Everything())
 
 
 def test_heuristic_answers_with_citations_and_routes_by_description(retriever: Retriever) -> None:
