@@ -204,3 +204,37 @@ def test_tool_messages_keep_call_ids(stub: OpenAIStub, retriever: Retriever) -> 
     ids = [m["tool_call_id"] for m in messages if m["role"] == "tool"]
     assert ids == ["call_0", "call_1"]
     assert isinstance(ToolMessage("x", tool_call_id="a"), ToolMessage)
+
+
+def test_cli_uses_the_configured_model_end_to_end(
+    stub: OpenAIStub, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ARAG_CHAT_MODEL + ARAG_OPENAI_BASE_URL: ingest (stub embeddings) and ask (stub chat) over HTTP."""
+    import json
+
+    from agents.cli import main
+
+    for key, value in {
+        "ARAG_CHAT_MODEL": "stub-chat",
+        "ARAG_OPENAI_BASE_URL": stub.base_url,
+        "ARAG_EMBEDDING_PROVIDER": "openai",
+        "ARAG_EMBEDDING_MODEL": "stub-embed",
+    }.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "notes.txt").write_text("Apollo 11 landed on the Moon on 20 July 1969.\n")
+    assert main(["ingest", str(tmp_path / "notes.txt"), "--source", "notes", "-q"]) == 0
+    stub.reply(
+        '{"standalone": "When did Apollo 11 land?", "queries": []}',
+        '{"relevant": [1], "missing": []}',
+        "On 20 July 1969 [1].",
+        '{"supported": true, "addresses_question": true}',
+    )
+    capsys.readouterr()
+    assert main(["ask", "When did Apollo 11 land?", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["strategies"] == "llm"
+    assert result["answer"] == "On 20 July 1969 [1]."
+    assert result["citations"][0]["source"] == "notes"
+    assert result["usage"]["model_calls"] == 4
+    models = {r["body"].get("model") for r in chat_requests(stub)}
+    assert models == {"stub-chat"}
