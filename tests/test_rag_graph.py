@@ -226,8 +226,9 @@ def test_llm_full_loop_expansion_repair_refine_and_validation_retry(retriever: R
 
 
 def test_llm_routing_falls_back_to_all_sources_after_a_failed_repair(retriever: Retriever) -> None:
+    hyde = {**plan("What does the waggle dance tell?"), "hypothetical_passage": "The dance encodes distance."}
     model = scripted(
-        plan("What does the waggle dance tell?"),
+        hyde,
         {"sources": ["nope"]},
         {"sources": []},
         {"relevant": [1], "missing": []},
@@ -238,6 +239,7 @@ def test_llm_routing_falls_back_to_all_sources_after_a_failed_repair(retriever: 
     select = next(s for s in result.steps if s["node"] == "select_sources")
     assert sorted(select["sources"]) == ["bees", "space"]
     assert "searching all sources" in select["detail"]
+    assert result.steps[0]["queries"][-1] == "The dance encodes distance."  # HyDE passage searched too
     assert result.exit_reason == "answered"
 
 
