@@ -23,6 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer, StreamMode
 
+from agents._owner import OwnsResources
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.settings import Settings
@@ -124,7 +125,7 @@ def limits_from_settings(settings: Settings) -> Limits:
     )
 
 
-class RagAgent:
+class RagAgent(OwnsResources):
     """Answers questions over the store's sources with the agentic RAG graph.
 
     Args:
@@ -267,15 +268,3 @@ class RagAgent:
             strategies=self.strategies.kind,
         )
         yield AgentEvent("result", result=result)
-
-    def close(self) -> None:
-        """Close what :meth:`from_settings` opened (thread database, store)."""
-        for resource in self._owned:
-            resource.close()
-        self._owned = []
-
-    def __enter__(self) -> RagAgent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -22,6 +22,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
+from agents._owner import OwnsResources
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import limits_from_settings
@@ -48,7 +49,7 @@ class ReactResult:
     error: str | None = None
 
 
-class ReactAgent:
+class ReactAgent(OwnsResources):
     """Runs the ReAct graph with a chat model, a search tool per source and ``tools``.
 
     Args:
@@ -155,14 +156,3 @@ class ReactAgent:
             thread_id=thread if self.checkpointer is not None else "",
             error=state.get("error"),
         )
-
-    def close(self) -> None:
-        for resource in self._owned:
-            resource.close()
-        self._owned = []
-
-    def __enter__(self) -> ReactAgent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

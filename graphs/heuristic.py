@@ -27,7 +27,7 @@ from graphs.strategies import (
     Selection,
     Strategies,
     Verdict,
-    check_citations,
+    citation_verdict,
     cited_sentences,
     lexical_support,
     term_weights,
@@ -234,14 +234,13 @@ class HeuristicRefiner:
         found: set[str] = set()
         for chunk in evidence[:3]:
             found |= terms(chunk.text)
-        open_words = [w for w in _keywords(question) if terms(w) and not terms(w) <= found]
+        open_words = [w for w in _keywords(question) if (stems := terms(w)) and not stems <= found]
         focus = " ".join(open_words) or " ".join(_keywords(question))
         bridges: list[str] = []
         for chunk in evidence[:3]:
             candidates = [chunk.title, *_ENTITY.findall(chunk.text)]
-            for name in candidates:
-                name = name.strip()
-                if name and terms(name) and not terms(name) <= asked and name not in bridges:
+            for name in (c.strip() for c in candidates):
+                if name and name not in bridges and (stems := terms(name)) and not stems <= asked:
                     bridges.append(name)
         done = {q.lower() for q in tried}
         queries = [f"{bridge} {focus}".strip() for bridge in bridges]
@@ -273,11 +272,8 @@ class HeuristicValidator:
         self.min_support = min_support
 
     def validate(self, question: str, draft: Draft, evidence: Sequence[RetrievedChunk], budget: Budget) -> Verdict:
-        if draft.abstained:
-            return Verdict(ok=True)
-        problems = check_citations(draft, {c.id for c in evidence})
-        if problems:
-            return Verdict(ok=False, problems=problems, retry="answer")
+        if (verdict := citation_verdict(draft, evidence)) is not None:
+            return verdict
         texts = {c.id: c.text for c in evidence}
         for sentence, numbers in cited_sentences(draft.text):
             cited = [texts[draft.citations[n - 1]] for n in numbers if draft.citations[n - 1] in texts]

@@ -20,14 +20,15 @@ from graphs.heuristic import (
 )
 from graphs.llm import ModelClient
 from graphs.strategies import (
+    CITATION,
     Draft,
     Grading,
     QueryPlan,
     Selection,
     Strategies,
     Verdict,
-    check_citations,
     citation_numbers,
+    citation_verdict,
 )
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.store import Source
@@ -247,7 +248,7 @@ def renumber(text: str, shown_ids: Sequence[str]) -> Draft:
         n = int(match.group(1))
         return f"[{order[n]}]" if n in order else f"[{len(citations) + n}]"
 
-    return Draft(re.sub(r"\[(\d+)\]", new_number, text), citations)
+    return Draft(CITATION.sub(new_number, text), citations)
 
 
 class _Judgement(BaseModel):
@@ -265,11 +266,8 @@ class LLMValidator:
         self.fallback = fallback
 
     def validate(self, question: str, draft: Draft, evidence: Sequence[RetrievedChunk], budget: Budget) -> Verdict:
-        if draft.abstained:
-            return Verdict(ok=True)
-        problems = check_citations(draft, {c.id for c in evidence})
-        if problems:
-            return Verdict(ok=False, problems=problems, retry="answer")
+        if (verdict := citation_verdict(draft, evidence)) is not None:
+            return verdict
         by_id = {c.id: c for c in evidence}
         cited = [by_id[cid] for cid in draft.citations]
         prompt = [

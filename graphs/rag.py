@@ -235,7 +235,7 @@ def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     started = time.perf_counter()
     ctx = runtime.context
     rankings = [_chunks(r) for r in state.get("rankings", [])]
-    fused = fuse_rrf([r for r in rankings if r], ctx.retriever.rrf_k) if any(rankings) else []
+    fused = fuse_rrf(rankings, ctx.retriever.rrf_k)
     previous = _chunks(state.get("evidence", []))
     seen = {c.id for c in previous}
     candidates = previous + [c for c in fused if c.id not in seen]
@@ -285,7 +285,8 @@ def validate(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     ctx = runtime.context
     draft = Draft(**(state.get("draft") or {"text": "", "citations": []}))
     # Citations may only point at chunks this run retrieved *and* gave the answerer.
-    evidence = [c for c in _chunks(state.get("evidence", [])) if c.id in set(state.get("retrieved_ids", []))]
+    retrieved = set(state.get("retrieved_ids", []))
+    evidence = [c for c in _chunks(state.get("evidence", [])) if c.id in retrieved]
     verdict = ctx.strategies.validator.validate(state["standalone"], draft, evidence, ctx.meter)
     detail = "ok" if verdict.ok else "; ".join(verdict.problems)
     update: dict[str, Any] = {

@@ -23,6 +23,7 @@ from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
 from tools.store import Source
 
 __all__ = [
+    "CITATION",
     "Answerer",
     "Draft",
     "Grader",
@@ -37,6 +38,7 @@ __all__ = [
     "Verdict",
     "check_citations",
     "citation_numbers",
+    "citation_verdict",
     "lexical_support",
 ]
 
@@ -173,7 +175,8 @@ _QUESTION_AND_FUNCTION_WORDS = (
 )
 _JUDGE_STOPWORDS = ENGLISH_STOPWORDS | frozenset(_QUESTION_AND_FUNCTION_WORDS.split())
 _ENCODER = Bm25Encoder(stopwords=_JUDGE_STOPWORDS)
-_CITATION = re.compile(r"\[(\d+)\]")
+CITATION = re.compile(r"\[(\d+)\]")
+"""A citation marker ``[n]`` in an answer."""
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -184,7 +187,7 @@ def terms(text: str) -> set[str]:
 
 def citation_numbers(text: str) -> list[int]:
     """The ``[n]`` numbers in ``text``, in order of appearance."""
-    return [int(n) for n in _CITATION.findall(text)]
+    return [int(n) for n in CITATION.findall(text)]
 
 
 def term_weights(query: set[str], texts: Sequence[set[str]]) -> dict[str, float]:
@@ -208,13 +211,22 @@ def weighted_overlap(
 
 def lexical_support(claim: str, sources: Sequence[str]) -> float:
     """Share of the claim's content words found in the cited texts (0 to 1; 1 for an empty claim)."""
-    claim_terms = terms(_CITATION.sub(" ", claim))
+    claim_terms = terms(CITATION.sub(" ", claim))
     if not claim_terms:
         return 1.0
     found: set[str] = set()
     for text in sources:
         found |= terms(text) & claim_terms
     return len(found) / len(claim_terms)
+
+
+def citation_verdict(draft: Draft, evidence: Sequence[RetrievedChunk]) -> Verdict | None:
+    """The checks every validator makes first, in code: an abstention passes, and a draft whose
+    citations do not resolve fails (rewrite it). ``None``: go on and judge the claims."""
+    if draft.abstained:
+        return Verdict(ok=True)
+    problems = check_citations(draft, {c.id for c in evidence})
+    return Verdict(ok=False, problems=problems, retry="answer") if problems else None
 
 
 def check_citations(draft: Draft, retrieved_ids: set[str]) -> list[str]:
