@@ -16,7 +16,7 @@ from tools.loaders import Document, find_files, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, QdrantStore, SourceNotFoundError
 
-_PAYLOAD_KEYS = {"source", "doc_id", "title", "path", "chunk_index", "text", "metadata"}
+_PAYLOAD_KEYS = {"source", "doc_id", "title", "path", "chunk_index", "start", "text", "metadata"}
 
 
 def _payloads(store: QdrantStore, source: str, **where: Any) -> list[dict[str, Any]]:

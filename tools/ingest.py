@@ -7,6 +7,8 @@ reported with the reason and skipped; the rest is ingested.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,13 +33,16 @@ Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)`` with stage ``"files"``, ``"chunks"`` or ``"index"``."""
 
 
-def chunk_id(source: str, path: str, doc_id: str, text: str) -> str:
+def chunk_id(source: str, path: str, doc_id: str, text: str, repeat: int = 0) -> str:
     """The stable id of a chunk: uuid5 of its source, document and text.
 
     A document is its file path plus its id (the same for a plain file; the row id for a JSONL or
     CSV row), so equal rows in two files stay two chunks and editing one never deletes the other.
+    ``repeat`` numbers the second, third... chunk of one document with the same text, so a
+    document keeps every repetition (and can be rebuilt whole).
     """
-    return str(uuid.uuid5(_CHUNK_NAMESPACE, f"{source}\x1f{path}\x1f{doc_id}\x1f{text}"))
+    suffix = f"\x1f{repeat}" if repeat else ""
+    return str(uuid.uuid5(_CHUNK_NAMESPACE, f"{source}\x1f{path}\x1f{doc_id}\x1f{text}{suffix}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,11 @@ class Chunker:
         """Split one document into chunks carrying the full payload."""
         splitter: RecursiveCharacterTextSplitter = getattr(self, "_splitter")  # noqa: B009 - set in __post_init__
         pieces = [p.strip() for p in splitter.split_text(document.text)]
+        pieces = [p for p in pieces if p]
+        starts = chunk_offsets(document.text, pieces)
         chunks = []
-        for index, text in enumerate(p for p in pieces if p):
+        seen: dict[str, int] = {}
+        for index, (text, start) in enumerate(zip(pieces, starts, strict=True)):
             title = document.title
             index_text = f"{title}\n{text}" if title and not text.startswith(title) else text
             payload = {
@@ -94,11 +102,53 @@ class Chunker:
                 "title": title,
                 "path": document.path,
                 "chunk_index": index,
+                "start": start,
                 "text": text,
                 "metadata": document.metadata,
             }
-            chunks.append(Chunk(chunk_id(source, document.path, document.doc_id, text), text, index_text, payload))
+            repeat = seen.get(text, 0)
+            seen[text] = repeat + 1
+            ident = chunk_id(source, document.path, document.doc_id, text, repeat)
+            chunks.append(Chunk(ident, text, index_text, payload))
         return chunks
+
+
+def chunk_offsets(document: str, pieces: Sequence[str], gap: int = 16, max_work: int = 200_000) -> list[int]:
+    """Where each piece of ``document`` starts, or all ``-1`` when they cannot be placed (or the text
+    repeats so much that placing them would take more than about ``max_work`` candidate matches).
+
+    The splitter's pieces come in order, each starting inside the previous one (the overlap) or
+    within ``gap`` characters of its end. In repetitive text a piece matches in many places, so
+    the placements that keep every piece consistent with its neighbours are found in one forward
+    pass over the candidate positions, then one path is read back from the end.
+    """
+    if not pieces:
+        return []
+    first = document.find(pieces[0])
+    if first < 0:
+        return [-1] * len(pieces)
+    layers: list[dict[int, int]] = [{first: -1}]  # start -> start of the previous piece
+    work = 0  # candidates looked at; very repetitive text gives up rather than stall ingestion
+    for previous, piece in itertools.pairwise(pieces):
+        before = sorted(layers[-1])
+        lo, hi = before[0] + 1, before[-1] + len(previous) + gap
+        layer: dict[int, int] = {}
+        at = document.find(piece, lo, hi + len(piece))
+        while at >= 0:
+            j = bisect.bisect_left(before, at) - 1  # the latest previous start before this one
+            if j >= 0 and at <= before[j] + len(previous) + gap:
+                layer[at] = before[j]
+            at = document.find(piece, at + 1, hi + len(piece))
+            work += 1
+        if not layer or work > max_work + 50 * len(pieces):
+            return [-1] * len(pieces)
+        layers.append(layer)
+    end = len(document.rstrip())
+    last = min(layers[-1], key=lambda x: (abs(x + len(pieces[-1]) - end), -x))
+    starts = [last]
+    for layer in reversed(layers[1:]):
+        starts.append(layer[starts[-1]])
+    return starts[::-1]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -21,7 +21,7 @@ from tools.embeddings import model_identity
 from tools.sparse import Bm25Encoder
 from tools.store import FilterSpec, Hit, VectorStore
 
-__all__ = ["MODES", "Mode", "RetrievedChunk", "Retriever", "fuse_rrf"]
+__all__ = ["MODES", "Mode", "RetrievedChunk", "Retriever", "StoredDocument", "fuse_rrf", "join_chunks"]
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MODES: tuple[Mode, ...] = get_args(Mode)
@@ -188,6 +188,32 @@ class Retriever(BaseRetriever):
                     break
         return best
 
+    def document(self, doc_id: str, *, source: str | None = None) -> StoredDocument:
+        """A whole stored document, rebuilt from its chunks in order (overlaps removed).
+
+        Raises:
+            LookupError: No source holds a document with this id.
+        """
+        names = [source] if source else list(self.sources or [s.name for s in self.store.list_sources()])
+        for name in names:
+            hits = list(self.store.scroll(name, {"doc_id": doc_id}))
+            if hits:
+                hits.sort(key=lambda h: int(h.payload.get("chunk_index", 0)))
+                first = hits[0].payload
+                return StoredDocument(
+                    source=name,
+                    doc_id=doc_id,
+                    title=str(first.get("title") or ""),
+                    path=str(first.get("path") or ""),
+                    text=_rebuild([h.payload for h in hits]),
+                    chunks=len(hits),
+                )
+        msg = (
+            f"no document {doc_id!r} in source(s) {', '.join(names) or '(none)'}; "
+            "use a doc id from the search results (doc=...)"
+        )
+        raise LookupError(msg)
+
     def _check_models(self, names: Sequence[str]) -> None:
         identity = model_identity(self.embeddings)
         for name in names:
@@ -204,3 +230,62 @@ class Retriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [chunk.to_document() for chunk in self.search(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as the store holds it: its chunks joined back together."""
+
+    source: str
+    doc_id: str
+    title: str
+    path: str
+    text: str
+    chunks: int
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+
+def _rebuild(payloads: Sequence[dict[str, Any]]) -> str:
+    """A document from its chunk payloads: placed at their ``start`` offsets when every chunk has
+    one (exact), else joined by :func:`join_chunks` (stores written before offsets were kept)."""
+    texts = [str(p.get("text", "")) for p in payloads]
+    starts = [p.get("start") for p in payloads]
+    if not all(isinstance(s, int) and s >= 0 for s in starts):
+        return join_chunks(texts)
+    out = ""
+    for start, text in zip(cast(list[int], starts), texts, strict=True):
+        gap = start - len(out)
+        if gap > 0:  # whitespace the splitter stripped: keep the offsets exact
+            out += ("\n\n" if gap >= 2 else " ") + " " * max(0, gap - 2)
+        out = out[:start] + text + out[start + len(text) :]
+    return out.strip()
+
+
+def join_chunks(texts: Sequence[str], *, max_overlap: int = 200, probe: int = 24) -> str:
+    """Join consecutive chunks of one document, dropping the text each repeats from the previous one
+    (the splitter's overlap, at most ``max_overlap``: the ingest default). Chunks that do not
+    overlap are joined by a blank line."""
+    if not texts:
+        return ""
+    out = texts[0]
+    for text in texts[1:]:
+        cut = _overlap(out[-max_overlap:], text, probe)
+        out = out + text[cut:] if cut else f"{out}\n\n{text}"
+    return out
+
+
+def _overlap(tail: str, text: str, probe: int) -> int:
+    """The length of the longest prefix of ``text`` that ``tail`` ends with (0 if none)."""
+    head = text[:probe]
+    if len(head) < probe:  # a tiny chunk: try every length
+        return next((n for n in range(min(len(tail), len(text)), 0, -1) if tail.endswith(text[:n])), 0)
+    pos = tail.find(head)
+    while pos != -1:
+        n = len(tail) - pos
+        if text.startswith(tail[pos:]):
+            return n
+        pos = tail.find(head, pos + 1)
+    return 0

@@ -200,6 +200,10 @@ class VectorStore(Protocol):
         bypasses approximate indexes."""
         ...
 
+    def scroll(self, source: str, where: FilterSpec | None = None) -> Iterator[Hit]:
+        """Every point (optionally matching a filter) with its payload, in id order."""
+        ...
+
     def points(self, source: str) -> Iterator[Point]:
         """Every point with both vectors and its payload (for export and migration)."""
         ...
