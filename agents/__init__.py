@@ -5,6 +5,7 @@ from agents.components import build_embeddings, build_ingestor, build_retriever,
 from agents.models import build_chat_model
 from agents.rag_agent import AgentEvent, Citation, RagAgent, RagResult
 from agents.react_agent import ReactAgent, ReactResult
+from agents.rlm_agent import RlmAgent, RlmResult, read_document_tool
 from agents.settings import Settings
 
 __all__ = [
@@ -14,10 +15,13 @@ __all__ = [
     "RagResult",
     "ReactAgent",
     "ReactResult",
+    "RlmAgent",
+    "RlmResult",
     "Settings",
     "build_chat_model",
     "build_embeddings",
     "build_ingestor",
     "build_retriever",
     "build_store",
+    "read_document_tool",
 ]

@@ -139,11 +139,23 @@ def ask(
     trace: Annotated[bool, typer.Option("--trace", help="Print each step the agent took.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    long: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--long",
+            "-l",
+            help="Answer over this file or folder as one long context (recursive agent), not the sources; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Answer a question from the sources with the agent, with numbered citations.
 
     Without a chat model (ARAG_CHAT_MODEL) the answer is extractive: the best-supported sentences.
+    With --long PATH the recursive agent reads PATH whole, however long, instead of searching.
     """
+    if long:
+        _ask_long(question, long, trace=trace, as_json=as_json, quiet=quiet)
+        return
     from agents.rag_agent import RagAgent
 
     with RagAgent.from_settings(sources=source, threads=thread is not None) as agent:
@@ -187,6 +199,45 @@ def chat(
             if not line:
                 continue
             _print_result(_run_question(agent, line, thread_id, show_progress=True), trace=trace, echo=False)
+
+
+def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, quiet: bool) -> None:
+    from agents.rlm_agent import RlmAgent
+
+    agent = RlmAgent.from_settings()
+    result = None
+    sub_calls = 0
+    with err.status("reading", spinner="dots") if not quiet and not as_json else _nothing() as status:
+        for event in agent.stream(question, context=paths):
+            if event["event"] == "result":
+                result = event["result"]
+            elif status is not None:
+                sub_calls += event["event"] == "sub_call"
+                if event["event"] == "rlm_map":
+                    status.update(f"depth {event['depth']}: reading {event['chunks']} chunks...")
+                elif event["event"] == "sub_call":
+                    status.update(f"read {sub_calls} chunks...")
+    assert result is not None
+    for problem in result.problems:
+        err.print(f"[yellow]skipped[/] {escape(problem)}")
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        if trace:
+            out.print(escape(result.trace_tree()))
+        label = {"heuristic": "extractive, no chat model configured"}.get(result.strategies, result.strategies)
+        if result.exit_reason != "answered":
+            label += f"; {result.exit_reason}"
+        out.print(f"[bold]A[/] ({label}): {escape(result.answer)}")
+        usage = result.usage
+        out.print(
+            f"[dim]{result.chars:,} characters, {usage['sub_calls']} sub-calls, depth {result.depth}, "
+            f"{usage['model_calls']} model calls, {usage['total_tokens']} tokens, {usage['seconds']:.2f} s[/]"
+        )
+        if result.error:
+            err.print(f"[yellow]{escape(result.error)}[/]")
+    if result.exit_reason == "error":
+        raise typer.Exit(1)
 
 
 def _run_question(agent: Any, question: str, thread: str | None, *, show_progress: bool) -> Any:

@@ -9,25 +9,26 @@ from agents.settings import Settings
 __all__ = ["build_chat_model"]
 
 
-def build_chat_model(settings: Settings) -> BaseChatModel | None:
-    """``ChatOpenAI`` for the configured model and endpoint; ``None`` when no model is set.
+def build_chat_model(settings: Settings, model: str | None = None) -> BaseChatModel | None:
+    """``ChatOpenAI`` for the configured model (or ``model``) and endpoint; ``None`` when no model is set.
 
     ``ChatOpenAI(base_url=...)`` reaches OpenAI, vLLM, Ollama, llama.cpp and LM Studio. The client's
     own retries are off: :class:`graphs.llm.ModelClient` retries, so attempts are counted once.
     """
-    if not settings.chat_model:
+    name = model or settings.chat_model
+    if not name:
         return None
     from langchain_openai import ChatOpenAI
 
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if api_key is None and settings.openai_base_url is None:
         msg = (
-            f"ARAG_CHAT_MODEL={settings.chat_model!r} needs ARAG_OPENAI_API_KEY (OpenAI) or "
+            f"chat model {name!r} needs ARAG_OPENAI_API_KEY (OpenAI) or "
             "ARAG_OPENAI_BASE_URL (a local server such as vLLM, Ollama or llama.cpp)"
         )
         raise ValueError(msg)
     return ChatOpenAI(
-        model=settings.chat_model,
+        model=name,
         base_url=settings.openai_base_url,
         api_key=api_key or "not-needed",  # type: ignore[arg-type]
         timeout=settings.request_timeout,

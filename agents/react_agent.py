@@ -26,6 +26,7 @@ from agents._owner import OwnsResources
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import limits_from_settings
+from agents.rlm_agent import RlmAgent, read_document_tool
 from agents.settings import Settings
 from graphs._state import RESET
 from graphs.budget import Budget, Limits
@@ -58,6 +59,9 @@ class ReactAgent(OwnsResources):
         tools: More LangChain tools.
         limits: Budget per question (``max_iterations`` is not used; see ``max_turns``).
         max_turns: Model turns before the run stops with ``max_iterations``.
+        read_documents: With a retriever, add the ``read_document`` tool, which hands a whole stored
+            document to a recursive agent (:class:`~agents.rlm_agent.RlmAgent`; by default one on
+            ``chat_model``); ``False`` leaves it out.
     """
 
     def __init__(
@@ -71,9 +75,13 @@ class ReactAgent(OwnsResources):
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         checkpointer: Checkpointer = None,
         retry: RetryPolicy | None = None,
+        read_documents: RlmAgent | bool = True,
     ) -> None:
         self.client = ModelClient(chat_model, retry)
         self.tools = [*(source_tools(retriever) if retriever is not None else []), *tools]
+        if retriever is not None and read_documents is not False:
+            reader = read_documents if isinstance(read_documents, RlmAgent) else RlmAgent(chat_model, retry=retry)
+            self.tools.append(read_document_tool(retriever, reader))
         if not self.tools:
             msg = "the ReAct agent has no tools: give it a retriever (one search tool per source) or tools=[...]"
             raise ValueError(msg)
@@ -113,6 +121,7 @@ class ReactAgent(OwnsResources):
                 tools=tools,
                 limits=limits_from_settings(settings),
                 retry=RetryPolicy(max_attempts=settings.model_max_attempts),
+                read_documents=RlmAgent.from_settings(settings, chat_model=model),
             )
         except BaseException:
             store.close()

@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     threads_path: Path | None = None
     """SQLite file of chat threads (the LangGraph checkpointer); defaults to ``<data_dir>/threads.sqlite``."""
 
+    # -- long contexts (the recursive agent) ---------------------------------------------
+    rlm_max_iterations: int = Field(default=12, ge=1)
+    """Root-model turns per (sub-)run of the recursive agent."""
+    rlm_max_depth: int = Field(default=2, ge=0)
+    """Recursion levels below the root run."""
+    rlm_max_sub_calls: int | None = Field(default=5_000, ge=1)
+    """Sub-calls over a whole recursive run."""
+    rlm_max_tokens: int | None = Field(default=2_000_000, ge=1)
+    """Tokens over every model call of a recursive run."""
+    rlm_deadline: float | None = Field(default=600.0, gt=0)
+    """Seconds per recursive run."""
+    rlm_max_concurrency: int = Field(default=16, ge=1)
+    """Sub-calls running at once."""
+    rlm_sub_context_chars: int = Field(default=40_000, ge=200)
+    """Characters one sub-call reads; longer pieces recurse. Fit it to the sub-model's context."""
+    rlm_code_mode: bool = False
+    """Let the root model run Python in a sandboxed process (the ``run_python`` tool)."""
+    sub_chat_model: str | None = None
+    """Model for the recursive agent's sub-calls (e.g. a smaller one); default: ``chat_model``."""
+
     # -- ingestion and retrieval ---------------------------------------------------------
     chunk_size: int = Field(default=1000, ge=50)
     """Maximum characters per chunk."""

@@ -188,7 +188,8 @@ def source_tool(retriever: Retriever, source: Source) -> StructuredTool:
         if not hits:
             return "No passages found."
         return "\n\n".join(
-            f"[{i}] id={c.id} ({c.title or c.doc_id})\n{' '.join(c.text.split())[:1200]}" for i, c in enumerate(hits, 1)
+            f"[{i}] doc={c.doc_id} ({c.title or c.source}) id={c.id}\n{' '.join(c.text.split())[:1200]}"
+            for i, c in enumerate(hits, 1)
         )
 
     description = f"Search the {source.name!r} source" + (f": {source.description}" if source.description else ".")

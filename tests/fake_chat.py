@@ -59,3 +59,33 @@ class ScriptedChatModel(FakeMessagesListChatModel):
 
 def scripted(*responses: Any) -> ScriptedChatModel:
     return ScriptedChatModel(responses=list(responses))
+
+
+class FunctionChatModel(FakeMessagesListChatModel):
+    """A chat model whose reply is computed from the prompt (thread-safe: it keeps no position),
+    for sub-calls that run concurrently. ``fn`` returns text, an ``AIMessage``, or raises."""
+
+    fn: Any = None
+    responses: list[Any] = []  # type: ignore[assignment]  # noqa: RUF012 - unused; the parent requires it
+
+    @property
+    def _llm_type(self) -> str:
+        return "function"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> FunctionChatModel:  # type: ignore[override]
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        item = self.fn(messages)
+        message = item if isinstance(item, BaseMessage) else AIMessage(content=str(item))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def function_model(fn: Any) -> FunctionChatModel:
+    return FunctionChatModel(fn=fn, responses=[])

@@ -1,11 +1,13 @@
 """What graphs call: the Qdrant store, embeddings, BM25 vectors, ingestion and retrieval."""
 
+from tools.context import ContextInfo, ContextStore, load_context
 from tools.edge_store import EdgeStore
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.extractive import ExtractiveAnswer, extractive_answer
 from tools.ingest import Chunker, Ingestor, IngestReport
 from tools.loaders import Document, LoadError, load_file
-from tools.retrieval import RetrievedChunk, Retriever
+from tools.retrieval import RetrievedChunk, Retriever, StoredDocument
+from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import (
     Hit,
@@ -23,6 +25,8 @@ __all__ = [
     "Bm25Encoder",
     "CachedEmbeddings",
     "Chunker",
+    "ContextInfo",
+    "ContextStore",
     "Document",
     "EdgeStore",
     "ExtractiveAnswer",
@@ -35,14 +39,19 @@ __all__ = [
     "QdrantStore",
     "RetrievedChunk",
     "Retriever",
+    "Sandbox",
+    "SandboxLimits",
+    "SandboxResult",
     "Source",
     "SourceExistsError",
     "SourceNotFoundError",
     "SparseVector",
     "StoreError",
     "StoreLockedError",
+    "StoredDocument",
     "VectorStore",
     "extractive_answer",
+    "load_context",
     "load_file",
     "openai_compatible_embeddings",
 ]

@@ -21,7 +21,7 @@ from tools.embeddings import embed_array
 from tools.retrieval import RetrievedChunk
 from tools.sparse import Bm25Encoder
 
-__all__ = ["ExtractiveAnswer", "extractive_answer", "split_sentences"]
+__all__ = ["ExtractiveAnswer", "answer_pattern", "extractive_answer", "split_sentences"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#]|\d+\.)")
 
@@ -62,7 +62,7 @@ def split_sentences(text: str) -> list[str]:
     return [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
-def _answer_pattern(question: str) -> re.Pattern[str] | None:
+def answer_pattern(question: str) -> re.Pattern[str] | None:
     """What a sentence holding the kind of answer the question asks for looks like: a date for
     "when", a number for "how many", a name for "who", a place for "where"; None otherwise."""
     for asks, looks_like in _ANSWER_TYPES:
@@ -106,7 +106,7 @@ def extractive_answer(
     lexical = np.array([sum(weight.get(t, 0.0) for t in ts & question_terms) / total for ts in terms])
     if lexical.max() <= 0:
         return _abstain(question)
-    pattern = _answer_pattern(question)
+    pattern = answer_pattern(question)
     typed = np.array([bool(pattern and pattern.search(s)) for _, s in candidates])
     scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
     if embeddings is not None:

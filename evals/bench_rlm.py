@@ -1,0 +1,166 @@
+"""Benchmarks of the recursive long-context agent (RlmAgent); prints numbers, writes JSON.
+
+``niah``: needle-in-a-haystack accuracy offline (the deterministic root plan with the extractive
+sub-reader) at 100K, 1M and 10M characters, needles at depths 0-100%; reports accuracy, sub-calls
+per question and how wall time grows with length.
+
+``concurrency``: a map over 1,000 chunks with a sub-model of fixed 100 ms latency at a cap of 16;
+reports the map's wall time against the ideal (1000 / 16 x 100 ms) and the peak concurrency.
+
+    python -m evals.bench_rlm niah --json runs/bench-niah.json
+    python -m evals.bench_rlm concurrency --json runs/bench-rlm-concurrency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from agents.rlm_agent import RlmAgent
+from evals.niah import DEFAULT_ESSAYS, niah_items
+from graphs.broker import RlmLimits
+
+__all__ = ["FixedLatencyChatModel", "bench_concurrency", "bench_niah", "main"]
+
+
+def bench_niah(
+    lengths: Sequence[int], *, per_depth: int = 3, seed: int = 0, essays: Path = DEFAULT_ESSAYS
+) -> dict[str, Any]:
+    agent = RlmAgent()
+    rows: dict[int, list[dict[str, Any]]] = {n: [] for n in lengths}
+    for item in niah_items(lengths, per_depth=per_depth, seed=seed, essays=essays):
+        started = time.perf_counter()
+        result = agent.invoke(item.question, context=item.context)
+        seconds = time.perf_counter() - started
+        rows[item.chars].append(
+            {
+                "id": item.id,
+                "depth": item.depth,
+                "correct": item.answer in result.answer,
+                "exit_reason": result.exit_reason,
+                "sub_calls": result.usage["sub_calls"],
+                "tree_depth": result.depth,
+                "seconds": round(seconds, 3),
+            }
+        )
+    summary = {}
+    for length, items in rows.items():
+        summary[str(length)] = {
+            "questions": len(items),
+            "accuracy": round(sum(i["correct"] for i in items) / len(items), 4),
+            "sub_calls_per_question": statistics.median(i["sub_calls"] for i in items),
+            "tree_depth": max(i["tree_depth"] for i in items),
+            "seconds_p50": round(statistics.median(i["seconds"] for i in items), 3),
+            "misses": [i["id"] for i in items if not i["correct"]],
+        }
+    base = summary[str(lengths[0])]["seconds_p50"] or 1e-9
+    for length in lengths:
+        row = summary[str(length)]
+        row["time_ratio_vs_first"] = round(row["seconds_p50"] / base, 2)
+        row["length_ratio_vs_first"] = round(length / lengths[0], 2)
+    return {"niah": summary, "items": rows}
+
+
+class FixedLatencyChatModel(BaseChatModel):
+    """A sub-model that answers after a fixed delay (stands in for a remote model's latency)."""
+
+    latency_s: float = 0.1
+
+    @property
+    def _llm_type(self) -> str:
+        return "fixed-latency"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        time.sleep(self.latency_s)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="NONE"))])
+
+
+def bench_concurrency(chunks: int = 1000, cap: int = 16, latency_s: float = 0.1) -> dict[str, Any]:
+    """Map over ``chunks`` chunks through the real graph: the deterministic root plan splits (one
+    chunk per paragraph) and maps a model reader whose model sleeps ``latency_s`` per call."""
+    paragraph = ("x" * 97) + ".\n\n"  # 100 characters: one chunk each at sub_context_chars=100
+    text = paragraph * chunks
+    limits = RlmLimits(max_depth=0, max_concurrency=cap, sub_context_chars=len(paragraph), max_sub_calls=None)
+    agent = RlmAgent(sub_model=FixedLatencyChatModel(latency_s=latency_s), limits=limits)
+    started = time.perf_counter()
+    result = agent.invoke("What is here?", context=text)
+    total = time.perf_counter() - started
+    maps = [n for n in result.trace if n["kind"] == "map"]
+    map_wall = (max(n["at"] + n["ms"] for n in maps) - min(n["at"] for n in maps)) / 1000
+    ideal = chunks / cap * latency_s
+    return {
+        "chunks": len(maps),
+        "cap": cap,
+        "latency_s": latency_s,
+        "ideal_s": round(ideal, 3),
+        "map_wall_s": round(map_wall, 3),
+        "ratio_to_ideal": round(map_wall / ideal, 3),
+        "run_wall_s": round(total, 3),
+        "peak_concurrency": result.usage["peak_concurrency"],
+        "sequential_s": round(chunks * latency_s, 1),
+        "exit_reason": result.exit_reason,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    niah = sub.add_parser("niah", help="needle in a haystack, offline")
+    niah.add_argument("--lengths", default="100000,1000000,10000000")
+    niah.add_argument("--per-depth", type=int, default=3, help="needles per depth (11 depths, 0-100%%)")
+    niah.add_argument("--seed", type=int, default=0)
+    niah.add_argument("--essays", type=Path, default=DEFAULT_ESSAYS)
+    niah.add_argument("--json", type=Path)
+    conc = sub.add_parser("concurrency", help="map over 1,000 chunks with a 100 ms sub-model")
+    conc.add_argument("--chunks", type=int, default=1000)
+    conc.add_argument("--cap", type=int, default=16)
+    conc.add_argument("--latency", type=float, default=0.1)
+    conc.add_argument("--repeat", type=int, default=3)
+    conc.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.bench == "niah":
+        lengths = [int(n) for n in args.lengths.split(",")]
+        report = bench_niah(lengths, per_depth=args.per_depth, seed=args.seed, essays=args.essays)
+        for length, row in report["niah"].items():
+            print(
+                f"{int(length):>10,} chars  accuracy {row['accuracy']:.3f} ({row['questions']} questions)  "
+                f"sub-calls/question {row['sub_calls_per_question']}  depth {row['tree_depth']}  "
+                f"p50 {row['seconds_p50']} s  "
+                f"(x{row['time_ratio_vs_first']} time for x{row['length_ratio_vs_first']} length)"
+            )
+    else:
+        runs = [bench_concurrency(args.chunks, args.cap, args.latency) for _ in range(args.repeat)]
+        for run in runs:
+            print(
+                f"{run['chunks']} chunks, cap {run['cap']}, {run['latency_s'] * 1000:g} ms sub-model: "
+                f"map {run['map_wall_s']} s "
+                f"(ideal {run['ideal_s']} s, x{run['ratio_to_ideal']}), run {run['run_wall_s']} s, "
+                f"peak concurrency {run['peak_concurrency']}, sequential would be {run['sequential_s']} s"
+            )
+        ratio = statistics.median(r["ratio_to_ideal"] for r in runs)
+        print(f"median ratio to ideal: x{ratio}")
+        report = {"runs": runs, "median_ratio_to_ideal": ratio}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

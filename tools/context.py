@@ -1,0 +1,322 @@
+"""Long contexts kept out of the prompt: a store of texts behind handles, and the operations the
+recursive (RLM) agent runs on them: ``info``, ``peek``, ``grep``, ``split`` and ``aggregate``.
+
+The text of a context never travels through graph state or checkpoints: state holds its handle
+(a short string) and its metadata; the text lives in a :class:`ContextStore` in the run's
+context. Everything here is plain Python on strings, so it works the same offline and with a
+model, and a 10M-character context costs one copy in memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import regex
+
+from tools.loaders import LoadError, find_files, load_file
+
+__all__ = [
+    "SPLIT_STRATEGIES",
+    "AggregateOp",
+    "ContextInfo",
+    "ContextStore",
+    "DocumentSpan",
+    "GrepMatch",
+    "aggregate",
+    "grep",
+    "load_context",
+    "split_text",
+]
+
+SplitStrategy = Literal["paragraphs", "lines", "chars", "documents"]
+SPLIT_STRATEGIES: tuple[str, ...] = ("paragraphs", "lines", "chars", "documents")
+AggregateOp = Literal["count", "set", "join", "argmax"]
+AGGREGATE_OPS: tuple[str, ...] = ("count", "set", "join", "argmax")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSpan:
+    """Where one loaded document sits in a context made of several."""
+
+    name: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextInfo:
+    """What the root model is shown instead of the text."""
+
+    handle: str
+    chars: int
+    lines: int
+    words: int
+    documents: tuple[DocumentSpan, ...] = ()
+    kind: str = "text"
+    """``text`` (a string was given) or ``files`` (loaded from paths)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["documents"] = [asdict(d) for d in self.documents]
+        return data
+
+
+class ContextStore:
+    """Texts behind handles, shared by every level of a recursive run (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._info: dict[str, ContextInfo] = {}
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+
+    def put(self, text: str, *, documents: Sequence[DocumentSpan] = (), kind: str = "text") -> ContextInfo:
+        """Store ``text``; return its metadata (with the new handle)."""
+        if not isinstance(text, str):
+            msg = f"a context must be text (str), got {type(text).__name__}; pass file paths to load files"
+            raise TypeError(msg)
+        with self._lock:
+            handle = f"ctx{next(self._ids)}"
+            info = ContextInfo(
+                handle=handle,
+                chars=len(text),
+                lines=text.count("\n") + 1 if text else 0,
+                words=_count_words(text),
+                documents=tuple(documents),
+                kind=kind,
+            )
+            self._texts[handle] = text
+            self._info[handle] = info
+        return info
+
+    def text(self, handle: str) -> str:
+        try:
+            return self._texts[handle]
+        except KeyError:
+            msg = f"no context with handle {handle!r}; it was released or never stored"
+            raise KeyError(msg) from None
+
+    def info(self, handle: str) -> ContextInfo:
+        self.text(handle)
+        return self._info[handle]
+
+    def release(self, handle: str) -> None:
+        with self._lock:
+            self._texts.pop(handle, None)
+            self._info.pop(handle, None)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+def _count_words(text: str) -> int:
+    # str.split on 10M characters allocates a list of ~2M strings; counting runs is cheaper.
+    return sum(1 for _ in re.finditer(r"\S+", text)) if len(text) < 2_000_000 else len(text) // 6
+
+
+def load_context(paths: Iterable[str | Path]) -> tuple[str, list[DocumentSpan], list[str]]:
+    """Read files (txt, md, html, pdf, csv, jsonl; folders recursively) into one text.
+
+    Each document starts with a ``=== name ===`` line; the spans say where each one is. A file
+    that cannot be read is reported in the returned problems, and the rest are loaded.
+
+    Raises:
+        ValueError: No file could be read.
+    """
+    files, problems = find_files(paths)
+    parts: list[str] = []
+    spans: list[DocumentSpan] = []
+    offset = 0
+    for path in files:
+        try:
+            loaded = load_file(path)
+        except LoadError as exc:
+            problems.append(exc)
+            continue
+        for doc in loaded.documents:
+            name = doc.title or Path(doc.path).name
+            if len(loaded.documents) > 1:
+                name = f"{Path(doc.path).name}#{doc.doc_id}"
+            block = f"=== {name} ===\n{doc.text.strip()}\n\n"
+            spans.append(DocumentSpan(name, offset, offset + len(block)))
+            parts.append(block)
+            offset += len(block)
+    messages = [str(p) for p in problems]
+    if not parts:
+        msg = "no readable text in " + ", ".join(str(p) for p in paths)
+        if messages:
+            msg += ": " + "; ".join(messages)
+        raise ValueError(msg)
+    return "".join(parts), spans, messages
+
+
+# -- split ------------------------------------------------------------------------------------
+
+_SEPARATORS: dict[str, tuple[str, ...]] = {
+    "paragraphs": ("\n\n", "\n", ". ", " "),
+    "lines": ("\n", " "),
+    "chars": (" ",),
+}
+
+
+def split_text(
+    text: str,
+    strategy: str = "paragraphs",
+    size: int = 20_000,
+    *,
+    documents: Sequence[DocumentSpan] = (),
+) -> list[tuple[int, int]]:
+    """Cut ``text`` into spans of at most ``size`` characters, covering it all, in order.
+
+    ``paragraphs`` / ``lines`` end a span at the last paragraph break / line break in its second
+    half (falling back to a sentence end, then a space); ``chars`` at the last space;
+    ``documents`` gives one span per document, each cut further if it is longer than ``size``.
+
+    Raises:
+        ValueError: Unknown strategy or a size below 1.
+    """
+    if strategy not in SPLIT_STRATEGIES:
+        msg = f"unknown split strategy {strategy!r}; use one of {', '.join(SPLIT_STRATEGIES)}"
+        raise ValueError(msg)
+    if size < 1:
+        msg = f"split size must be at least 1 character, got {size}"
+        raise ValueError(msg)
+    if strategy == "documents":
+        spans = [(d.start, d.end) for d in documents] or [(0, len(text))]
+        return [piece for start, end in spans for piece in _cut(text, start, end, size, _SEPARATORS["paragraphs"])]
+    return _cut(text, 0, len(text), size, _SEPARATORS[strategy])
+
+
+def _cut(text: str, start: int, end: int, size: int, separators: tuple[str, ...]) -> list[tuple[int, int]]:
+    spans = []
+    while start < end:
+        stop = min(start + size, end)
+        if stop < end:
+            for sep in separators:
+                at = text.rfind(sep, start + size // 2, stop)
+                if at > start:
+                    stop = at + len(sep)
+                    break
+        spans.append((start, stop))
+        start = stop
+    return spans
+
+
+# -- grep -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GrepMatch:
+    start: int
+    end: int
+    match: str
+    snippet: str
+    """The match with ``context`` characters around it, whitespace collapsed."""
+
+
+def grep(
+    text: str,
+    pattern: str,
+    *,
+    k: int = 20,
+    context: int = 80,
+    timeout_s: float = 2.0,
+    ignore_case: bool = True,
+) -> tuple[list[GrepMatch], int, bool]:
+    """Find ``pattern`` (a regular expression) in ``text``.
+
+    Returns the first ``k`` matches, how many matches there are (counting stops at 10,000), and
+    whether the search ran out of time (a pathological pattern cannot hang the run).
+
+    Raises:
+        ValueError: The pattern is not a valid regular expression.
+    """
+    try:
+        compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
+    except regex.error as exc:
+        msg = f"invalid regular expression {pattern!r}: {exc}; escape special characters like ( [ ? with \\"
+        raise ValueError(msg) from exc
+    matches: list[GrepMatch] = []
+    total = 0
+    timed_out = False
+    try:
+        for m in compiled.finditer(text, timeout=timeout_s):
+            total += 1
+            if len(matches) < k:
+                left, right = max(0, m.start() - context), min(len(text), m.end() + context)
+                matches.append(GrepMatch(m.start(), m.end(), m.group(0)[:200], " ".join(text[left:right].split())))
+            if total >= 10_000:
+                break
+    except TimeoutError:
+        timed_out = True
+    return matches, total, timed_out
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+_EMPTY_RESULTS = frozenset({"", "none", "n/a", "not found", "nothing", "no answer", "null"})
+
+
+def _is_empty(result: Any) -> bool:
+    return result is None or str(result).strip().strip(".").lower() in _EMPTY_RESULTS
+
+
+def _number(value: Any) -> float | None:
+    found = re.search(r"-?\d+(?:\.\d+)?", str(value))
+    return float(found.group(0)) if found else None
+
+
+@dataclass(slots=True)
+class Aggregate:
+    """The outcome of :func:`aggregate`: a value for the model and, for ``argmax``, the winner."""
+
+    op: str
+    value: Any
+    items: int
+    best: dict[str, Any] | None = field(default=None)
+
+
+def aggregate(items: Sequence[dict[str, Any]], op: str) -> Aggregate:
+    """Combine a buffer's results without a model.
+
+    - ``count``: results that found something (not empty, not "none"/"not found").
+    - ``set``: the distinct results, case-insensitively, in first-seen order.
+    - ``join``: the results that found something, one per line, with their chunk ids.
+    - ``argmax``: the result with the highest ``score`` (or, without scores, the largest number
+      in the result text).
+
+    Raises:
+        ValueError: Unknown operation.
+    """
+    if op not in AGGREGATE_OPS:
+        msg = f"unknown aggregate op {op!r}; use one of {', '.join(AGGREGATE_OPS)}"
+        raise ValueError(msg)
+    found = [item for item in items if not _is_empty(item.get("result"))]
+    if op == "count":
+        return Aggregate(op, len(found), len(items))
+    if op == "set":
+        seen: dict[str, str] = {}
+        for item in found:
+            value = " ".join(str(item["result"]).split())
+            seen.setdefault(value.lower(), value)
+        return Aggregate(op, list(seen.values()), len(items))
+    if op == "join":
+        return Aggregate(op, "\n".join(f"[{i.get('chunk', '?')}] {i['result']}" for i in found), len(items))
+    if not found:
+        return Aggregate(op, None, len(items))
+
+    def key(item: dict[str, Any]) -> float:
+        score = item.get("score")
+        if isinstance(score, int | float):
+            return float(score)
+        number = _number(item["result"])
+        return number if number is not None else float("-inf")
+
+    best = max(found, key=key)  # max keeps the first of equals: reading order breaks ties
+    return Aggregate(op, best["result"], len(items), best)
