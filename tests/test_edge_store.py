@@ -11,6 +11,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,14 @@ def test_persists_across_processes(tmp_path: Path, points: list[Point]) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "400 words, renamed"
+
+
+def test_threads_opening_a_source_at_once_share_one_shard(tmp_path: Path, points: list[Point]) -> None:
+    with EdgeStore(tmp_path / "edge") as store:
+        fill(store, points)
+    with EdgeStore(tmp_path / "edge") as reopened, ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: reopened.count("kb"), range(16)))
+    assert counts == [400] * 16
 
 
 def test_second_opener_gets_a_clear_error(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -95,6 +96,7 @@ class EdgeStore:
         self.batch_size = batch_size
         self.is_local = True
         self._lock = _lock_folder(self.path)
+        self._open_lock = threading.Lock()
         self._shards: dict[str, edge.EdgeShard] = {}
 
     # -- sources -------------------------------------------------------------------------
@@ -178,7 +180,12 @@ class EdgeStore:
 
     def _shard(self, name: str) -> edge.EdgeShard:
         shard = self._shards.get(name)
-        if shard is None:
+        if shard is not None:
+            return shard
+        with self._open_lock:  # threads racing to open one shard would each take its file lock
+            shard = self._shards.get(name)
+            if shard is not None:
+                return shard
             self.get_source(name)
             try:
                 shard = edge.EdgeShard.load(str(self.path / name / _SHARD_DIR))

@@ -93,7 +93,7 @@ def fuse_rrf(rankings: Sequence[Sequence[RetrievedChunk]], k: int = DEFAULT_RRF_
         for rank, chunk in enumerate(ranking):
             scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (k + rank)
             first.setdefault(chunk.id, chunk)
-    ordered = sorted(scores, key=lambda cid: -scores[cid])
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))  # ties by id: the same order every run
     return [replace(first[cid], score=scores[cid]) for cid in ordered]
 
 
@@ -164,6 +164,9 @@ class Retriever(BaseRetriever):
                 prefetch_limit=max(self.prefetch_limit, k),
                 rrf_k=self.rrf_k,
             )
+            # Engines may return equal scores in any order (Edge searches segments in parallel):
+            # break ties by id, so a question gets the same ranking every run.
+            hits = sorted(hits, key=lambda h: (-h.score, h.id))
             rankings.append([RetrievedChunk.from_hit(h, name) for h in hits])
         if len(rankings) == 1:
             return rankings[0]
