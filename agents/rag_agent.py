@@ -88,6 +88,10 @@ class RagResult:
     """The best unverified draft when the run stopped without a verified answer."""
     error: str | None = None
     strategies: str = "heuristic"
+    retrieved: list[str] = field(default_factory=list)
+    """Documents (``source/doc_id``) in the order retrieval ranked them (for retrieval metrics)."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """The passages the answer was written from: id, source, doc_id, title, text."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +106,8 @@ class RagResult:
             "partial_answer": self.partial_answer,
             "error": self.error,
             "strategies": self.strategies,
+            "retrieved": self.retrieved,
+            "evidence": self.evidence,
         }
 
 
@@ -266,5 +272,9 @@ class RagAgent(OwnsResources):
             partial_answer=state.get("partial_answer", ""),
             error=state.get("error"),
             strategies=self.strategies.kind,
+            retrieved=list(state.get("retrieved_docs", [])),
+            evidence=[
+                {k: c[k] for k in ("id", "source", "doc_id", "title", "text")} for c in state.get("evidence", [])
+            ],
         )
         yield AgentEvent("result", result=result)

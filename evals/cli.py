@@ -110,3 +110,92 @@ def _modes(text: str) -> list[Mode]:
         msg = f"unknown modes {unknown}; choose from {', '.join(MODES)}"
         raise typer.BadParameter(msg, param_hint="--modes")
     return chosen  # type: ignore[return-value]
+
+
+@eval_app.command("run")
+def run_command(
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="scifact, hotpotqa, squad2, niah, babilong, a folder or a .jsonl file.")
+    ],
+    agent: Annotated[str, typer.Option(help="rag, react (needs a model) or rlm (long-context datasets).")] = "rag",
+    split: Annotated[str | None, typer.Option(help="Dataset split (default: test).")] = None,
+    source: Annotated[str | None, typer.Option(help="Ingested source for a .jsonl of questions.")] = None,
+    lengths: Annotated[str, typer.Option(help="niah/babilong context lengths, comma-separated.")] = "100000",
+    limit: Annotated[int | None, typer.Option(help="Only the first N items.", min=1)] = None,
+    concurrency: Annotated[int, typer.Option(help="Items run at once.", min=1)] = 1,
+    run_id: Annotated[str | None, typer.Option(help="Name of the run; an existing run of it is resumed.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where runs are written.")] = Path("runs"),
+    seed: Annotated[int, typer.Option(help="Seed of generated datasets.")] = 0,
+    judge_repeats: Annotated[int, typer.Option(help="LLM-judge repetitions (with a model).", min=1)] = 3,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run an agent over a dataset: runs/<id>/ gets results.jsonl, manifest.json, summary.json and a
+    report (Markdown and HTML with plots). Re-running with the same --run-id resumes it."""
+    from evals.harness import run
+
+    sizes = [int(x.replace("_", "")) for x in lengths.split(",") if x.strip()]
+    with progress_bars(enabled=not quiet) as bars:
+        result = run(
+            dataset,
+            agent=agent,
+            split=split,
+            source=source,
+            lengths=sizes,
+            limit=limit,
+            concurrency=concurrency,
+            run_id=run_id,
+            runs_dir=runs_dir,
+            seed=seed,
+            judge_repeats=judge_repeats,
+            progress=lambda done, total: bars("items", done, total),
+        )
+    summary = result.summary
+    table = Table(title=f"{summary['run_id']} · {summary['agent']} · {len(result.rows)} items")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in summary["metrics"].items():
+        table.add_row(name, "-" if value is None else f"{value:.4f}")
+    out.print(table)
+    latency = summary["latency"]
+    out.print(
+        f"latency p50 {latency['p50']} s, p95 {latency['p95']} s; model calls {summary['cost']['model_calls']}, "
+        f"tokens {summary['cost']['tokens']}; exits {summary['exit_reasons']}; errors {summary['errors']}"
+    )
+    out.print(f"wrote {result.dir}/ (results.jsonl, manifest.json, summary.json, report.md, report.html)")
+
+
+@eval_app.command("compare")
+def compare_command(
+    run_a: Annotated[Path, typer.Argument(help="The baseline run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="The candidate run directory.")],
+    metric: Annotated[str | None, typer.Option(help="Gate on this metric only (default: every metric).")] = None,
+    threshold: Annotated[float, typer.Option(help="Allowed drop before it counts as a regression.", min=0)] = 0.0,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.", min=100)] = 2000,
+    output: Annotated[Path | None, typer.Option(help="Also write the comparison here (Markdown + JSON).")] = None,
+) -> None:
+    """Metric deltas B - A with paired bootstrap 95% CIs and the items that flipped; exits 1 when the
+    gate metric regresses by more than --threshold (for CI)."""
+    from evals.harness import compare, write_comparison
+
+    comparison = compare(run_a, run_b, metric=metric, threshold=threshold, resamples=resamples)
+    table = Table(title=f"{comparison['run_a']} -> {comparison['run_b']} · {comparison['items']} paired items")
+    for column in ("metric", "A", "B", "delta", "95% CI"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in comparison["metrics"]:
+        mark = " *" if row["significant"] else ""
+        table.add_row(
+            row["name"],
+            f"{row['a']:.4f}",
+            f"{row['b']:.4f}",
+            f"{row['delta']:+.4f}{mark}",
+            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]",
+        )
+    out.print(table)
+    out.print(f"{len(comparison['flipped'])} item-metric flips (em, all_gold@10, abstained)")
+    if output:
+        write_comparison(comparison, output)
+        out.print(f"wrote {output}")
+    if comparison["regressions"]:
+        out.print(f"[red]regression[/] beyond {threshold}: {', '.join(comparison['regressions'])}")
+        raise typer.Exit(1)
+    out.print("no regression")

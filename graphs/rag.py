@@ -57,6 +57,8 @@ class RagState(TypedDict, total=False):
     rankings: Annotated[list[list[dict[str, Any]]], extend_or_reset]
     """One ranking per (query, source) branch of the current round."""
     retrieved_ids: list[str]
+    retrieved_docs: list[str]
+    """Documents (``source/doc_id``) in the order retrieval first ranked them, over all rounds."""
     evidence: list[dict[str, Any]]
     missing: list[str]
     iteration: int
@@ -181,6 +183,7 @@ def _fresh_turn() -> dict[str, Any]:
     return {
         "rankings": [RESET],
         "retrieved_ids": [],
+        "retrieved_docs": [],
         "evidence": [],
         "missing": [],
         "iteration": 0,
@@ -242,11 +245,13 @@ def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     grading = ctx.strategies.grader.grade(state["standalone"], state.get("sub_questions", []), candidates, ctx.meter)
     kept = grading.kept[: ctx.max_evidence]
     retrieved = list(dict.fromkeys([*state.get("retrieved_ids", []), *(c.id for c in fused)]))
+    documents = list(dict.fromkeys([*state.get("retrieved_docs", []), *(f"{c.source}/{c.doc_id}" for c in fused)]))
     return {
         "rankings": [RESET],
         "evidence": [chunk_to_state(c) for c in kept],
         "missing": grading.missing,
         "retrieved_ids": retrieved,
+        "retrieved_docs": documents,
         "iteration": state.get("iteration", 0) + 1,
         "steps": [_step("grade", started, grading.note, kept=len(kept), missing=grading.missing)],
     }
