@@ -7,6 +7,7 @@ that needs them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
@@ -87,12 +88,15 @@ def fuse_rrf(rankings: Sequence[Sequence[RetrievedChunk]], k: int = DEFAULT_RRF_
     if k < 1:
         msg = f"the RRF constant k must be >= 1, got {k}"
         raise ValueError(msg)
-    scores: dict[str, float] = {}
+    parts: dict[str, list[float]] = {}
     first: dict[str, RetrievedChunk] = {}
     for ranking in rankings:
         for rank, chunk in enumerate(ranking):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (k + rank)
+            parts.setdefault(chunk.id, []).append(1.0 / (k + rank))
             first.setdefault(chunk.id, chunk)
+    # fsum is exact, so a score does not depend on the order the rankings arrived in (parallel
+    # branches finish in any order; a plain float sum would differ in its last bits).
+    scores = {cid: math.fsum(values) for cid, values in parts.items()}
     ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))  # ties by id: the same order every run
     return [replace(first[cid], score=scores[cid]) for cid in ordered]
 
