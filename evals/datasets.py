@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -32,10 +33,17 @@ from evals.beir import load_beir
 from evals.niah import DEFAULT_ESSAYS, haystack, niah_items
 from tools.loaders import Document
 
-__all__ = ["DATA_DIR", "EvalDataset", "EvalItem", "load_dataset"]
+__all__ = ["DATA_DIR", "EvalDataset", "EvalItem", "eval_data_dir", "load_dataset"]
 
 DATA_DIR = DEFAULT_ESSAYS.parents[1]
-"""The shared evaluation data (``../shared/data`` next to the project)."""
+"""The shared evaluation data (``../shared/data`` next to the project); ``ARAG_EVAL_DATA`` overrides it."""
+
+
+def eval_data_dir() -> Path:
+    """Where named datasets are read from: ``ARAG_EVAL_DATA``, else ``../shared/data`` next to the project."""
+    override = os.environ.get("ARAG_EVAL_DATA")
+    return Path(override).expanduser() if override else DATA_DIR
+
 
 Kind = Literal["qa", "retrieval", "long"]
 _NAMED = {"scifact": "beir_scifact", "hotpotqa": "hotpotqa_dev_distractor", "squad2": "squad2_dev_cs224n"}
@@ -113,7 +121,7 @@ def load_dataset(
     source: str | None = None,
     lengths: Sequence[int] = (100_000,),
     seed: int = 0,
-    data_dir: Path = DATA_DIR,
+    data_dir: Path | None = None,
 ) -> EvalDataset:
     """Load a dataset by name (``scifact``, ``hotpotqa``, ``squad2``, ``niah``, ``babilong``) or path.
 
@@ -122,6 +130,7 @@ def load_dataset(
         ValueError: The split is not one the dataset has, or a JSONL line is malformed.
     """
     name = str(name_or_path)
+    data_dir = data_dir or eval_data_dir()
     if name == "niah":
         return _niah(lengths, seed, data_dir)
     if name == "babilong":
@@ -137,6 +146,9 @@ def load_dataset(
             return _hotpotqa(path, split or "test")
         if "is_impossible" in first:
             return _squad2(path, split or "test")
+    if name in _NAMED:
+        msg = f"dataset {name!r} not found at {path}; set ARAG_EVAL_DATA to the folder that holds {_NAMED[name]}/"
+        raise FileNotFoundError(msg)
     msg = (
         f"no dataset {name!r}: use scifact, hotpotqa, squad2, niah, babilong, a BEIR/HotpotQA/SQuAD 2.0 "
         "folder, or a .jsonl file of {id, question, answer(s), gold_ids, category}"
