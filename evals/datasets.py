@@ -19,6 +19,7 @@ length and hash are recorded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evals.beir import load_beir
-from evals.niah import DEFAULT_ESSAYS, haystack, niah_items
+from evals.niah import DEFAULT_ESSAYS, haystack, niah_needles
 from tools.loaders import Document
 
 __all__ = ["DATA_DIR", "EvalDataset", "EvalItem", "eval_data_dir", "load_dataset"]
@@ -282,29 +283,17 @@ def _generic_jsonl(path: Path, source: str | None) -> EvalDataset:
 
 def _niah(lengths: Sequence[int], seed: int, data_dir: Path) -> EvalDataset:
     essays = data_dir / "long_context_niah_babilong" / "paul_graham_essays.jsonl"
-    items = []
-    for needle in niah_items(lengths, per_depth=1, seed=seed, essays=essays):
-        items.append(
-            EvalItem(
-                id=needle.id,
-                question=needle.question,
-                answers=(needle.answer,),
-                category=f"{needle.chars:,} chars",
-                make_context=_lazy_niah(lengths, seed, essays, needle.id),
-            )
+    items = [
+        EvalItem(
+            id=needle.id,
+            question=needle.question,
+            answers=(needle.answer,),
+            category=f"{needle.chars:,} chars",
+            make_context=functools.partial(needle.context, essays),
         )
+        for needle in niah_needles(lengths, seed=seed)
+    ]
     return EvalDataset("niah", "long", "all", items, "", params={"lengths": list(lengths), "seed": seed})
-
-
-def _lazy_niah(lengths: Sequence[int], seed: int, essays: Path, item_id: str) -> Callable[[], str]:
-    def build() -> str:
-        for needle in niah_items(lengths, per_depth=1, seed=seed, essays=essays):
-            if needle.id == item_id:
-                return needle.context
-        msg = f"NIAH item {item_id} not found"
-        raise LookupError(msg)
-
-    return build
 
 
 def _babilong(lengths: Sequence[int], seed: int, data_dir: Path, per_task: int = 4) -> EvalDataset:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NiahItem", "haystack", "niah_items"]
+__all__ = ["Needle", "NiahItem", "haystack", "niah_items", "niah_needles"]
 
 DEFAULT_ESSAYS = (
     Path(__file__).resolve().parents[1].parent / "shared/data/long_context_niah_babilong/paul_graham_essays.jsonl"
@@ -71,19 +71,59 @@ def niah_items(
     essays: Path = DEFAULT_ESSAYS,
 ) -> Iterator[NiahItem]:
     """One item per (length, depth, repetition), generated lazily (a 10M-character context each)."""
+    bases: dict[int, str] = {}
+    for needle in niah_needles(lengths, depths, per_depth=per_depth, seed=seed):
+        if needle.chars not in bases:
+            bases = {needle.chars: haystack(needle.chars, essays)}  # one length's haystack at a time
+        yield NiahItem(
+            id=needle.id,
+            question=needle.question,
+            answer=needle.answer,
+            context=_insert(bases[needle.chars], needle.sentence, needle.depth),
+            depth=needle.depth,
+            chars=needle.chars,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Needle:
+    """What :func:`niah_items` hides where, without the context (cheap to list)."""
+
+    id: str
+    question: str
+    answer: str
+    sentence: str
+    depth: float
+    chars: int
+
+    def context(self, essays: Path = DEFAULT_ESSAYS) -> str:
+        """The haystack of ``chars`` characters with this needle at its depth."""
+        return _insert(haystack(self.chars, essays), self.sentence, self.depth)
+
+
+def niah_needles(
+    lengths: Sequence[int],
+    depths: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    *,
+    per_depth: int = 1,
+    seed: int = 0,
+) -> list[Needle]:
+    """The needles of :func:`niah_items` with the same arguments, in the same order."""
     rng = random.Random(seed)  # noqa: S311 - reproducible benchmark data, not secrets
+    needles = []
     for length in lengths:
-        base = haystack(length, essays)
         for depth in depths:
             for rep in range(per_depth):
                 key = rng.choice(_KEYS)
                 value = str(rng.randrange(1_000_000, 10_000_000))
-                needle = f"The special magic number for {key} is {value}."
-                yield NiahItem(
-                    id=f"niah-{length}-{depth:.2f}-{rep}",
-                    question=f"What is the special magic number for {key}?",
-                    answer=value,
-                    context=_insert(base, needle, depth),
-                    depth=depth,
-                    chars=length,
+                needles.append(
+                    Needle(
+                        id=f"niah-{length}-{depth:.2f}-{rep}",
+                        question=f"What is the special magic number for {key}?",
+                        answer=value,
+                        sentence=f"The special magic number for {key} is {value}.",
+                        depth=depth,
+                        chars=length,
+                    )
                 )
+    return needles
