@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ARAG_DATA_DIR=.arag/demo
 
-.PHONY: install demo test lint format eval-scifact clean
+.PHONY: install demo test lint format browser eval-scifact clean
 
 $(BIN)/arag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ demo: install
 # Lint first: ruff and the type checker fail CI like a failing test does.
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the browser test of the chat page (which skips, saying why, without it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium || command -v chromium-browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The ``arag`` command line: ingest, search, sources, ask, eval.
+"""The ``arag`` command line: ingest, search, sources, ask, chat, serve, eval.
 
 Errors print as one line (``error: ...``) and exit 1; ``--debug`` shows the traceback instead.
 """
@@ -199,6 +199,25 @@ def chat(
             if not line:
                 continue
             _print_result(_run_question(agent, line, thread_id, show_progress=True), trace=trace, echo=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address (default ARAG_SERVER_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ARAG_SERVER_PORT, 8000).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Bearer key clients must send (default ARAG_API_KEY: none).")
+    ] = None,
+) -> None:
+    """Serve the agents over an OpenAI-compatible API (/v1/chat/completions) with a web chat page at /."""
+    from agents.server import serve as run_server
+
+    overrides: dict[str, Any] = {"server_host": host, "server_port": port, "api_key": api_key}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    where = f"http://{settings.server_host}:{settings.server_port}"
+    auth = "bearer key required" if settings.api_key else "no key (set ARAG_API_KEY to require one)"
+    err.print(f"serving {where} · chat page {where}/ · API {where}/v1 · {auth}")
+    run_server(settings)
 
 
 def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, quiet: bool) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer, StreamMode
@@ -163,6 +163,8 @@ class RagAgent(OwnsResources):
         self.strategies = strategies
         self.checkpointer = checkpointer
         self.graph = build_rag_graph(checkpointer=checkpointer)
+        # A conversation sent whole (an OpenAI-style message list) needs no thread store.
+        self._stateless_graph = build_rag_graph() if checkpointer is not None else self.graph
         self._owned: list[Any] = []
 
     @classmethod
@@ -214,29 +216,64 @@ class RagAgent(OwnsResources):
     def store(self) -> VectorStore:
         return self.retriever.store
 
-    def invoke(self, question: str, *, thread_id: str | None = None) -> RagResult:
-        """Answer one question (a follow-up when ``thread_id`` names an existing thread)."""
+    def thread_messages(self, thread_id: str) -> list[BaseMessage]:
+        """The questions and answers of a stored thread, oldest first (empty for an unknown thread)."""
+        if self.checkpointer is None:
+            msg = "this agent keeps no threads; build it with a checkpointer (RagAgent.from_settings keeps them)"
+            raise ValueError(msg)
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return list(snapshot.values.get("messages", []))
+
+    def invoke(
+        self, question: str, *, thread_id: str | None = None, history: Sequence[BaseMessage] | None = None
+    ) -> RagResult:
+        """Answer one question.
+
+        Args:
+            question: The question (a follow-up is resolved against the conversation).
+            thread_id: A thread kept by the checkpointer; the question continues it.
+            history: The conversation so far, sent whole (earlier questions and answers), as chat
+                front ends send it; nothing is stored. Not together with ``thread_id``.
+        """
         result = None
-        for event in self.stream(question, thread_id=thread_id, tokens=False):
+        for event in self.stream(question, thread_id=thread_id, history=history, tokens=False):
             if event.kind == "result":
                 result = event.result
         assert result is not None  # stream always ends with the result
         return result
 
-    def stream(self, question: str, *, thread_id: str | None = None, tokens: bool = True) -> Iterator[AgentEvent]:
-        """Run the graph, yielding step events and answer tokens as they happen, then the result."""
+    def stream(
+        self,
+        question: str,
+        *,
+        thread_id: str | None = None,
+        history: Sequence[BaseMessage] | None = None,
+        tokens: bool = True,
+    ) -> Iterator[AgentEvent]:
+        """Run the graph, yielding step events and answer tokens as they happen, then the result.
+
+        ``thread_id`` and ``history`` are as in :meth:`invoke`.
+        """
         if not question or not question.strip():
             msg = "the question is empty; ask something, e.g. agent.invoke('What is ...?')"
+            raise ValueError(msg)
+        if history is not None and thread_id is not None:
+            msg = "give either thread_id (the thread store keeps the conversation) or history (sent whole), not both"
             raise ValueError(msg)
         budget = Budget(self.limits)
         context = RagContext(retriever=self.retriever, strategies=self.strategies, limits=self.limits, budget=budget)
         thread = thread_id or uuid.uuid4().hex
         config: RunnableConfig = {"recursion_limit": recursion_limit(self.limits)}
-        if self.checkpointer is not None:
+        stored = self.checkpointer is not None and history is None
+        if stored:
             config["configurable"] = {"thread_id": thread}
+        graph = self.graph if history is None else self._stateless_graph
+        start: dict[str, Any] = {"question": question}
+        if history:
+            start["messages"] = list(history)
         modes: list[StreamMode] = ["custom", "values", *(["messages"] if tokens else [])]  # type: ignore[list-item]
         state: dict[str, Any] = {}
-        parts = self.graph.stream({"question": question}, config, context=context, stream_mode=modes)
+        parts = graph.stream(start, config, context=context, stream_mode=modes)
         for part in parts:
             mode, chunk = cast(tuple[str, Any], part)
             if mode == "custom":
@@ -268,7 +305,7 @@ class RagAgent(OwnsResources):
             usage=usage,
             steps=list(state.get("steps", [])),
             standalone_question=state.get("standalone", question),
-            thread_id=thread if self.checkpointer is not None else "",
+            thread_id=thread if stored else "",
             partial_answer=state.get("partial_answer", ""),
             error=state.get("error"),
             strategies=self.strategies.kind,

@@ -12,12 +12,12 @@ with ReactAgent.from_settings(tools=[my_calculator]) as agent:   # needs ARAG_CH
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
@@ -48,6 +48,8 @@ class ReactResult:
     """Each tool call: tool, args, status (success, error, invalid_arguments), ms."""
     thread_id: str = ""
     error: str | None = None
+    messages: list[BaseMessage] = field(default_factory=list)
+    """The run's conversation: question, model turns, tool calls and their results."""
 
 
 class ReactAgent(OwnsResources):
@@ -94,6 +96,7 @@ class ReactAgent(OwnsResources):
         self.system_prompt = system_prompt
         self.checkpointer = checkpointer
         self.graph = build_react_graph(checkpointer=checkpointer)
+        self._stateless_graph = build_react_graph() if checkpointer is not None else self.graph
         self._owned: list[Any] = []
 
     @classmethod
@@ -129,9 +132,28 @@ class ReactAgent(OwnsResources):
         agent._owned = [store]
         return agent
 
-    def invoke(self, question: str, *, thread_id: str | None = None) -> ReactResult:
+    def invoke(
+        self, question: str, *, thread_id: str | None = None, history: Sequence[BaseMessage] | None = None
+    ) -> ReactResult:
+        """Answer one question; ``thread_id`` continues a stored thread, ``history`` is the
+        conversation sent whole (as in :meth:`RagAgent.invoke <agents.rag_agent.RagAgent.invoke>`)."""
+        result: ReactResult | None = None
+        for event in self.stream(question, thread_id=thread_id, history=history):
+            if event["event"] == "result":
+                result = event["result"]
+        assert result is not None  # stream always ends with the result
+        return result
+
+    def stream(
+        self, question: str, *, thread_id: str | None = None, history: Sequence[BaseMessage] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Progress events (``step_start`` per model turn, ``tool`` per tool call) as they happen,
+        then ``{"event": "result", "result": ReactResult}``."""
         if not question.strip():
             msg = "the question is empty"
+            raise ValueError(msg)
+        if history is not None and thread_id is not None:
+            msg = "give either thread_id (the thread store keeps the conversation) or history (sent whole), not both"
             raise ValueError(msg)
         budget = Budget(self.limits)
         context = ReactContext(
@@ -144,24 +166,33 @@ class ReactAgent(OwnsResources):
         )
         thread = thread_id or uuid.uuid4().hex
         config: RunnableConfig = {"recursion_limit": 2 * self.max_turns + 6}
-        if self.checkpointer is not None:
+        stored = self.checkpointer is not None and history is None
+        if stored:
             config["configurable"] = {"thread_id": thread}
+        graph = self.graph if history is None else self._stateless_graph
         start = {
-            "messages": [HumanMessage(question)],
+            "messages": [*(history or []), HumanMessage(question)],
             "turns": 0,
             "exit_reason": "",
             "error": None,
             "tool_calls": [RESET],
         }
-        state = self.graph.invoke(start, config, context=context)
+        state: dict[str, Any] = {}
+        for mode, data in graph.stream(start, config, context=context, stream_mode=["custom", "values"]):
+            if mode == "custom":
+                yield dict(cast(dict[str, Any], data))
+            else:
+                state = cast(dict[str, Any], data)
         last = state["messages"][-1]
         answer = last.text if isinstance(last, AIMessage) and not last.tool_calls else ""
-        return ReactResult(
+        result = ReactResult(
             question=question,
             answer=answer if isinstance(answer, str) else str(answer),
             exit_reason=state.get("exit_reason", "error"),
             usage={**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)},
             tool_calls=list(state.get("tool_calls", [])),
-            thread_id=thread if self.checkpointer is not None else "",
+            thread_id=thread if stored else "",
             error=state.get("error"),
+            messages=list(state["messages"]),
         )
+        yield {"event": "result", "result": result}

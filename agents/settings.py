@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     threads_path: Path | None = None
     """SQLite file of chat threads (the LangGraph checkpointer); defaults to ``<data_dir>/threads.sqlite``."""
 
+    # -- the HTTP server (``arag serve``) ------------------------------------------------
+    server_host: str = "127.0.0.1"
+    """Address ``arag serve`` listens on (``0.0.0.0`` for every interface)."""
+    server_port: int = Field(default=8000, ge=0, le=65535)
+    """Port of ``arag serve`` (0 picks a free one)."""
+    api_key: SecretStr | None = None
+    """Bearer key that clients of ``arag serve`` must send; unset means no authentication."""
+    server_max_runs: int = Field(default=4, ge=1)
+    """Agent runs the server executes at once."""
+    server_max_queue: int = Field(default=32, ge=0)
+    """Requests that may wait for a run slot; past runs + queue, clients get 429 with Retry-After."""
+    server_max_body: int = Field(default=1_000_000, ge=1_000)
+    """Largest request body in bytes (413 past it)."""
+    server_deadline: float = Field(default=180.0, gt=0)
+    """Seconds per request, waiting included; past it the run is stopped and the client told (504)."""
+
     # -- long contexts (the recursive agent) ---------------------------------------------
     rlm_max_iterations: int = Field(default=12, ge=1)
     """Root-model turns per (sub-)run of the recursive agent."""
@@ -117,7 +133,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=10, ge=1)
     """Reciprocal rank fusion constant (chosen on the SciFact train queries; see evals/README.md)."""
 
-    @field_validator("qdrant_url", "chat_model", "openai_base_url", mode="before")
+    @field_validator("qdrant_url", "chat_model", "openai_base_url", "api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

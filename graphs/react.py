@@ -13,6 +13,7 @@ The step limit, the run's budget and model failures end the run at ``finish`` wi
 
 from __future__ import annotations
 
+import contextvars
 import re
 import time
 from collections.abc import Sequence
@@ -123,7 +124,9 @@ def run_tools(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, An
     results = []
     if last.tool_calls:
         with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_parallel_tools, len(last.tool_calls)))) as pool:
-            results = list(pool.map(call, [dict(c) for c in last.tool_calls]))
+            # Each call runs in a copy of this node's context, where the stream writer works.
+            calls = [(contextvars.copy_context(), dict(c)) for c in last.tool_calls]
+            results = list(pool.map(lambda pair: pair[0].run(call, pair[1]), calls))
     for bad in last.invalid_tool_calls:
         content = (
             f"Error: the arguments of {bad.get('name')!r} are not valid JSON ({bad.get('error') or 'unparseable'}). "
@@ -179,9 +182,14 @@ class _SearchArgs(BaseModel):
     k: int = Field(default=5, ge=1, le=20, description="How many passages to return.")
 
 
+def search_tool_name(source: str) -> str:
+    """The name of the search tool over the source ``source`` (tool names allow fewer characters)."""
+    return "search_" + re.sub(r"[^A-Za-z0-9_-]", "_", source)[:57]
+
+
 def source_tool(retriever: Retriever, source: Source) -> StructuredTool:
     """A search tool over one source; its description (what the model reads) is the source's."""
-    name = "search_" + re.sub(r"[^A-Za-z0-9_-]", "_", source.name)[:57]
+    name = search_tool_name(source.name)
 
     def search(query: str, k: int = 5) -> str:
         hits = retriever.search(query, k=k, sources=[source.name])

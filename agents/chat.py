@@ -1,0 +1,175 @@
+"""What every chat front end needs from an agent's answer, in one place: the conversation as
+LangChain messages, the answer with numbered references, and step events as one-line statuses.
+
+The HTTP server (:mod:`agents.server`), the LangGraph server graphs (:mod:`agents.langgraph_app`)
+and the terminal chat share these, so an answer reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
+from agents.rag_agent import Citation
+from graphs.strategies import CITATION
+
+__all__ = [
+    "background_task_reply",
+    "citation_payload",
+    "message_text",
+    "react_citations",
+    "split_conversation",
+    "step_status",
+    "with_references",
+]
+
+
+def message_text(content: Any) -> str:
+    """The text of an OpenAI-style message ``content``: a string, or a list of parts whose
+    ``text`` parts are joined (images and other parts carry no text for the agent)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"]
+        return "\n".join(t for t in texts if t)
+    msg = f"message content must be a string or a list of parts, got {type(content).__name__}"
+    raise ValueError(msg)
+
+
+def split_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[BaseMessage]]:
+    """Split an OpenAI-style message list into the question (the last user message) and the
+    conversation before it, as LangChain messages.
+
+    Raises:
+        ValueError: No messages, a message without a known role, or no user message last.
+    """
+    if not messages:
+        msg = "messages is empty; send at least one message with role 'user'"
+        raise ValueError(msg)
+    history: list[BaseMessage] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            msg = f"messages[{i}] must be an object with 'role' and 'content'"
+            raise ValueError(msg)
+        role = message.get("role")
+        text = message_text(message.get("content"))
+        if role == "user":
+            history.append(HumanMessage(text))
+        elif role == "assistant":
+            history.append(AIMessage(text))
+        elif role in ("system", "developer"):
+            history.append(SystemMessage(text))
+        elif role == "tool":
+            continue  # tool results of a client-side agent carry nothing the agent can use
+        else:
+            msg = f"messages[{i}].role is {role!r}; use 'system', 'user' or 'assistant'"
+            raise ValueError(msg)
+    if not history or not isinstance(history[-1], HumanMessage):
+        msg = "the last message must have role 'user' (the question to answer)"
+        raise ValueError(msg)
+    question = str(history[-1].content).strip()
+    if not question:
+        msg = "the last user message is empty; put the question in its content"
+        raise ValueError(msg)
+    return question, history[:-1]
+
+
+def with_references(answer: str, citations: Sequence[Citation]) -> str:
+    """The answer followed by its numbered references, as Markdown:
+    ``[1] Title (source/doc_id)``, one per line, matching the ``[n]`` marks in the text."""
+    if not citations:
+        return answer
+    lines = [f"[{c.number}] {c.title or _short(c.doc_id)} ({c.source}/{_short(c.doc_id)})" for c in citations]
+    return f"{answer}\n\n**Sources**\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def _short(doc_id: str) -> str:
+    """A file's name for a document id that is its path (files ingested from folders)."""
+    return doc_id.rsplit("/", 1)[-1] if "/" in doc_id else doc_id
+
+
+def citation_payload(citation: Citation) -> dict[str, Any]:
+    """A citation as sent to clients: number, ids, title, snippet and the whole passage."""
+    return {**citation.as_dict(), "text": citation.text}
+
+
+def step_status(event: Mapping[str, Any]) -> str:
+    """A step event of an agent's stream as one status line: ``analyze ...`` when a step starts,
+    ``analyze: 2 queries (3 ms)`` when it ends, ``retrieve: 10 chunks from docs for 'query'``."""
+    kind = event.get("event")
+    node = str(event.get("node", "step"))
+    if kind == "step_start":
+        return f"{node} ..."
+    if kind == "retrieved":
+        return f"retrieve: {event.get('chunks', 0)} chunks from {event.get('source')} for {event.get('query')!r}"
+    detail = str(event.get("detail", "")).strip()
+    ms = event.get("ms")
+    timing = f" ({ms:.0f} ms)" if isinstance(ms, int | float) else ""
+    return f"{node}: {detail}{timing}" if detail else f"{node}{timing}"
+
+
+_PASSAGE = re.compile(r"^\[(\d+)\] doc=(\S+) \((.*?)\) id=(\S+)\n(.*?)(?=\n\n\[\d+\] doc=|\Z)", re.M | re.S)
+
+
+def react_citations(answer: str, messages: Sequence[BaseMessage], tool_sources: Mapping[str, str]) -> list[Citation]:
+    """Citations of a ReAct answer: each ``[n]`` in ``answer`` is the passage numbered ``n`` in the
+    most recent search result that has one (the search tools number their passages from 1).
+
+    Args:
+        answer: The model's final answer.
+        messages: The run's messages (tool results included).
+        tool_sources: Search tool name -> source name.
+    """
+    latest: dict[int, Citation] = {}
+    for message in messages:
+        source = tool_sources.get(message.name or "") if isinstance(message, ToolMessage) else None
+        if source is None:
+            continue
+        for match in _PASSAGE.finditer(str(message.content)):
+            n, doc_id, title, chunk_id, text = match.groups()
+            latest[int(n)] = Citation(int(n), chunk_id, source, title, doc_id, "", text.strip())
+    cited: list[Citation] = []
+    for n in dict.fromkeys(int(m) for m in CITATION.findall(answer)):
+        if n in latest:
+            c = latest[n]
+            cited.append(Citation(n, c.chunk_id, c.source, c.title, c.doc_id, c.path, c.text))
+    return cited
+
+
+# Open WebUI asks the chat model for titles, tags, follow-ups, search queries and autocompletions
+# with prompts that start "### Task:" and quote the chat in <chat_history>. Running retrieval for
+# those would cost a full agent run each; they get a cheap reply in the JSON shape asked for.
+_TASK = re.compile(r"^\s*#{2,3}\s*Task:", re.I)
+_HISTORY = re.compile(r"<chat_history>(.*?)</chat_history>", re.S | re.I)
+_USER_LINE = re.compile(r"^USER:\s*(.+)$", re.M | re.I)
+
+
+def background_task_reply(question: str) -> str | None:
+    """The reply to a front end's background request (title, tags, follow-ups, queries,
+    autocomplete, emoji), or ``None`` when ``question`` is a real question."""
+    if not _TASK.match(question):
+        return None
+    lowered = question.lower()
+    history = _HISTORY.search(question)
+    users = _USER_LINE.findall(history.group(1)) if history else []
+    first = " ".join((users[0] if users else "").split())
+    if "follow-up" in lowered or "follow_ups" in lowered:
+        return json.dumps({"follow_ups": []})
+    if "tags" in lowered:
+        return json.dumps({"tags": ["General"]})
+    if "title" in lowered:
+        words = re.sub(r"[^\w\s'-]", "", first).split()
+        return json.dumps({"title": " ".join(words[:6]) or "New chat"})
+    if "queries" in lowered or "search" in lowered:
+        return json.dumps({"queries": []})
+    if "emoji" in lowered:
+        return "💬"
+    if "autocomplete" in lowered:
+        return json.dumps({"text": ""})
+    return ""

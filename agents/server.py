@@ -1,0 +1,727 @@
+"""``arag serve``: the agents behind an OpenAI-compatible HTTP API, plus a web chat page.
+
+```bash
+arag serve                                   # http://127.0.0.1:8000, settings from ARAG_* / .env
+curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+     -d '{"model": "rag", "messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]}'
+```
+
+Routes:
+- ``GET /v1/models``: the agents as models: ``rag`` (agentic RAG; works without a chat model),
+  ``react`` (tool-calling agent; needs ``ARAG_CHAT_MODEL``), ``rlm`` (recursive agent over a long
+  text sent in the conversation).
+- ``POST /v1/chat/completions``: with and without ``stream``. The message list is the
+  conversation (stateless, as Open WebUI sends it); a ``thread_id`` field keeps the conversation
+  on the server instead (SQLite checkpointer) and then only the last user message is read.
+  Answers carry numbered references in the text (``"references": false`` leaves them out) and a
+  structured ``citations`` list beside the message. While streaming, step progress arrives as
+  ``reasoning_content`` deltas (clients that do not know the field ignore it) and as ``arag``
+  objects on the chunks; the verified answer follows as ``content``, then ``data: [DONE]``.
+- ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
+- ``GET /health``, and ``GET /``: the web chat page.
+
+Protections: bearer key (``ARAG_API_KEY``; 401 without it), body size (413), at most
+``ARAG_SERVER_MAX_RUNS`` runs at once with ``ARAG_SERVER_MAX_QUEUE`` waiting (429 with
+``Retry-After`` past that), a deadline per request (``ARAG_SERVER_DEADLINE``; 504, or an error
+event while streaming). Every error is an OpenAI-style ``{"error": {...}}`` object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage, HumanMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from agents.chat import (
+    background_task_reply,
+    citation_payload,
+    react_citations,
+    split_conversation,
+    step_status,
+    with_references,
+)
+from agents.models import build_chat_model
+from agents.rag_agent import Citation, RagAgent, limits_from_settings
+from agents.react_agent import ReactAgent
+from agents.rlm_agent import RlmAgent
+from agents.settings import Settings
+from graphs.llm import RetryPolicy
+from graphs.react import search_tool_name
+
+__all__ = ["ApiError", "ServerAgents", "create_app", "serve"]
+
+WEB_PAGE = Path(__file__).with_name("web") / "index.html"
+
+# The page loads nothing from elsewhere; the policy keeps injected markup from running or calling out.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+MODEL_DESCRIPTIONS = {
+    "rag": "Agentic RAG over the ingested sources: expands the question, retrieves, grades, answers with citations.",
+    "react": "Tool-calling agent with a search tool per source (needs ARAG_CHAT_MODEL).",
+    "rlm": "Recursive agent over a long text pasted in the conversation (earlier user messages are the text).",
+}
+
+
+class ApiError(Exception):
+    """An error the client gets as an OpenAI-style error object."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+class ChatRequest(BaseModel):
+    """The body of ``POST /v1/chat/completions`` (fields a client may send and we do not use are
+    accepted and ignored: temperature, max_tokens, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    thread_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """Keep the conversation on the server under this id (``rag`` and ``react``)."""
+    references: bool = True
+    """Append the numbered references to the answer text."""
+
+
+@dataclass
+class ServerAgents:
+    """The agents the server runs, by model name; ``None`` where one is not available, with
+    the reason in ``unavailable``."""
+
+    rag: RagAgent | None = None
+    react: ReactAgent | None = None
+    rlm: RlmAgent | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    tool_sources: dict[str, str] = field(default_factory=dict)
+    """ReAct search tool name -> source name (for its citations)."""
+    owned: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerAgents:
+        """One store, retriever and thread database shared by all agents."""
+        agents = cls()
+        rag = RagAgent.from_settings(settings, threads=True)
+        agents.rag, agents.owned = rag, [rag]
+        model = build_chat_model(settings)
+        agents.rlm = RlmAgent.from_settings(settings, chat_model=model)
+        if model is None:
+            agents.unavailable["react"] = (
+                "model 'react' needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL for "
+                "a local server), then restart `arag serve`; model 'rag' works without one"
+            )
+        else:
+            agents.react = ReactAgent(
+                model,
+                retriever=rag.retriever,
+                limits=limits_from_settings(settings),
+                checkpointer=rag.checkpointer,
+                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
+                read_documents=agents.rlm,
+            )
+        agents.tool_sources = {search_tool_name(s.name): s.name for s in rag.store.list_sources()}
+        return agents
+
+    def get(self, name: str) -> RagAgent | ReactAgent | RlmAgent:
+        agent = {"rag": self.rag, "react": self.react, "rlm": self.rlm}.get(name)
+        if agent is not None:
+            return agent
+        if name in self.unavailable:
+            raise ApiError(400, self.unavailable[name], code="model_not_available", param="model")
+        raise ApiError(
+            404,
+            f"the model {name!r} does not exist; use one of {self.names()} (GET /v1/models lists them)",
+            code="model_not_found",
+            param="model",
+        )
+
+    def names(self) -> list[str]:
+        return [n for n in ("rag", "react", "rlm") if getattr(self, n) is not None]
+
+    def close(self) -> None:
+        for resource in self.owned:
+            resource.close()
+        self.owned = []
+
+
+class Admission:
+    """At most ``max_runs`` runs at once and ``max_queue`` waiting; past that, 429.
+
+    Used from the event loop only, except :meth:`release`, which a finishing worker thread
+    schedules onto the loop.
+    """
+
+    def __init__(self, max_runs: int, max_queue: int) -> None:
+        self.max_runs = max_runs
+        self.max_queue = max_queue
+        self._slots = asyncio.Semaphore(max_runs)
+        self.admitted = 0
+        self.running = 0
+        self._seconds: list[float] = []
+
+    def admit(self) -> None:
+        if self.admitted >= self.max_runs + self.max_queue:
+            wait = self.retry_after()
+            raise ApiError(
+                429,
+                f"the server is busy ({self.running} runs, {self.admitted - self.running} waiting); retry in {wait} s",
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": str(wait)},
+            )
+        self.admitted += 1
+
+    async def acquire(self, timeout: float) -> None:
+        """Wait for a slot; on failure the caller gives the admission up with :meth:`leave`."""
+        await asyncio.wait_for(self._slots.acquire(), timeout)
+        self.running += 1
+
+    def release(self, seconds: float) -> None:
+        self.running -= 1
+        self.admitted -= 1
+        self._slots.release()
+        self._seconds = [*self._seconds[-49:], seconds]
+
+    def leave(self) -> None:
+        """Give up an admission that never got a slot."""
+        self.admitted -= 1
+
+    def retry_after(self) -> int:
+        typical = sorted(self._seconds)[len(self._seconds) // 2] if self._seconds else 1.0
+        return max(1, math.ceil(typical * (self.admitted - self.running + 1) / self.max_runs))
+
+
+_END = object()
+
+
+class _Server:
+    """The routes' shared state: agents, settings, admission and the worker threads."""
+
+    def __init__(self, settings: Settings, agents: ServerAgents) -> None:
+        self.settings = settings
+        self.agents = agents
+        self.key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.admission = Admission(settings.server_max_runs, settings.server_max_queue)
+        self.pool = ThreadPoolExecutor(max_workers=settings.server_max_runs, thread_name_prefix="arag-run")
+        self.started = time.time()
+
+    # -- request checks ------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> None:
+        if self.key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.key.encode()):
+            raise ApiError(
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer <ARAG_API_KEY>'",
+                code="invalid_api_key",
+            )
+
+    async def read_json(self, request: Request) -> Any:
+        limit = self.settings.server_max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"the request body is {declared} bytes; the limit is {limit} (ARAG_SERVER_MAX_BODY)")
+        body = bytearray()
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                raise ApiError(413, f"the request body is over {limit} bytes (ARAG_SERVER_MAX_BODY)")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+
+    def parse(self, data: Any) -> ChatRequest:
+        if not isinstance(data, dict):
+            raise ApiError(400, "the body must be a JSON object with 'model' and 'messages'")
+        try:
+            return ChatRequest.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ApiError(400, f"{where}: {first['msg']}", param=where or None) from None
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def plan(self, body: ChatRequest) -> Callable[[], Iterator[dict[str, Any]]]:
+        """Check the request against its agent and return the run, not yet started."""
+        agent = self.agents.get(body.model)
+        try:
+            question, history = split_conversation(body.messages)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+        if isinstance(agent, RlmAgent):
+            if body.thread_id is not None:
+                raise ApiError(
+                    400, "model 'rlm' keeps no threads; send the text and question as messages", param="thread_id"
+                )
+            context, question = _long_context(question, history)
+            return lambda: _rlm_events(agent, question, context)
+        if body.thread_id is not None and agent.checkpointer is None:
+            raise ApiError(400, f"model {body.model!r} keeps no threads here; leave out thread_id", param="thread_id")
+        thread, past = (body.thread_id, None) if body.thread_id is not None else (None, history)
+        if isinstance(agent, ReactAgent):
+            sources = self.agents.tool_sources
+            return lambda: _react_events(agent, question, thread, past, sources)
+        return lambda: _rag_events(agent, question, thread, past)
+
+    async def events(
+        self, run: Callable[[], Iterator[dict[str, Any]]], deadline: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Run in a worker thread (a slot must be held) and pass its events on until the end or
+        the deadline; leaving early (deadline, client gone) stops the run at its next event."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+        started = time.perf_counter()
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            stream = run()
+            try:
+                for event in stream:
+                    if cancel.is_set():
+                        break
+                    put(event)
+            except Exception as exc:  # reported to the client as an error object, not a 500 page
+                put({"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+                put(_END)
+
+        future = loop.run_in_executor(self.pool, work)
+        future.add_done_callback(lambda _: self.admission.release(time.perf_counter() - started))
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(remaining, 0.001))
+                except TimeoutError:
+                    raise ApiError(
+                        504,
+                        f"the run did not finish within {self.settings.server_deadline:g} s (ARAG_SERVER_DEADLINE)",
+                        type="server_error",
+                        code="timeout",
+                    ) from None
+                if item is _END:
+                    return
+                yield item
+        finally:
+            cancel.set()
+
+    async def start(self, deadline: float) -> None:
+        """Wait for a run slot (admission already given); give the admission up if none comes."""
+        try:
+            await self.admission.acquire(max(deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            self.admission.leave()
+            raise ApiError(
+                504, "no run slot became free before the deadline", type="server_error", code="timeout"
+            ) from None
+        except BaseException:
+            self.admission.leave()
+            raise
+
+
+# -- the agents' runs as one event vocabulary ------------------------------------------------------
+# {"type": "status", "text", "data"}, {"type": "draft", "text"}, {"type": "final", ...}, {"type": "failed"}
+
+
+def _rag_events(
+    agent: RagAgent, question: str, thread: str | None, history: list[BaseMessage] | None
+) -> Iterator[dict[str, Any]]:
+    for event in agent.stream(question, thread_id=thread, history=history):
+        if event.kind == "step":
+            yield {"type": "status", "text": step_status(event.data), "data": event.data}
+        elif event.kind == "token":
+            yield {"type": "draft", "text": event.text}
+        elif event.result is not None:
+            r = event.result
+            yield _final(r.answer or r.partial_answer, r.citations, r.exit_reason, r.usage, r.thread_id, r.error)
+
+
+def _react_events(
+    agent: ReactAgent,
+    question: str,
+    thread: str | None,
+    history: list[BaseMessage] | None,
+    tool_sources: Mapping[str, str],
+) -> Iterator[dict[str, Any]]:
+    for event in agent.stream(question, thread_id=thread, history=history):
+        if event["event"] == "result":
+            r = event["result"]
+            citations = react_citations(r.answer, r.messages, tool_sources)
+            yield _final(r.answer, citations, r.exit_reason, r.usage, r.thread_id, r.error)
+        else:
+            text = f"{event.get('tool')}({json.dumps(event.get('args'))[:200]}): {event.get('status')}"
+            yield {"type": "status", "text": text if event["event"] == "tool" else step_status(event), "data": event}
+
+
+def _rlm_events(agent: RlmAgent, question: str, context: str) -> Iterator[dict[str, Any]]:
+    for event in agent.stream(question, context=context):
+        if event["event"] == "result":
+            r = event["result"]
+            yield _final(r.answer, [], r.exit_reason, r.usage, "", r.error)
+        else:
+            name = str(event.get("event", "step"))
+            detail = {k: v for k, v in event.items() if k != "event" and isinstance(v, str | int | float)}
+            yield {"type": "status", "text": f"{name}: {json.dumps(detail)[:200]}", "data": event}
+
+
+def _final(
+    answer: str,
+    citations: list[Citation],
+    exit_reason: str,
+    usage: Mapping[str, Any],
+    thread_id: str,
+    error: str | None,
+) -> dict[str, Any]:
+    if not answer and error:
+        answer = f"The run failed before an answer was written: {error}"
+    return {
+        "type": "final",
+        "answer": answer,
+        "citations": citations,
+        "exit_reason": exit_reason,
+        "usage": dict(usage),
+        "thread_id": thread_id,
+        "error": error,
+    }
+
+
+def _long_context(question: str, history: list[BaseMessage]) -> tuple[str, str]:
+    """The text a ``rlm`` question is about: the earlier user messages (a system prompt is an
+    instruction, not the text), or, with a single message, everything before its last paragraph."""
+    texts = [str(m.content) for m in history if isinstance(m, HumanMessage) and str(m.content).strip()]
+    if texts:
+        return "\n\n".join(texts), question
+    head, _, last = question.strip().rpartition("\n\n")
+    if head.strip() and last.strip():
+        return head, last.strip()
+    raise ApiError(
+        400,
+        "model 'rlm' answers over a long text: send the text in an earlier message (or before the question, "
+        "separated by a blank line), then the question last",
+        param="messages",
+    )
+
+
+# -- OpenAI shapes ---------------------------------------------------------------------------
+
+
+def _usage(usage: Mapping[str, Any]) -> dict[str, int]:
+    prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _content(final: Mapping[str, Any], references: bool) -> str:
+    answer = str(final["answer"])
+    return with_references(answer, final["citations"]) if references else answer
+
+
+def _extras(final: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "exit_reason": final["exit_reason"],
+        "thread_id": final["thread_id"] or None,
+        "error": final["error"],
+        "usage": final["usage"],
+    }
+
+
+def _chunk(rid: str, model: str, created: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    payload = {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+def _completion(rid: str, model: str, created: int, content: str, **extra: Any) -> dict[str, Any]:
+    citations = extra.pop("citations", [])
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "citations": citations},
+                "finish_reason": "stop",
+            }
+        ],
+        "citations": citations,
+        **extra,
+    }
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None, *, agents: ServerAgents | None = None) -> Starlette:
+    """The ASGI app (run it with any ASGI server; ``arag serve`` uses uvicorn).
+
+    Args:
+        settings: Defaults to ``Settings()``: limits, key, and the agents when ``agents`` is not given.
+        agents: The agents to serve (tests inject them); closed with the app when built here.
+    """
+    settings = settings or Settings()
+    built = agents is None
+    server = _Server(settings, agents if agents is not None else ServerAgents.from_settings(settings))
+
+    async def models(request: Request) -> Response:
+        server.authorize(request)
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": int(server.started),
+                "owned_by": "arag",
+                "description": MODEL_DESCRIPTIONS[name],
+                "available": getattr(server.agents, name) is not None,
+                **(
+                    {"unavailable_reason": server.agents.unavailable[name]} if name in server.agents.unavailable else {}
+                ),
+            }
+            for name in ("rag", "react", "rlm")
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def health(request: Request) -> Response:
+        a = server.admission
+        return JSONResponse(
+            {
+                "status": "ok",
+                "models": server.agents.names(),
+                "running": a.running,
+                "waiting": a.admitted - a.running,
+                "max_runs": a.max_runs,
+                "max_queue": a.max_queue,
+            }
+        )
+
+    async def thread(request: Request) -> Response:
+        server.authorize(request)
+        rag = server.agents.rag
+        if rag is None or rag.checkpointer is None:
+            raise ApiError(404, "this server keeps no threads", code="not_found")
+        messages = await asyncio.to_thread(rag.thread_messages, request.path_params["thread_id"])
+        if not messages:
+            raise ApiError(404, f"no thread {request.path_params['thread_id']!r}", code="not_found")
+        roles = {"human": "user", "ai": "assistant", "system": "system"}
+        return JSONResponse(
+            {
+                "id": request.path_params["thread_id"],
+                "messages": [{"role": roles.get(m.type, m.type), "content": m.text} for m in messages],
+            }
+        )
+
+    async def page(request: Request) -> Response:
+        if not WEB_PAGE.is_file():
+            raise ApiError(404, "the web page is not installed (agents/web/index.html)", code="not_found")
+        return FileResponse(WEB_PAGE, media_type="text/html", headers=PAGE_HEADERS)
+
+    async def completions(request: Request) -> Response:
+        server.authorize(request)
+        body = server.parse(await server.read_json(request))
+        deadline = time.monotonic() + settings.server_deadline
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        try:
+            question, _ = split_conversation(body.messages)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+        if (chore := background_task_reply(question)) is not None:
+            server.agents.get(body.model)  # an unknown model is still an error
+            return _answer_now(rid, body, created, chore)
+        run = server.plan(body)
+        server.admission.admit()
+        if body.stream:
+            return StreamingResponse(
+                _stream(server, run, body, rid, created, deadline),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        await server.start(deadline)
+        final: dict[str, Any] | None = None
+        async for event in server.events(run, deadline):
+            if event["type"] == "final":
+                final = event
+            elif event["type"] == "failed":
+                raise ApiError(500, f"the agent run failed: {event['error']}", type="server_error", code="run_failed")
+        if final is None:
+            raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
+        payload = _completion(
+            rid,
+            body.model,
+            created,
+            _content(final, body.references),
+            citations=[citation_payload(c) for c in final["citations"]],
+            usage=_usage(final["usage"]),
+            arag=_extras(final),
+        )
+        return JSONResponse(payload)
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return ApiError(exc.status_code, message, code=code).response()
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
+
+    def shutdown() -> None:
+        server.pool.shutdown(wait=False, cancel_futures=True)
+        if built:
+            server.agents.close()
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/threads/{thread_id}", thread, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            shutdown()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def _answer_now(rid: str, body: ChatRequest, created: int, text: str) -> Response:
+    if not body.stream:
+        return JSONResponse(_completion(rid, body.model, created, text, usage=_usage({}), arag={"background": True}))
+
+    async def chunks() -> AsyncIterator[str]:
+        yield _chunk(rid, body.model, created, {"role": "assistant", "content": text})
+        yield _chunk(rid, body.model, created, {}, "stop", arag={"background": True})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+async def _stream(
+    server: _Server,
+    run: Callable[[], Iterator[dict[str, Any]]],
+    body: ChatRequest,
+    rid: str,
+    created: int,
+    deadline: float,
+) -> AsyncIterator[str]:
+    model = body.model
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        return _chunk(rid, model, created, delta, finish, **extra)
+
+    yield chunk({"role": "assistant", "content": ""}, arag={"status": "accepted", "thread_id": body.thread_id})
+    try:
+        if server.admission.running >= server.admission.max_runs:
+            waiting = server.admission.admitted - server.admission.running
+            yield chunk(
+                {"reasoning_content": f"waiting for a free run slot ({waiting} waiting)\n"}, arag={"status": "queued"}
+            )
+        await server.start(deadline)
+        async for event in server.events(run, deadline):
+            kind = event["type"]
+            if kind == "status":
+                yield chunk({"reasoning_content": event["text"] + "\n"}, arag={"step": _jsonable(event["data"])})
+            elif kind == "draft":
+                yield chunk({}, arag={"draft": event["text"]})
+            elif kind == "failed":
+                raise ApiError(500, f"the agent run failed: {event['error']}", type="server_error", code="run_failed")
+            else:
+                citations = [citation_payload(c) for c in event["citations"]]
+                yield chunk({"content": _content(event, body.references)})
+                yield chunk({}, "stop", citations=citations, usage=_usage(event["usage"]), arag=_extras(event))
+    except ApiError as exc:
+        yield f"data: {json.dumps(exc.body())}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
+
+
+def serve(settings: Settings | None = None, *, log_level: Literal["info", "warning"] = "info") -> None:
+    """Build the agents and serve them with uvicorn until interrupted."""
+    import uvicorn
+
+    settings = settings or Settings()
+    agents = ServerAgents.from_settings(settings)
+    if agents.rag is not None:
+        agents.rag.retriever.embeddings.embed_query("warm up")  # load the model before the first request
+    app = create_app(settings, agents=agents)
+    try:
+        uvicorn.run(app, host=settings.server_host, port=settings.server_port, log_level=log_level)
+    finally:
+        agents.close()
