@@ -18,6 +18,9 @@ from tools.edge_store import EdgeStore
 from tools.embeddings import LocalEmbeddings
 from tools.store import QdrantStore, VectorStore
 
+# The `browser` fixture (headless Chromium) for the tests that look at pages.
+pytest_plugins = ["tests.browser"]
+
 # -- no network but loopback -----------------------------------------------------------------
 
 _real_connect = socket.socket.connect

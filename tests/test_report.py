@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evals.report import render_compare_markdown, render_html, render_markdown, write_report
+from tests.browser import screenshot_path
 
 SCRIPT = '<script>alert("x")</script>'
 DASH = "\u2013"  # how the report prints a missing value
@@ -318,3 +319,27 @@ def test_compare_gate_passes_when_the_gate_metric_holds(comparison: dict[str, An
     md = render_compare_markdown(comparison)
     assert "**FAIL**: every metric gated, threshold 0.0200. Regressions: f1." in md
     assert md.count("_no data_") == 2
+
+
+def test_html_report_renders_its_plots_in_chromium(
+    tmp_path: Path, summary: dict[str, Any], rows: list[dict[str, Any]], browser: Any
+) -> None:
+    """The page as a browser draws it: three plots with visible bars, tables, a screenshot kept."""
+    _, html = write_report(tmp_path, summary, rows)
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(html.resolve().as_uri())
+    plots = page.locator("svg")
+    assert plots.count() == 3
+    for i in range(3):
+        box = plots.nth(i).bounding_box()
+        assert box is not None
+        assert box["width"] > 200
+        assert box["height"] > 80
+    assert page.locator("svg rect").count() > 10  # bars drawn, not empty frames
+    assert page.locator("table").count() >= 3
+    assert page.locator("script").count() == 0  # the question's markup stayed text
+    page.screenshot(path=str(screenshot_path("eval-report.png")), full_page=True)
+    page.close()
+    assert not errors

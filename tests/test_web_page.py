@@ -9,8 +9,6 @@ A screenshot of the chat is saved to ``runs/artifacts/web-chat.png`` (or ``$ARAG
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,35 +17,13 @@ import pytest
 
 from agents.server import create_app
 from agents.settings import Settings
+from tests.browser import screenshot_path
 from tests.conftest import FakeEmbeddings
 from tests.serving import offline_agents, running
 from tools.store import QdrantStore
 
-# Read at import: the conftest clears every ARAG_* variable while a test runs.
-ARTIFACTS = Path(os.environ.get("ARAG_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "runs" / "artifacts")
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = (
-    "the web page tests need the playwright package and a Chromium: `apt-get install chromium` "
-    "(or any Chromium/Chrome on PATH) and `pip install playwright`"
-)
 TIMEOUT_MS = 10_000
 KEY = "web-test-key"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip(f"playwright is not installed: {INSTALL_HINT}")
-    executable = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
-    with sync_playwright() as p:
-        try:  # without a system Chromium, one that `playwright install chromium` put in place
-            launched = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        except Error as exc:
-            pytest.skip(f"no Chromium could be started ({str(exc).splitlines()[0]}): {INSTALL_HINT}")
-        yield launched
-        launched.close()
 
 
 def serve(settings: Settings) -> Any:
@@ -85,8 +61,7 @@ def ask(page: Any, question: str) -> Any:
 
 
 def screenshot(page: Any, capsys: pytest.CaptureFixture[str]) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / "web-chat.png"
+    path = screenshot_path("web-chat.png")
     page.screenshot(path=str(path))
     with capsys.disabled():
         print(f"\nweb chat screenshot: {path}")
