@@ -37,6 +37,7 @@ from tools.sparse import SparseVector
 from tools.store import (
     DENSE,
     SPARSE,
+    TIE_MARGIN,
     ChunkRef,
     FilterSpec,
     Hit,
@@ -49,8 +50,10 @@ from tools.store import (
     build_filter,
     check_source_name,
     missing_source_message,
+    rrf_scores,
     source_from_metadata,
     source_metadata,
+    stable_top,
 )
 
 __all__ = ["EDGE_VERSION", "EdgeStore"]
@@ -315,22 +318,22 @@ class EdgeStore:
             else None
         )
         filter_ = to_edge_filter(where)
-        if dense_query is not None and sparse_query is not None:
-            depth = max(limit, prefetch_limit or limit)
-            request = edge.QueryRequest(
-                limit=limit,
-                prefetches=[
-                    edge.Prefetch(limit=depth, query=dense_query, params=params, filter=filter_),
-                    edge.Prefetch(limit=depth, query=sparse_query, filter=filter_),
-                ],
-                query=edge.Fusion.Rrf(k=rrf_k),  # type: ignore[arg-type]  # the stub omits nested classes
-                filter=filter_,
-                with_payload=True,
-            )
-        else:
-            query = dense_query if dense_query is not None else sparse_query
-            request = edge.QueryRequest(limit=limit, query=query, filter=filter_, params=params, with_payload=True)
-        return [Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in shard.query(request)]
+        # Ids and scores first (hybrid: both rankings in one batch, fused here), ties ordered by id,
+        # then the payloads of the kept points: the same hits every run (see stable_top).
+        depth = max(limit, prefetch_limit or limit) if dense_query is not None and sparse_query is not None else limit
+        requests = [
+            edge.QueryRequest(limit=depth + TIE_MARGIN, query=q, filter=filter_, params=params, with_payload=False)
+            for q in (dense_query, sparse_query)
+            if q is not None
+        ]
+        rankings = [
+            stable_top(((str(p.id), float(p.score)) for p in points), depth)
+            for points in shard.query_batch(edge.QueryBatchRequest(requests))
+        ]
+        kept = rrf_scores(rankings, rrf_k)[:limit] if len(rankings) == 2 else rankings[0]
+        records = shard.retrieve([i for i, _ in kept], with_payload=True, with_vector=False) if kept else []
+        payloads = {str(r.id): dict(r.payload or {}) for r in records}
+        return [Hit(id=i, score=score, payload=payloads.get(i, {})) for i, score in kept]
 
     # -- index ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ metadata, so a store folder or server is self-describing.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -59,6 +60,28 @@ _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _INDEXED_FIELDS = ("source", "doc_id", "path")
 _MATCH_ANY_LIMIT = 64
 _PAGE = 1000
+TIE_MARGIN = 10
+"""Extra hits a search asks the engine for, so that ties at the cut are ordered by id, not by chance."""
+
+
+def stable_top(points: Iterable[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """The ``limit`` best (id, score) pairs, equal scores ordered by id.
+
+    Engines return equal scores in any order (Edge searches segments in parallel), so which of
+    them make the cut would otherwise change from run to run.
+    """
+    return sorted(points, key=lambda h: (-h[1], h[0]))[:limit]
+
+
+def rrf_scores(rankings: Sequence[Sequence[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion as Qdrant does it (ranks from 0: a top hit adds ``1/k``), done here
+    so that it is exact (``fsum``) and its ties are ordered by id; best first."""
+    parts: dict[str, list[float]] = {}
+    for ranking in rankings:
+        for rank, (pid, _) in enumerate(ranking):
+            parts.setdefault(pid, []).append(1.0 / (k + rank))
+    return stable_top(((pid, math.fsum(v)) for pid, v in parts.items()), len(parts))
+
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)``."""
@@ -479,7 +502,8 @@ class QdrantStore:
         """Dense, sparse, or hybrid search of one source.
 
         With both vectors, each ranks ``prefetch_limit`` candidates (default ``limit``) and the two
-        lists are fused by reciprocal rank fusion with constant ``rrf_k`` (standard: 60).
+        lists are fused by reciprocal rank fusion with constant ``rrf_k`` (standard: 60). Equal
+        scores are ordered by id, so a query gets the same hits every run.
         """
         if dense is None and sparse is None:
             msg = "search needs a dense vector, a sparse vector, or both"
@@ -492,36 +516,23 @@ class QdrantStore:
             sparse_query = None  # a query of stopwords only: BM25 has nothing to match
             if dense is None:
                 return []
+        # Ids and scores first (hybrid: both rankings in one batch, fused here), ties ordered by id,
+        # then the payloads of the kept points: the same hits every run (see stable_top).
+        depth = max(limit, prefetch_limit or limit) if dense is not None and sparse_query is not None else limit
+        requests = []
+        if dense is not None:
+            requests.append(models.QueryRequest(query=list(dense), using=DENSE, params=params))
+        if sparse_query is not None:
+            requests.append(models.QueryRequest(query=sparse_query, using=SPARSE))
+        for request in requests:
+            request.filter, request.limit, request.with_payload = query_filter, depth + TIE_MARGIN, False
         with _one_blas_thread() if self.is_local else nullcontext():
-            if dense is not None and sparse_query is not None:
-                depth = max(limit, prefetch_limit or limit)
-                response = self._client.query_points(
-                    source,
-                    prefetch=[
-                        models.Prefetch(query=list(dense), using=DENSE, limit=depth, params=params),
-                        models.Prefetch(query=sparse_query, using=SPARSE, limit=depth),
-                    ],
-                    # RrfQuery, not FusionQuery: local mode's FusionQuery fuses with k=2.
-                    query=models.RrfQuery(rrf=models.Rrf(k=rrf_k)),
-                    query_filter=query_filter,
-                    limit=limit,
-                    with_payload=True,
-                )
-            elif dense is not None:
-                response = self._client.query_points(
-                    source,
-                    query=list(dense),
-                    using=DENSE,
-                    query_filter=query_filter,
-                    limit=limit,
-                    with_payload=True,
-                    search_params=params,
-                )
-            else:
-                response = self._client.query_points(
-                    source, query=sparse_query, using=SPARSE, query_filter=query_filter, limit=limit, with_payload=True
-                )
-        return [Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in response.points]
+            responses = self._client.query_batch_points(source, requests=requests)
+            rankings = [stable_top(((str(p.id), float(p.score)) for p in r.points), depth) for r in responses]
+            kept = rrf_scores(rankings, rrf_k)[:limit] if len(rankings) == 2 else rankings[0]
+            records = self._client.retrieve(source, [i for i, _ in kept], with_payload=True) if kept else []
+        payloads = {str(r.id): dict(r.payload or {}) for r in records}
+        return [Hit(id=i, score=score, payload=payloads.get(i, {})) for i, score in kept]
 
     @_source_must_exist
     def points(self, source: str) -> Iterator[Point]:
