@@ -236,6 +236,8 @@ class Admission:
 
 
 _END = object()
+_QUEUED_AFTER = 0.05
+"""Seconds a streaming request waits for a slot before the client is told it is queued."""
 
 
 class _Server:
@@ -685,12 +687,20 @@ async def _stream(
 
     yield chunk({"role": "assistant", "content": ""}, arag={"status": "accepted", "thread_id": body.thread_id})
     try:
-        if server.admission.running >= server.admission.max_runs:
-            waiting = server.admission.admitted - server.admission.running
-            yield chunk(
-                {"reasoning_content": f"waiting for a free run slot ({waiting} waiting)\n"}, arag={"status": "queued"}
-            )
-        await server.start(deadline)
+        # Wait for a slot in a task, so the client hears at once that it waits when no slot is free.
+        slot = asyncio.ensure_future(server.start(deadline))
+        try:
+            if not (await asyncio.wait({slot}, timeout=_QUEUED_AFTER))[0]:
+                waiting = server.admission.admitted - server.admission.running
+                status = f"waiting for a free run slot ({waiting} waiting)\n"
+                yield chunk({"reasoning_content": status}, arag={"status": "queued"})
+            await slot
+        except BaseException:
+            if not slot.done():
+                slot.cancel()  # start() gives the admission up
+            elif not slot.cancelled() and slot.exception() is None:
+                server.admission.release(0.0)  # a slot taken for a client that has gone
+            raise
         async for event in server.events(run, deadline):
             kind = event["type"]
             if kind == "status":
