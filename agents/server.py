@@ -311,7 +311,9 @@ class _Server:
         thread, past = (body.thread_id, None) if body.thread_id is not None else (None, history)
         if isinstance(agent, ReactAgent):
             sources = self.agents.tool_sources
-            return lambda: _react_events(agent, question, thread, past, sources)
+            # Both agents keep threads in one store; a ReAct thread has a state of another shape.
+            react_thread = f"react:{thread}" if thread is not None else None
+            return lambda: _react_events(agent, question, react_thread, past, sources)
         return lambda: _rag_events(agent, question, thread, past)
 
     async def events(
@@ -404,7 +406,7 @@ def _react_events(
         if event["event"] == "result":
             r = event["result"]
             citations = react_citations(r.answer, r.messages, tool_sources)
-            yield _final(r.answer, citations, r.exit_reason, r.usage, r.thread_id, r.error)
+            yield _final(r.answer, citations, r.exit_reason, r.usage, r.thread_id.removeprefix("react:"), r.error)
         else:
             text = f"{event.get('tool')}({json.dumps(event.get('args'))[:200]}): {event.get('status')}"
             yield {"type": "status", "text": text if event["event"] == "tool" else step_status(event), "data": event}

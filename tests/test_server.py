@@ -177,7 +177,10 @@ def test_react_model_over_a_real_chat_model_cites_its_searches() -> None:
         model = ChatOpenAI(model="stub-model", base_url=stub.base_url, api_key="k", max_retries=0)  # type: ignore[arg-type]
         assert agents.rag is not None
         agents.react = ReactAgent(
-            model, retriever=agents.rag.retriever, retry=RetryPolicy(max_attempts=2, initial_wait=0.01)
+            model,
+            retriever=agents.rag.retriever,
+            retry=RetryPolicy(max_attempts=2, initial_wait=0.01),
+            checkpointer=agents.rag.checkpointer,  # one thread store for both, as arag serve builds them
         )
         agents.unavailable = {}
         agents.tool_sources = {search_tool_name(name): name for name in CORPUS}
@@ -188,6 +191,16 @@ def test_react_model_over_a_real_chat_model_cites_its_searches() -> None:
         with running(create_app(Settings(), agents=agents)) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             chunks = list(client.chat.completions.create(model="react", messages=_user(EIFFEL), stream=True))
+            # One thread id used with both agents: each keeps its own thread.
+            client.chat.completions.create(model="rag", messages=_user(EIFFEL), extra_body={"thread_id": "t9"})
+            stub.reply(ChatReply("It is 330 metres tall."))
+            threaded = client.chat.completions.create(
+                model="react", messages=_user(EIFFEL), extra_body={"thread_id": "t9"}
+            )
+            assert (threaded.model_extra or {})["arag"]["thread_id"] == "t9"
+            assert threaded.choices[0].message.content == "It is 330 metres tall."
+            rag_thread = httpx.get(url + "/v1/threads/t9").json()["messages"]
+            assert [m["role"] for m in rag_thread] == ["user", "assistant"]
     statuses = [(c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks]
     assert any(s.startswith(search_tool_name("landmarks") + "(") and "success" in s for s in statuses)
     answer = "".join(c.choices[0].delta.content or "" for c in chunks)
