@@ -341,8 +341,9 @@ h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: .5rem 0; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
-td { max-width: 28rem; overflow-wrap: anywhere; }
+td { max-width: 28rem; overflow-wrap: break-word; }
 .no-data { color: #888; font-style: italic; }
+.wide { overflow-x: auto; }
 svg.chart { display: block; margin: .75rem 0; max-width: 100%; height: auto; }
 svg.chart text { font-size: 11px; fill: #333; }
 """
@@ -374,7 +375,8 @@ def _html_table(table: _Table) -> str:
         return _NO_DATA_HTML
     head = "".join(f"<th>{_esc(cell)}</th>" for cell in table.headers)
     body = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in cells) + "</tr>\n" for cells in table.rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    # Wide tables (a column per metric) scroll sideways instead of running off the page.
+    return f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table></div>'
 
 
 def _esc(text: object) -> str:
@@ -410,7 +412,9 @@ def _category_chart(summary: Summary, rows: Rows) -> str:
         for name in columns
         if (value := _number(stats.get(name))) is not None
     }
-    names = [name for name in columns if any(key[1] == name for key in values)][:3]
+    measured = [name for name in columns if any(key[1] == name for key in values)]
+    # Metrics that are zero in every category (EM of extractive answers, say) would draw no bars.
+    names = ([n for n in measured if any(values.get((str(c), n)) for c in categories)] or measured)[:3]
     if not names:
         return _no_plot("category")
     vmax = max(1.0, *values.values())
