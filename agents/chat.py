@@ -134,12 +134,7 @@ def react_citations(answer: str, messages: Sequence[BaseMessage], tool_sources: 
         for match in _PASSAGE.finditer(str(message.content)):
             n, doc_id, title, chunk_id, text = match.groups()
             latest[int(n)] = Citation(int(n), chunk_id, source, title, doc_id, "", text.strip())
-    cited: list[Citation] = []
-    for n in dict.fromkeys(int(m) for m in CITATION.findall(answer)):
-        if n in latest:
-            c = latest[n]
-            cited.append(Citation(n, c.chunk_id, c.source, c.title, c.doc_id, c.path, c.text))
-    return cited
+    return [latest[n] for n in dict.fromkeys(int(m) for m in CITATION.findall(answer)) if n in latest]
 
 
 # Open WebUI asks the chat model for titles, tags, follow-ups, search queries and autocompletions

@@ -12,18 +12,17 @@ with RagAgent.from_settings() as agent:      # embedded Qdrant; heuristic strate
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer, StreamMode
 
 from agents._owner import OwnsResources
+from agents._threads import ThreadedGraph
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.settings import Settings
@@ -162,9 +161,8 @@ class RagAgent(OwnsResources):
             )
         self.strategies = strategies
         self.checkpointer = checkpointer
-        self.graph = build_rag_graph(checkpointer=checkpointer)
-        # A conversation sent whole (an OpenAI-style message list) needs no thread store.
-        self._stateless_graph = build_rag_graph() if checkpointer is not None else self.graph
+        self._threads = ThreadedGraph(lambda saver: build_rag_graph(checkpointer=saver), checkpointer)
+        self.graph = self._threads.graph
         self._owned: list[Any] = []
 
     @classmethod
@@ -257,17 +255,10 @@ class RagAgent(OwnsResources):
         if not question or not question.strip():
             msg = "the question is empty; ask something, e.g. agent.invoke('What is ...?')"
             raise ValueError(msg)
-        if history is not None and thread_id is not None:
-            msg = "give either thread_id (the thread store keeps the conversation) or history (sent whole), not both"
-            raise ValueError(msg)
         budget = Budget(self.limits)
         context = RagContext(retriever=self.retriever, strategies=self.strategies, limits=self.limits, budget=budget)
-        thread = thread_id or uuid.uuid4().hex
-        config: RunnableConfig = {"recursion_limit": recursion_limit(self.limits)}
-        stored = self.checkpointer is not None and history is None
-        if stored:
-            config["configurable"] = {"thread_id": thread}
-        graph = self.graph if history is None else self._stateless_graph
+        graph, thread, config = self._threads.pick(thread_id, history)
+        config["recursion_limit"] = recursion_limit(self.limits)
         start: dict[str, Any] = {"question": question}
         if history:
             start["messages"] = list(history)
@@ -305,7 +296,7 @@ class RagAgent(OwnsResources):
             usage=usage,
             steps=list(state.get("steps", [])),
             standalone_question=state.get("standalone", question),
-            thread_id=thread if stored else "",
+            thread_id=thread,
             partial_answer=state.get("partial_answer", ""),
             error=state.get("error"),
             strategies=self.strategies.kind,

@@ -11,18 +11,17 @@ with ReactAgent.from_settings(tools=[my_calculator]) as agent:   # needs ARAG_CH
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from agents._owner import OwnsResources
+from agents._threads import ThreadedGraph
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import limits_from_settings
@@ -95,8 +94,8 @@ class ReactAgent(OwnsResources):
         self.max_turns = max_turns
         self.system_prompt = system_prompt
         self.checkpointer = checkpointer
-        self.graph = build_react_graph(checkpointer=checkpointer)
-        self._stateless_graph = build_react_graph() if checkpointer is not None else self.graph
+        self._threads = ThreadedGraph(lambda saver: build_react_graph(checkpointer=saver), checkpointer)
+        self.graph = self._threads.graph
         self._owned: list[Any] = []
 
     @classmethod
@@ -152,9 +151,6 @@ class ReactAgent(OwnsResources):
         if not question.strip():
             msg = "the question is empty"
             raise ValueError(msg)
-        if history is not None and thread_id is not None:
-            msg = "give either thread_id (the thread store keeps the conversation) or history (sent whole), not both"
-            raise ValueError(msg)
         budget = Budget(self.limits)
         context = ReactContext(
             client=self.client,
@@ -164,12 +160,8 @@ class ReactAgent(OwnsResources):
             max_turns=self.max_turns,
             system_prompt=self.system_prompt,
         )
-        thread = thread_id or uuid.uuid4().hex
-        config: RunnableConfig = {"recursion_limit": 2 * self.max_turns + 6}
-        stored = self.checkpointer is not None and history is None
-        if stored:
-            config["configurable"] = {"thread_id": thread}
-        graph = self.graph if history is None else self._stateless_graph
+        graph, thread, config = self._threads.pick(thread_id, history)
+        config["recursion_limit"] = 2 * self.max_turns + 6
         start = {
             "messages": [*(history or []), HumanMessage(question)],
             "turns": 0,
@@ -191,7 +183,7 @@ class ReactAgent(OwnsResources):
             exit_reason=state.get("exit_reason", "error"),
             usage={**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)},
             tool_calls=list(state.get("tool_calls", [])),
-            thread_id=thread if stored else "",
+            thread_id=thread,
             error=state.get("error"),
             messages=list(state["messages"]),
         )

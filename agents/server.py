@@ -292,13 +292,11 @@ class _Server:
 
     # -- runs ----------------------------------------------------------------------------------
 
-    def plan(self, body: ChatRequest) -> Callable[[], Iterator[dict[str, Any]]]:
+    def plan(
+        self, body: ChatRequest, question: str, history: list[BaseMessage]
+    ) -> Callable[[], Iterator[dict[str, Any]]]:
         """Check the request against its agent and return the run, not yet started."""
         agent = self.agents.get(body.model)
-        try:
-            question, history = split_conversation(body.messages)
-        except ValueError as exc:
-            raise ApiError(400, str(exc), param="messages") from None
         if isinstance(agent, RlmAgent):
             if body.thread_id is not None:
                 raise ApiError(
@@ -586,13 +584,13 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
         deadline = time.monotonic() + settings.server_deadline
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
-            question, _ = split_conversation(body.messages)
+            question, history = split_conversation(body.messages)
         except ValueError as exc:
             raise ApiError(400, str(exc), param="messages") from None
         if (chore := background_task_reply(question)) is not None:
             server.agents.get(body.model)  # an unknown model is still an error
             return _answer_now(rid, body, created, chore)
-        run = server.plan(body)
+        run = server.plan(body, question, history)
         server.admission.admit()
         if body.stream:
             return StreamingResponse(

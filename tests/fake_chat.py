@@ -21,16 +21,15 @@ class ScriptExhaustedError(AssertionError):
     """The model was called more often than the test scripted."""
 
 
-class ScriptedChatModel(FakeMessagesListChatModel):
-    responses: list[Any]  # type: ignore[assignment]  # strings, dicts, AIMessages or exceptions
-    prompts: list[list[BaseMessage]] = []  # noqa: RUF012 - pydantic copies the default per instance
+class _ReplyingChatModel(FakeMessagesListChatModel):
+    """What the test models share: ``bind_tools`` returns the model itself, and each call's reply
+    (text, a dict sent as JSON text, or an ``AIMessage``) comes from :meth:`_reply`."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> _ReplyingChatModel:  # type: ignore[override]
         return self
+
+    def _reply(self, messages: list[BaseMessage]) -> Any:
+        raise NotImplementedError
 
     def _generate(
         self,
@@ -39,6 +38,22 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        item = self._reply(messages)
+        if isinstance(item, dict):
+            item = json.dumps(item)
+        message = item if isinstance(item, BaseMessage) else AIMessage(content=str(item))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class ScriptedChatModel(_ReplyingChatModel):
+    responses: list[Any]  # type: ignore[assignment]  # strings, dicts, AIMessages or exceptions
+    prompts: list[list[BaseMessage]] = []  # noqa: RUF012 - pydantic copies the default per instance
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _reply(self, messages: list[BaseMessage]) -> Any:
         self.prompts.append(list(messages))
         if self.i >= len(self.responses):
             msg = f"the scripted model ran out after {self.i} calls; last prompt: {messages[-1].content!r:.300}"
@@ -47,10 +62,7 @@ class ScriptedChatModel(FakeMessagesListChatModel):
         self.i += 1
         if isinstance(item, BaseException):
             raise item
-        if isinstance(item, dict):
-            item = json.dumps(item)
-        message = item if isinstance(item, BaseMessage) else AIMessage(content=str(item))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return item
 
     @property
     def remaining(self) -> int:
@@ -61,7 +73,7 @@ def scripted(*responses: Any) -> ScriptedChatModel:
     return ScriptedChatModel(responses=list(responses))
 
 
-class FunctionChatModel(FakeMessagesListChatModel):
+class FunctionChatModel(_ReplyingChatModel):
     """A chat model whose reply is computed from the prompt (thread-safe: it keeps no position),
     for sub-calls that run concurrently. ``fn`` returns text, an ``AIMessage``, or raises."""
 
@@ -72,19 +84,8 @@ class FunctionChatModel(FakeMessagesListChatModel):
     def _llm_type(self) -> str:
         return "function"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> FunctionChatModel:  # type: ignore[override]
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        item = self.fn(messages)
-        message = item if isinstance(item, BaseMessage) else AIMessage(content=str(item))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+    def _reply(self, messages: list[BaseMessage]) -> Any:
+        return self.fn(messages)
 
 
 def function_model(fn: Any) -> FunctionChatModel:
