@@ -6,11 +6,12 @@ LangChain component as well as into this project's store and retriever.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +167,65 @@ def embedding_dimension(embeddings: Embeddings) -> int:
     return len(embeddings.embed_query("dimension probe"))
 
 
+class _Connections:
+    """At most ``size`` SQLite connections to one file, shared by any number of threads.
+
+    A thread borrows a connection for one statement or transaction and gives it back, so
+    short-lived threads (LangGraph runs each step in fresh worker threads) reuse a few open
+    connections instead of leaving one each for the garbage collector: a WAL connection holds
+    three open files. :meth:`close` closes them all; the next use opens new ones.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._generation = 0  # bumped by close(): connections from before are closed when returned
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[sqlite3.Connection]:
+        with self._slots:
+            with self._lock:
+                db = self._idle.pop() if self._idle else None
+                generation = self._generation
+            if db is None:
+                db = self._open()
+            try:
+                yield db
+            finally:
+                with self._lock:
+                    keep = generation == self._generation
+                    if keep:
+                        self._idle.append(db)
+                if not keep:
+                    db.close()
+
+    def _open(self) -> sqlite3.Connection:
+        # check_same_thread=False: a connection serves one thread at a time, but not always the same one.
+        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @property
+    def open_idle(self) -> int:
+        """Connections open and not lent out."""
+        with self._lock:
+            return len(self._idle)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._generation += 1
+        for db in idle:
+            db.close()
+
+
 class CachedEmbeddings(Embeddings):
     """Caches another :class:`Embeddings` on disk, keyed by a hash of (namespace, text).
 
@@ -173,32 +233,43 @@ class CachedEmbeddings(Embeddings):
     one SQLite file (safe across processes); vectors are stored as float32 and returned at that
     precision whether or not they were cached, so cached and fresh runs rank identically.
 
+    Thread-safe: at most ``max_connections`` SQLite connections are open at once, whatever the
+    number of threads that embed (each borrows one per lookup or write). :meth:`close` (or
+    leaving a ``with`` block) closes them; using the cache afterwards opens new ones.
+
     Args:
         inner: The embeddings to cache.
         path: SQLite file of the cache.
         namespace: Identifies the model; vectors of different models never mix. Defaults to the
             inner model's ``model_name`` or ``model`` attribute.
+        max_connections: SQLite connections open at most (three open files each).
     """
 
-    def __init__(self, inner: Embeddings, path: str | Path, namespace: str | None = None) -> None:
+    def __init__(
+        self, inner: Embeddings, path: str | Path, namespace: str | None = None, *, max_connections: int = 4
+    ) -> None:
+        if max_connections < 1:
+            msg = f"max_connections must be >= 1, got {max_connections}"
+            raise ValueError(msg)
         self.inner = inner
         self.path = Path(path)
         self.namespace = namespace or model_identity(inner)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self._connect() as db:
+        self._connections = _Connections(self.path, max_connections)
+        with self._connections.borrow() as db, db:
             db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL)")
         self.hits = 0
         self.misses = 0
 
-    def _connect(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
+    def close(self) -> None:
+        """Close the cache's SQLite connections (the cache stays usable: it reopens on use)."""
+        self._connections.close()
+
+    def __enter__(self) -> CachedEmbeddings:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(f"{self.namespace}\x00{text}".encode()).digest()[:16]
@@ -233,19 +304,18 @@ class CachedEmbeddings(Embeddings):
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
-        db = self._connect()
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            part = unique[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part)  # noqa: S608 - only placeholders
-            for key, blob in rows:
-                found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
+        with self._connections.borrow() as db:
+            for start in range(0, len(unique), 500):
+                part = unique[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part)  # noqa: S608 - only placeholders
+                for key, blob in rows:
+                    found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def _store(self, items: list[tuple[bytes, np.ndarray]]) -> None:
-        db = self._connect()
-        with db:
+        with self._connections.borrow() as db, db:
             db.executemany(
                 "INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
                 [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items],
@@ -253,6 +323,5 @@ class CachedEmbeddings(Embeddings):
 
     def clear(self) -> None:
         """Forget every cached vector of every namespace."""
-        db = self._connect()
-        with db:
+        with self._connections.borrow() as db, db:
             db.execute("DELETE FROM vectors")
