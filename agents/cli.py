@@ -208,16 +208,38 @@ def serve(
     api_key: Annotated[
         str | None, typer.Option("--api-key", help="Bearer key clients must send (default ARAG_API_KEY: none).")
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="Serve a non-loopback address without a key, on purpose (ARAG_SERVER_NO_AUTH)."),
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="info, warning, or debug (debug logs the traceback of failures).")
+    ] = "info",
 ) -> None:
-    """Serve the agents over an OpenAI-compatible API (/v1/chat/completions) with a web chat page at /."""
+    """Serve the agents over an OpenAI-compatible API (/v1/chat/completions) with a web chat page at /.
+
+    Without a key it listens on loopback only; another host needs --api-key (or ARAG_API_KEY) or
+    an explicit --no-auth. Limits on connections, headers, bodies and runs: ARAG_SERVER_* settings.
+    """
+    from agents.server import check_exposure
     from agents.server import serve as run_server
 
+    if log_level not in ("debug", "info", "warning"):
+        raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
     overrides: dict[str, Any] = {"server_host": host, "server_port": port, "api_key": api_key}
+    if no_auth:
+        overrides["server_no_auth"] = True
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    check_exposure(settings)  # before the agents load: a refusal costs nothing
     where = f"http://{settings.server_host}:{settings.server_port}"
-    auth = "bearer key required" if settings.api_key else "no key (set ARAG_API_KEY to require one)"
+    if settings.api_key:
+        auth = "bearer key required"
+    elif settings.server_no_auth:
+        auth = "[yellow]no key (--no-auth): anyone who can reach the port can use the agents[/]"
+    else:
+        auth = "no key (set ARAG_API_KEY to require one)"
     err.print(f"serving {where} · chat page {where}/ · API {where}/v1 · {auth}")
-    run_server(settings)
+    run_server(settings, log_level=log_level)  # type: ignore[arg-type]
 
 
 def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, quiet: bool) -> None:

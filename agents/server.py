@@ -20,10 +20,29 @@ Routes:
 - ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
 - ``GET /health``, and ``GET /``: the web chat page.
 
-Protections: bearer key (``ARAG_API_KEY``; 401 without it), body size (413), at most
-``ARAG_SERVER_MAX_RUNS`` runs at once with ``ARAG_SERVER_MAX_QUEUE`` waiting (429 with
-``Retry-After`` past that), a deadline per request (``ARAG_SERVER_DEADLINE``; 504, or an error
-event while streaming). Every error is an OpenAI-style ``{"error": {...}}`` object.
+Protections, each refusal an OpenAI-style ``{"error": {"message", "type", "param", "code"}}``
+object, one log line (logger ``arag.server``) and one count in ``/health``'s ``refused``:
+
+- a bearer key (``ARAG_API_KEY``; 401 without it). ``serve`` refuses a non-loopback host without
+  a key unless ``server_no_auth`` (``arag serve --no-auth``) says so; a blank key is an error.
+- bodies (:mod:`agents._bodies`): at most ``ARAG_SERVER_MAX_BODY`` bytes (413), sent within
+  ``ARAG_SERVER_BODY_TIMEOUT`` s (408); strict UTF-8 JSON nested at most 64 levels, no integer
+  over 100 digits, no ``NaN``, no lone surrogate (400). A client that hangs up mid-upload is one
+  ``client_disconnected`` log line.
+- connections (:mod:`agents._connections`, uvicorn underneath): request headers within
+  ``ARAG_SERVER_HEADER_TIMEOUT`` s (408, or closed when nothing came), idle keep-alive closed
+  after ``ARAG_SERVER_KEEP_ALIVE`` s, at most ``ARAG_SERVER_LIMIT_CONCURRENCY`` connections
+  (lowered to the open-files limit minus 64; 503 past it).
+- runs: at most ``ARAG_SERVER_MAX_RUNS`` at once with ``ARAG_SERVER_MAX_QUEUE`` waiting (429
+  with ``Retry-After`` past that), a deadline per request (``ARAG_SERVER_DEADLINE``; 504, or an
+  error event while streaming).
+- failures: a run or the server failing is a 500 (or, mid-stream, an error event followed by
+  ``data: [DONE]``) that carries an error id, never the exception's text; the log line with that
+  id has the exception (its traceback at log level debug).
+- answers: with ``ARAG_SERVER_SAFE_MARKDOWN`` (on by default) Markdown images and raw HTML in
+  answers, references and step lines are neutralised (:func:`agents.chat.neutralise_markdown`),
+  so a document carrying an injected image cannot make a Markdown front end fetch a URL. The
+  structured ``citations`` carry passages as stored: render them as text.
 """
 
 from __future__ import annotations
@@ -31,11 +50,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,13 +67,18 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agents._bodies import BodyError, dumps, parse_body
+from agents._connections import check_exposure, connection_limit, guarded_protocol, log_config, open_files_limit
 from agents.chat import (
     background_task_reply,
     citation_payload,
+    neutralise_markdown,
     react_citations,
     split_conversation,
     step_status,
@@ -65,8 +91,11 @@ from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
 from graphs.llm import RetryPolicy
 from graphs.react import search_tool_name
+from tools.embeddings import CachedEmbeddings
 
-__all__ = ["ApiError", "ServerAgents", "create_app", "serve"]
+__all__ = ["ApiError", "ServerAgents", "check_exposure", "create_app", "serve", "uvicorn_config"]
+
+logger = logging.getLogger("arag.server")
 
 WEB_PAGE = Path(__file__).with_name("web") / "index.html"
 
@@ -110,7 +139,28 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+        return SafeJSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that cannot fail to encode (lone surrogates become U+FFFD)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+def _internal(what: str, exc: BaseException) -> str:
+    """Log an unexpected failure as one line (the traceback at debug level); its error id."""
+    error_id = uuid.uuid4().hex[:12]
+    logger.error(
+        "%s failed (error id %s): %s: %s",
+        what,
+        error_id,
+        type(exc).__name__,
+        " ".join(str(exc).split())[:500],
+        exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+    )
+    return error_id
 
 
 class ChatRequest(BaseModel):
@@ -147,6 +197,8 @@ class ServerAgents:
         agents = cls()
         rag = RagAgent.from_settings(settings, threads=True)
         agents.rag, agents.owned = rag, [rag]
+        if isinstance(rag.retriever.embeddings, CachedEmbeddings):
+            agents.owned.append(rag.retriever.embeddings)  # its SQLite connections
         model = build_chat_model(settings)
         agents.rlm = RlmAgent.from_settings(settings, chat_model=model)
         if model is None:
@@ -250,6 +302,13 @@ class _Server:
         self.admission = Admission(settings.server_max_runs, settings.server_max_queue)
         self.pool = ThreadPoolExecutor(max_workers=settings.server_max_runs, thread_name_prefix="arag-run")
         self.started = time.time()
+        self.refused: Counter[str] = Counter()
+        """Refused requests and connections by reason (``/health`` shows them)."""
+
+    def refuse(self, reason: str, message: str, *, level: int = logging.INFO) -> None:
+        """Count and log one refused request or connection."""
+        self.refused[reason] += 1
+        logger.log(level, "refused (%s): %s", reason, message)
 
     # -- request checks ------------------------------------------------------------------------
 
@@ -266,19 +325,47 @@ class _Server:
             )
 
     async def read_json(self, request: Request) -> Any:
+        """The body as JSON: size, time and content checked (see :mod:`agents._bodies`)."""
         limit = self.settings.server_max_body
+        close = {"Connection": "close"}  # the rest of a refused body is not read
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, f"the request body is {declared} bytes; the limit is {limit} (ARAG_SERVER_MAX_BODY)")
+            raise ApiError(
+                413,
+                f"the request body is {declared} bytes; the limit is {limit} (ARAG_SERVER_MAX_BODY)",
+                code="body_too_large",
+                headers=close,
+            )
         body = bytearray()
-        async for part in request.stream():
-            body += part
-            if len(body) > limit:
-                raise ApiError(413, f"the request body is over {limit} bytes (ARAG_SERVER_MAX_BODY)")
+        timeout = self.settings.server_body_timeout
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+            async with asyncio.timeout(timeout):
+                async for part in request.stream():
+                    body += part
+                    if len(body) > limit:
+                        raise ApiError(
+                            413,
+                            f"the request body is over {limit} bytes (ARAG_SERVER_MAX_BODY)",
+                            code="body_too_large",
+                            headers=close,
+                        )
+        except TimeoutError:
+            raise ApiError(
+                408,
+                f"the request body did not arrive within {timeout:g} s ({len(body)} bytes came; "
+                "ARAG_SERVER_BODY_TIMEOUT)",
+                code="body_timeout",
+                headers=close,
+            ) from None
+        except ClientDisconnect:
+            # Nobody is left to answer; the ApiError only ends the request (and logs one line).
+            raise ApiError(
+                400, f"the client hung up during the upload, after {len(body)} bytes", code="client_disconnected"
+            ) from None
+        try:
+            return parse_body(bytes(body))
+        except BodyError as exc:
+            raise ApiError(400, exc.message, code="invalid_body", param=exc.param) from None
 
     def parse(self, data: Any) -> ChatRequest:
         if not isinstance(data, dict):
@@ -334,8 +421,8 @@ class _Server:
                     if cancel.is_set():
                         break
                     put(event)
-            except Exception as exc:  # reported to the client as an error object, not a 500 page
-                put({"type": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:  # the client gets an error object with this id, the log the exception
+                put({"type": "failed", "error_id": _internal("agent run", exc)})
             finally:
                 close = getattr(stream, "close", None)
                 if close is not None:
@@ -467,9 +554,25 @@ def _usage(usage: Mapping[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _content(final: Mapping[str, Any], references: bool) -> str:
+def _content(final: Mapping[str, Any], references: bool, *, safe: bool) -> str:
     answer = str(final["answer"])
-    return with_references(answer, final["citations"]) if references else answer
+    text = with_references(answer, final["citations"]) if references else answer
+    return neutralise_markdown(text) if safe else text
+
+
+def _failure(error_id: str, what: str = "the request") -> ApiError:
+    return ApiError(
+        500,
+        f"{what} failed on the server (error id {error_id}; the server log has the details)",
+        type="server_error",
+        code="internal_error",
+    )
+
+
+def _run_failed(event: Mapping[str, Any]) -> ApiError:
+    error = _failure(str(event["error_id"]), "the agent run")
+    error.code = "run_failed"
+    return error
 
 
 def _extras(final: Mapping[str, Any]) -> dict[str, Any]:
@@ -490,7 +593,7 @@ def _chunk(rid: str, model: str, created: int, delta: dict[str, Any], finish: st
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         **extra,
     }
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    return f"data: {dumps(payload)}\n\n"
 
 
 def _completion(rid: str, model: str, created: int, content: str, **extra: Any) -> dict[str, Any]:
@@ -542,11 +645,11 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
             }
             for name in ("rag", "react", "rlm")
         ]
-        return JSONResponse({"object": "list", "data": data})
+        return SafeJSONResponse({"object": "list", "data": data})
 
     async def health(request: Request) -> Response:
         a = server.admission
-        return JSONResponse(
+        return SafeJSONResponse(
             {
                 "status": "ok",
                 "models": server.agents.names(),
@@ -554,6 +657,7 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
                 "waiting": a.admitted - a.running,
                 "max_runs": a.max_runs,
                 "max_queue": a.max_queue,
+                "refused": dict(server.refused),
             }
         )
 
@@ -566,10 +670,17 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
         if not messages:
             raise ApiError(404, f"no thread {request.path_params['thread_id']!r}", code="not_found")
         roles = {"human": "user", "ai": "assistant", "system": "system"}
-        return JSONResponse(
+        safe = settings.server_safe_markdown
+
+        def shown(text: str, role: str) -> str:
+            return neutralise_markdown(text) if safe and role == "assistant" else text
+
+        return SafeJSONResponse(
             {
                 "id": request.path_params["thread_id"],
-                "messages": [{"role": roles.get(m.type, m.type), "content": m.text} for m in messages],
+                "messages": [
+                    {"role": (role := roles.get(m.type, m.type)), "content": shown(m.text, role)} for m in messages
+                ],
             }
         )
 
@@ -604,32 +715,31 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
             if event["type"] == "final":
                 final = event
             elif event["type"] == "failed":
-                raise ApiError(500, f"the agent run failed: {event['error']}", type="server_error", code="run_failed")
+                raise _run_failed(event)
         if final is None:
             raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
         payload = _completion(
             rid,
             body.model,
             created,
-            _content(final, body.references),
+            _content(final, body.references, safe=settings.server_safe_markdown),
             citations=[citation_payload(c) for c in final["citations"]],
             usage=_usage(final["usage"]),
             arag=_extras(final),
         )
-        return JSONResponse(payload)
+        return SafeJSONResponse(payload)
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
+        if exc.status < 500:
+            server.refuse(exc.code or exc.type, f"{_who(request)}: {exc.status} {exc.message}")
+        elif exc.code != "run_failed":  # a failed run is logged with its exception already
+            logger.warning("%s: %s %s", _who(request), exc.status, exc.message)
         return exc.response()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        message = f"{request.method} {request.url.path}: {exc.detail}"
-        return ApiError(exc.status_code, message, code=code).response()
-
-    async def crash(request: Request, exc: Exception) -> Response:
-        return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
+        return await api_error(request, _http_api_error(request, exc))
 
     def shutdown() -> None:
         server.pool.shutdown(wait=False, cancel_futures=True)
@@ -653,16 +763,57 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
 
     app = Starlette(
         routes=routes,
-        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: crash},
+        middleware=[Middleware(_Contained)],
+        exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,
     )
     app.state.server = server
     return app
 
 
+def _who(request: Request) -> str:
+    client = request.client
+    where = f"{client.host}:{client.port}" if client else "a client"
+    return f"{where} {request.method} {request.url.path}"
+
+
+def _http_api_error(request: Request, exc: HTTPException) -> ApiError:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code)
+
+
+class _Contained:
+    """Whatever escapes a route becomes a 500 error object and one log line with an error id:
+    no exception reaches Starlette's error middleware, which would re-raise it to uvicorn (and
+    uvicorn would log an ASGI traceback)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            error_id = _internal(f"{scope.get('method')} {scope.get('path')}", exc)
+            if not started:  # else the response is cut short: nothing more can be sent
+                await _failure(error_id).response()(scope, receive, send)
+
+
 def _answer_now(rid: str, body: ChatRequest, created: int, text: str) -> Response:
     if not body.stream:
-        return JSONResponse(_completion(rid, body.model, created, text, usage=_usage({}), arag={"background": True}))
+        return SafeJSONResponse(
+            _completion(rid, body.model, created, text, usage=_usage({}), arag={"background": True})
+        )
 
     async def chunks() -> AsyncIterator[str]:
         yield _chunk(rid, body.model, created, {"role": "assistant", "content": text})
@@ -681,6 +832,7 @@ async def _stream(
     deadline: float,
 ) -> AsyncIterator[str]:
     model = body.model
+    safe = server.settings.server_safe_markdown
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _chunk(rid, model, created, delta, finish, **extra)
@@ -704,17 +856,21 @@ async def _stream(
         async for event in server.events(run, deadline):
             kind = event["type"]
             if kind == "status":
-                yield chunk({"reasoning_content": event["text"] + "\n"}, arag={"step": _jsonable(event["data"])})
+                text = neutralise_markdown(event["text"]) if safe else event["text"]
+                yield chunk({"reasoning_content": text + "\n"}, arag={"step": _jsonable(event["data"])})
             elif kind == "draft":
                 yield chunk({}, arag={"draft": event["text"]})
             elif kind == "failed":
-                raise ApiError(500, f"the agent run failed: {event['error']}", type="server_error", code="run_failed")
+                raise _run_failed(event)
             else:
                 citations = [citation_payload(c) for c in event["citations"]]
-                yield chunk({"content": _content(event, body.references)})
+                yield chunk({"content": _content(event, body.references, safe=safe)})
                 yield chunk({}, "stop", citations=citations, usage=_usage(event["usage"]), arag=_extras(event))
     except ApiError as exc:
-        yield f"data: {json.dumps(exc.body())}\n\n"
+        yield f"data: {dumps(exc.body())}\n\n"
+    except Exception as exc:  # whatever breaks midway, the client hears it and the stream ends properly
+        error_id = _internal("streamed chat", exc)
+        yield f"data: {dumps(_failure(error_id).body())}\n\n"
     yield "data: [DONE]\n\n"
 
 
@@ -722,16 +878,74 @@ def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
 
 
-def serve(settings: Settings | None = None, *, log_level: Literal["info", "warning"] = "info") -> None:
-    """Build the agents and serve them with uvicorn until interrupted."""
+def uvicorn_config(
+    app: Starlette, settings: Settings, *, log_level: Literal["debug", "info", "warning"] = "info"
+) -> Any:
+    """The ``uvicorn.Config`` that ``arag serve`` runs ``app`` (from :func:`create_app`) with.
+
+    uvicorn's own limits: ``limit_concurrency`` (:func:`agents._connections.connection_limit`:
+    ``ARAG_SERVER_LIMIT_CONCURRENCY`` lowered to the open-files limit minus 64) and
+    ``timeout_keep_alive`` (``ARAG_SERVER_KEEP_ALIVE``); the HTTP protocol is uvicorn's own with
+    the header deadline (``ARAG_SERVER_HEADER_TIMEOUT``), a 64 KiB header cap and the connection
+    cap added (:func:`agents._connections.guarded_protocol`). WebSockets are off.
+    """
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    server: _Server = app.state.server
+    limit = connection_limit(settings)
+    protocol = guarded_protocol(
+        AutoHTTPProtocol,
+        header_timeout=settings.server_header_timeout,
+        max_connections=limit,
+        refuse=server.refuse,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.server_host,
+        port=settings.server_port,
+        http=protocol,
+        ws="none",
+        lifespan="on",
+        log_level=log_level,
+        log_config=log_config(),
+        limit_concurrency=limit,
+        timeout_keep_alive=settings.server_keep_alive,
+        timeout_graceful_shutdown=10,
+    )
+    logger.info(
+        "limits: %d connections (open-files limit %s), headers within %g s, bodies of %d bytes within %g s, "
+        "keep-alive %d s, %d runs + %d waiting, %g s per request",
+        limit,
+        open_files_limit(),
+        settings.server_header_timeout,
+        settings.server_max_body,
+        settings.server_body_timeout,
+        settings.server_keep_alive,
+        settings.server_max_runs,
+        settings.server_max_queue,
+        settings.server_deadline,
+    )
+    return config
+
+
+def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info", "warning"] = "info") -> None:
+    """Build the agents and serve them with uvicorn until interrupted.
+
+    Raises:
+        ValueError: A non-loopback host without an API key and without ``server_no_auth``
+            (see :func:`check_exposure`).
+    """
     import uvicorn
 
     settings = settings or Settings()
+    check_exposure(settings)
     agents = ServerAgents.from_settings(settings)
     if agents.rag is not None:
         agents.rag.retriever.embeddings.embed_query("warm up")  # load the model before the first request
     app = create_app(settings, agents=agents)
+    config = uvicorn_config(app, settings, log_level=log_level)
     try:
-        uvicorn.run(app, host=settings.server_host, port=settings.server_port, log_level=log_level)
+        uvicorn.Server(config).run()
     finally:
         agents.close()

