@@ -99,12 +99,13 @@ def connection_limit(settings: Settings) -> int:
     return max(1, min(settings.server_limit_concurrency, soft - RESERVED_FILES))
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging configuration, with the server's own ``arag`` logger on the same handler."""
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging configuration, with the server's own ``arag`` logger on the same handler
+    at ``level`` (at ``debug`` failures are logged with their traceback)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["arag"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["arag"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return config
 
 

@@ -908,7 +908,7 @@ def uvicorn_config(
         ws="none",
         lifespan="on",
         log_level=log_level,
-        log_config=log_config(),
+        log_config=log_config(log_level),
         limit_concurrency=limit,
         timeout_keep_alive=settings.server_keep_alive,
         timeout_graceful_shutdown=10,
