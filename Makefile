@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ARAG_DATA_DIR=.arag/demo
 
-.PHONY: install demo test lint format browser eval-scifact clean
+.PHONY: install demo test lint format browser sandbox eval-scifact clean
 
 $(BIN)/arag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,9 @@ demo: install
 	$(DEMO_ENV) $(BIN)/arag ask "What does the waggle dance tell other bees?"
 	$(DEMO_ENV) $(BIN)/arag ask "Who deciphered the Egyptian hieroglyphs?"
 
-# Lint first: ruff and the type checker fail CI like a failing test does.
-test: lint
+# Lint first: ruff and the type checker fail CI like a failing test does. The sandbox's escape
+# suite needs bubblewrap and fails (it does not skip) without it.
+test: lint sandbox
 	$(BIN)/python -m pytest -q
 
 # Debian's Chromium for the browser test of the chat page (which skips, saying why, without it).
@@ -36,6 +37,12 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@command -v chromium || command -v chromium-browser
+
+# Debian's bubblewrap: the OS boundary of code mode's sandbox (tools/_isolation.py).
+sandbox:
+	@command -v bwrap >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+	@bwrap --version
 
 lint: install
 	$(BIN)/ruff check .

@@ -139,9 +139,15 @@ class RlmAgent:
         sub_model: Model of the sub-calls (default: ``chat_model``), e.g. a smaller, cheaper one.
             With neither, sub-calls are extractive: the run works offline.
         limits: Budget of the whole tree: iterations, depth, sub-calls, tokens, deadline, concurrency.
-        code_mode: Offer the root model ``run_python`` (a sandboxed process); needs ``chat_model``.
+        code_mode: Offer the root model ``run_python`` (a sandboxed process); needs ``chat_model``
+            and the OS boundary of :class:`tools.sandbox.Sandbox` (bubblewrap).
         sandbox_limits: Limits of that process.
+        code_mode_unsafe: Run code mode without the OS boundary where it cannot be set up (warns).
         retry: Retry policy of model calls.
+
+    Raises:
+        tools.sandbox.SandboxUnavailable: ``code_mode`` without the OS boundary on this machine (the
+            message says what is missing) and without ``code_mode_unsafe``.
     """
 
     def __init__(
@@ -152,6 +158,7 @@ class RlmAgent:
         limits: RlmLimits | None = None,
         code_mode: bool = False,
         sandbox_limits: SandboxLimits | None = None,
+        code_mode_unsafe: bool = False,
         retry: RetryPolicy | None = None,
     ) -> None:
         if code_mode and chat_model is None:
@@ -162,7 +169,7 @@ class RlmAgent:
         self.client = ModelClient(chat_model, retry) if chat_model is not None else None
         sub = sub_model if sub_model is not None else chat_model
         self.sub_client = ModelClient(sub, retry) if sub is not None else None
-        self.sandbox = Sandbox(sandbox_limits) if code_mode else None
+        self.sandbox = Sandbox(sandbox_limits, unsafe=code_mode_unsafe) if code_mode else None
         self.graph: CompiledStateGraph[Any, Any, Any, Any] = build_rlm_graph()
 
     @property
@@ -182,6 +189,7 @@ class RlmAgent:
             sub_model=sub,
             limits=limits_from_settings(settings),
             code_mode=settings.rlm_code_mode and model is not None,
+            code_mode_unsafe=settings.rlm_code_mode_unsafe,
             retry=RetryPolicy(max_attempts=settings.model_max_attempts),
         )
 

@@ -135,7 +135,11 @@ class Settings(BaseSettings):
     rlm_sub_context_chars: int = Field(default=40_000, ge=200)
     """Characters one sub-call reads; longer pieces recurse. Fit it to the sub-model's context."""
     rlm_code_mode: bool = False
-    """Let the root model run Python in a sandboxed process (the ``run_python`` tool)."""
+    """Let the root model run Python in a sandboxed process (the ``run_python`` tool). Needs the OS
+    boundary (bubblewrap, user namespaces, libseccomp): without it code mode refuses to start."""
+    rlm_code_mode_unsafe: bool = False
+    """Run code mode WITHOUT the OS boundary where it cannot be set up (loud warning; the code then
+    runs as this user behind an in-process guard that it can switch off)."""
     sub_chat_model: str | None = None
     """Model for the recursive agent's sub-calls (e.g. a smaller one); default: ``chat_model``."""
 

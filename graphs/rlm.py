@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from tools.context import ContextInfo, ContextStore, DocumentSpan, aggregate, gr
 from tools.sandbox import Sandbox
 
 __all__ = ["RlmContext", "RlmState", "build_rlm_graph", "prepare_run", "run_rlm"]
+
+log = logging.getLogger(__name__)
 
 MAX_CALLS_PER_TURN = 16
 """Tool calls run from one root turn; more get an error (it bounds the graph's steps)."""
@@ -283,7 +286,11 @@ class _Tools:
                 lambda: reader.ask(prompt, broker), parent=parent, depth=depth, kind="llm_query", chars=len(prompt)
             ).result
 
-        outcome = sandbox.run(args.code, context=self.text, llm_query=llm_query)
+        try:
+            outcome = sandbox.run(args.code, context=self.text, llm_query=llm_query)
+        except Exception as exc:  # run() reports what the code does; this is a fault of the sandbox itself
+            log.exception("run_python failed")
+            return f"Error: run_python failed in the sandbox itself: {type(exc).__name__}: {exc}"
         if outcome.submitted is not None:
             self.answer = {"content": outcome.submitted.strip(), "ready": True}
         return outcome.report()

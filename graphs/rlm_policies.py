@@ -105,9 +105,10 @@ class Submit(BaseModel):
 
 
 class RunPython(BaseModel):
-    """Run Python in a sandbox (no network, no files outside a temp dir, limited time and memory).
-    The variable `context` holds the whole text; `llm_query(prompt)` asks a sub-model; print what
-    you need to see (output is truncated); `submit(answer)` ends the run with that answer."""
+    """Run Python in a sandbox (standard-library modules only, no network, /tmp the only writable
+    folder, limited time and memory). The variable `context` holds the whole text;
+    `llm_query(prompt)` asks a sub-model; print what you need to see (output is truncated);
+    `submit(answer)` ends the run with that answer."""
 
     code: str = Field(description="Python source to run.")
 

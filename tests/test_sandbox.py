@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,11 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
 from agents.rlm_agent import RlmAgent
+from agents.settings import Settings
 from graphs.broker import RlmLimits
 from tests.fake_chat import function_model, scripted
-from tools.sandbox import Sandbox, SandboxLimits
+from tools._isolation import isolation_problem
+from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
 
 SUBCLASS_OS = "w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]\n"
 
@@ -86,7 +89,7 @@ def test_no_secrets_in_the_environment(sandbox: Sandbox, monkeypatch: pytest.Mon
     monkeypatch.setenv("ARAG_OPENAI_API_KEY", "sk-secret-value")
     result = sandbox.run(SUBCLASS_OS + "print(dict(w.__init__.__globals__['environ']))")
     assert "sk-secret-value" not in result.stdout
-    assert "PATH" in result.stdout
+    assert "'HOME': '/tmp'" in result.stdout
 
 
 def test_an_infinite_loop_is_stopped(sandbox: Sandbox) -> None:
@@ -115,12 +118,12 @@ def test_writes_stay_in_the_temp_dir(sandbox: Sandbox) -> None:
         + "b = w.__init__.__globals__['__builtins__']\n"
         + "f = b['open']('notes.txt', 'w'); f.write('ok'); f.close()\n"
         + "print(b['open']('notes.txt').read())\n"
-        + "b['open']('/tmp/arag-escaped', 'w')\n"
+        + "b['open']('/var/arag-escaped', 'w')\n"
     )
     result = sandbox.run(code)
     assert result.stdout == "ok\n"
-    assert "access to '/tmp/arag-escaped' is not allowed" in (result.error or "")
-    assert not Path("/tmp/arag-escaped").exists()
+    assert "access to '/var/arag-escaped' is not allowed" in (result.error or "")
+    assert not Path("/var/arag-escaped").exists()
 
 
 def test_code_mode_in_the_graph(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,3 +153,61 @@ def test_run_python_is_not_offered_without_code_mode() -> None:
     RlmAgent(root, sub_model=function_model(lambda m: "NONE")).invoke("q?", context="text")
     reply: Any = next(m for m in root.prompts[1] if isinstance(m, ToolMessage))
     assert "no tool named 'run_python'" in reply.content
+
+
+@pytest.fixture
+def no_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """A machine without bubblewrap: PATH holds nothing."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    isolation_problem.cache_clear()
+    yield
+    isolation_problem.cache_clear()
+
+
+def test_code_mode_refuses_to_start_without_the_os_boundary(no_isolation: None) -> None:
+    with pytest.raises(SandboxUnavailable, match=r"bubblewrap is not installed.*ARAG_RLM_CODE_MODE_UNSAFE=true"):
+        Sandbox()
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        RlmAgent(scripted("x"), code_mode=True)
+
+
+def test_unsafe_code_mode_warns_and_runs(no_isolation: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.warns(RuntimeWarning, match="WITHOUT OS isolation"):
+        sandbox = Sandbox(SandboxLimits(timeout_s=5), unsafe=True)
+    assert not sandbox.isolated
+    result = sandbox.run(
+        "import re\nprint(re.findall(r'\\d+', context))\nsubmit(llm_query('q'))", context="a 12 b", llm_query=str.upper
+    )
+    assert (result.stdout, result.submitted, result.error) == ("['12']\n", "Q", None)
+    assert "not allowed" in (sandbox.run("import os").error or "")  # the Python guard is all there is
+    monkeypatch.setenv("ARAG_RLM_CODE_MODE", "true")
+    monkeypatch.setenv("ARAG_RLM_CODE_MODE_UNSAFE", "true")
+    with pytest.warns(RuntimeWarning, match="WITHOUT OS isolation"):
+        agent = RlmAgent.from_settings(Settings(), chat_model=scripted("x"))
+    assert agent.sandbox is not None
+    assert not agent.sandbox.isolated
+
+
+def test_a_fault_of_the_sandbox_itself_is_reported_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = scripted(
+        AIMessage(content="", tool_calls=[{"name": "run_python", "args": {"code": "print(1)"}, "id": "a"}]),
+        AIMessage(content="", tool_calls=[{"name": "submit", "args": {"text": "done anyway"}, "id": "b"}]),
+    )
+    agent = RlmAgent(root, sub_model=function_model(lambda m: "NONE"), code_mode=True, limits=RlmLimits())
+    assert agent.sandbox is not None
+
+    def broken(*args: Any, **kwargs: Any) -> SandboxResult:
+        raise OSError("no file descriptors left")
+
+    monkeypatch.setattr(agent.sandbox, "run", broken)
+    result = agent.invoke("q?", context="some text")
+    assert result.answer == "done anyway"
+    reported = next(m for m in root.prompts[1] if isinstance(m, ToolMessage))
+    assert "run_python failed in the sandbox itself: OSError: no file descriptors left" in str(reported.content)
+
+
+def test_bad_utf8_and_surrogates_in_code_and_context(sandbox: Sandbox) -> None:
+    result = sandbox.run("print(len(context), '\\ud800')\nsubmit('\\udfff')", context="a\ud800b")
+    assert result.error is None
+    assert result.stdout == "3 ?\n"
+    assert result.submitted == "?"

@@ -7,7 +7,7 @@ from tools.extractive import ExtractiveAnswer, extractive_answer
 from tools.ingest import Chunker, Ingestor, IngestReport
 from tools.loaders import Document, LoadError, load_file
 from tools.retrieval import RetrievedChunk, Retriever, StoredDocument
-from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
+from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import (
     Hit,
@@ -42,6 +42,7 @@ __all__ = [
     "Sandbox",
     "SandboxLimits",
     "SandboxResult",
+    "SandboxUnavailable",
     "Source",
     "SourceExistsError",
     "SourceNotFoundError",

@@ -1,27 +1,33 @@
 """The sandboxed side of code mode: runs one piece of model-written Python and reports back.
 
-Started by :class:`tools.sandbox.Sandbox` as ``python -I -S this_file`` with an empty environment,
-in a temp dir, under CPU, memory, file-size and process limits. It uses the standard library
-only. Protocol: one JSON header line on stdin; JSON lines on stdout (``llm_query`` requests,
-then one ``done``); replies to ``llm_query`` arrive as JSON lines on stdin.
+Started by :class:`tools.sandbox.Sandbox` as ``python -I -S -B this_file`` inside the OS boundary
+of ``tools/_isolation.py`` (namespaces, uid 65534, seccomp, a read-only root and a small tmpfs).
+It uses the standard library only. Protocol: one JSON header line on stdin; JSON lines on
+stdout (``llm_query`` requests, then one ``done``); each reply to ``llm_query`` arrives as one
+JSON line on stdin before the next request may be sent.
 
-Defences, innermost last: builtins without ``open``/``exec``/``eval``/``compile``/``input``, an
-``__import__`` that allows only listed modules, and an audit hook (which Python code cannot
-remove) that refuses processes, sockets, ctypes, file access outside the temp dir, frame and
-garbage-collector introspection, and any import not allowed, however the code reaches them
-(``__subclasses__`` and ``__globals__`` tricks included).
+What this script enforces, in order:
+
+1. Resource limits (CPU seconds, address space, file size, open files, processes), set before the
+   model's code is even compiled. The kernel holds them; the code cannot raise them again.
+2. A Python-level guard, as an extra layer only: builtins without ``open``/``exec``/``eval``/
+   ``compile``/``input``, an ``__import__`` that allows only listed modules, and an audit hook that
+   refuses processes, sockets, ctypes and file access outside the scratch folder. The code runs in
+   the same interpreter as this guard, so it CAN switch it off (frames reached through
+   tracebacks or generators, ``sys.modules['__main__']``, any function's ``__globals__`` or
+   ``__closure__``, monkeypatching): the guard turns honest mistakes into clear errors, and the
+   operating system is the boundary. ``tests/test_sandbox_escapes.py`` switches it off on purpose.
 """
 
 import builtins
 import io
 import json
 import os
+import resource
 import sys
 from typing import Any
 
-_REAL_STDOUT = sys.stdout
-_REAL_STDIN = sys.stdin
-
+_OUT = 1
 _BLOCKED_EVENTS = (
     "os.",
     "subprocess.",
@@ -49,7 +55,8 @@ _BLOCKED_EVENTS = (
     "webbrowser.",
     "sqlite3.",
 )
-_ALLOWED_EVENTS = ("os.listdir", "os.scandir")  # checked against the temp dir below
+_ALLOWED_EVENTS = ("os.listdir", "os.scandir")  # checked against the scratch folder below
+_realpath = os.path.realpath  # taken before the code runs: a monkeypatched one is not used
 
 
 class _Capped(io.TextIOBase):
@@ -65,6 +72,7 @@ class _Capped(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        text = str(text)
         room = self.limit - self.kept
         if room > 0:
             self.parts.append(text[:room])
@@ -76,31 +84,68 @@ class _Capped(io.TextIOBase):
         return "".join(self.parts)
 
 
+def _clean(text: str, limit: int) -> str:
+    """At most ``limit`` characters, lone surrogates replaced (the parent's schema refuses them)."""
+    return text[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
 def _send(message: dict[str, Any]) -> None:
-    _REAL_STDOUT.write(json.dumps(message) + "\n")
-    _REAL_STDOUT.flush()
+    data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+    while data:
+        data = data[os.write(_OUT, data) :]
+
+
+def _read_line() -> bytes:
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            break
+        line += chunk
+    return bytes(line)
+
+
+def _set_limits(limits: dict[str, int]) -> None:
+    memory = limits["memory_mb"] * 1024 * 1024
+    file_size = limits["file_mb"] * 1024 * 1024
+    for name, value in (
+        ("RLIMIT_CPU", limits["cpu_s"]),
+        ("RLIMIT_AS", memory),
+        ("RLIMIT_FSIZE", file_size),
+        ("RLIMIT_NOFILE", limits["open_files"]),
+        ("RLIMIT_NPROC", limits["processes"]),
+        ("RLIMIT_CORE", 0),
+    ):
+        hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU first, then SIGKILL
+        resource.setrlimit(getattr(resource, name), (value, hard))
 
 
 def main() -> None:
-    header = json.loads(_REAL_STDIN.readline())
-    tmp = os.path.realpath(header["tmpdir"])
-    allowed = set(header["allowed"])
-    with open(header["context_path"], encoding="utf-8") as handle:  # noqa: PTH123 - before lockdown, no pathlib
+    # Nothing but the three pipes: bubblewrap leaves its --userns-block-fd pipe open (its writer is
+    # closed, so it is harmless, but the code has no business with any other descriptor).
+    os.closerange(3, 1 << 16)
+    header = json.loads(_read_line())
+    _set_limits(header["limits"])
+    tmp = _realpath(header["tmpdir"])
+    allowed = frozenset(header["allowed"])
+    error_chars, answer_chars = int(header["error_chars"]), int(header["answer_chars"])
+    with open(header["context_path"], encoding="utf-8", errors="replace") as handle:  # noqa: PTH123 - no pathlib
         context = handle.read()
     for name in sorted(allowed):
         __import__(name)
     try:
         code = compile(header["code"], "<model code>", "exec")
-    except SyntaxError as exc:
-        _send({"type": "done", "stdout": "", "error": f"SyntaxError: {exc}", "submitted": None, "dropped": 0})
+    except (SyntaxError, ValueError) as exc:
+        why = _clean(f"{type(exc).__name__}: {exc}", error_chars)
+        _send({"type": "done", "stdout": "", "error": why, "submitted": None, "dropped": 0})
         return
 
     submitted: list[str] = []
 
     def llm_query(prompt: str) -> str:
         """Ask a sub-model; returns its answer as text."""
-        _send({"type": "llm_query", "prompt": str(prompt)})
-        reply = json.loads(_REAL_STDIN.readline() or "{}")
+        _send({"type": "llm_query", "prompt": _clean(str(prompt), int(header["prompt_chars"]))})
+        reply = json.loads(_read_line() or "{}")
         if "error" in reply:
             raise RuntimeError(reply["error"])
         return str(reply.get("text", ""))
@@ -131,6 +176,14 @@ def main() -> None:
 
     phase = ["setup"]  # setup -> start (the one exec of the model's code) -> running
 
+    def inside(path: object) -> bool:
+        if isinstance(path, bytes):
+            path = path.decode(errors="replace")
+        if type(path) is not str:  # a str subclass can lie in __str__/__fspath__
+            return False
+        real = _realpath(path)
+        return real == tmp or real.startswith(tmp + os.sep)
+
     def audit(event: str, args: tuple[Any, ...]) -> None:
         if phase[0] == "setup":
             return
@@ -138,22 +191,15 @@ def main() -> None:
             phase[0] = "running"
             return
         if event == "open":
-            path = args[0]
-            if isinstance(path, int):
+            if isinstance(args[0], int) or inside(args[0]):
                 return
-            if isinstance(path, bytes):
-                path = path.decode(errors="replace")
-            real = os.path.realpath(str(path))
-            if real != tmp and not real.startswith(tmp + os.sep):
-                raise PermissionError(f"sandbox: access to {path!r} is not allowed (only the temp dir)")
-            return
+            raise PermissionError(f"sandbox: access to {args[0]!r} is not allowed (only {tmp})")
         if event in ("exec", "compile"):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "import" and args[0].split(".")[0] not in allowed and args[0] not in sys.modules:
             raise PermissionError(f"sandbox: import of {args[0]!r} is not allowed")
         if event in _ALLOWED_EVENTS:
-            real = os.path.realpath(str(args[0] if args and args[0] is not None else "."))
-            if real == tmp or real.startswith(tmp + os.sep):
+            if inside(args[0] if args and args[0] is not None else "."):
                 return
             raise PermissionError(f"sandbox: {event} outside the temp dir is not allowed")
         if event.startswith(_BLOCKED_EVENTS):
@@ -161,7 +207,7 @@ def main() -> None:
 
     sys.addaudithook(audit)
     captured = _Capped(int(header["output_chars"]))
-    error = None
+    error: str | None = None
     sys.stdout = sys.stderr = captured
     phase[0] = "start"
     try:
@@ -172,13 +218,13 @@ def main() -> None:
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        sys.stdout, sys.stderr = _REAL_STDOUT, sys.__stderr__
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     _send(
         {
             "type": "done",
-            "stdout": captured.value(),
-            "error": error,
-            "submitted": submitted[-1] if submitted else None,
+            "stdout": _clean(captured.value(), int(header["output_chars"])),
+            "error": None if error is None else _clean(error, error_chars),
+            "submitted": _clean(submitted[-1], answer_chars) if submitted else None,
             "dropped": captured.dropped,
         }
     )

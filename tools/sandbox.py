@@ -1,35 +1,55 @@
-"""Code mode's sandbox: model-written Python runs in a separate, limited process.
+"""Code mode's sandbox: model-written Python runs in a separate process behind an OS boundary.
 
-The child (``tools/_sandbox_child.py``) runs ``python -I -S`` in a fresh temp dir with an empty
-environment (no API keys or other secrets), its own session, and resource limits: CPU seconds,
-address space, file size, open files. Inside, an audit hook refuses processes, sockets, ctypes,
-file access outside the temp dir and imports not on the allowlist. The parent enforces a wall
-clock (time spent answering ``llm_query`` does not count), caps what it reads back, and kills the
-whole process group when a limit is passed. Every outcome is reported, never raised.
+Threat model: the code is hostile. It may come from a model that read an injected instruction
+in a document, and it owns the whole interpreter it runs in: any check written in Python inside
+that process can be switched off by the code (frames, ``__globals__``, closures, monkeypatching).
+So the boundary is the operating system (``tools/_isolation.py``): bubblewrap namespaces (user,
+pid, network, mount, ipc, uts), uid 65534 with no capabilities, ``no_new_privs``, a seccomp
+filter, a read-only root with a size-capped tmpfs as the only writable place, and resource
+limits (CPU, address space, file size, open files, processes). The child's own Python guard
+(``tools/_sandbox_child.py``) is an extra layer that turns honest mistakes into clear errors.
 
-Not a boundary against a determined attacker with kernel exploits; for that run the agent in a
-container or VM. It is enough to keep a model's mistakes (and its curiosity) contained.
+The parent treats the child as hostile too. Every message it reads is size-capped and checked
+against a schema; anything else ends the child with ``error="protocol violation: ..."``. Replies
+are written without blocking (a child that stops reading runs into the time limit), a wall clock
+covers the code's time (time spent answering ``llm_query`` does not count), and on every way out
+the whole process tree is killed. :meth:`Sandbox.run` never raises for anything the child does:
+it returns a :class:`SandboxResult` with ``error`` / ``limit`` set, within the time limit plus a
+small grace.
+
+Where the boundary cannot be set up (no bubblewrap, user namespaces disabled, no libseccomp),
+:class:`Sandbox` refuses to start with :class:`SandboxUnavailable`, which says what is missing.
+``unsafe=True`` (``ARAG_RLM_CODE_MODE_UNSAFE=true``) runs the child without the OS boundary,
+with a loud warning: only the Python guard and the resource limits remain, which is not a
+security boundary.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import queue
-import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-__all__ = ["DEFAULT_IMPORTS", "Sandbox", "SandboxLimits", "SandboxResult"]
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem
+
+__all__ = ["DEFAULT_IMPORTS", "Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IMPORTS: tuple[str, ...] = (
     "bisect",
@@ -53,6 +73,18 @@ DEFAULT_IMPORTS: tuple[str, ...] = (
     "unicodedata",
 )
 _CHILD = Path(__file__).with_name("_sandbox_child.py")
+_GRACE_S = 1.0
+"""How long a child that said it is done may take to exit, and the wait for its tree to go."""
+_ERROR_CHARS = 4_000
+_UNSAFE_WARNING = (
+    "code mode is running WITHOUT OS isolation (ARAG_RLM_CODE_MODE_UNSAFE): model-written code runs "
+    "as this user with only an in-process Python guard, which the code can switch off. Use it only "
+    "with code you would run yourself."
+)
+
+
+class SandboxUnavailable(RuntimeError):  # noqa: N818 - reads as a state, like FileNotFoundError
+    """The OS boundary cannot be set up on this machine; the message says what is missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +92,23 @@ class SandboxLimits:
     timeout_s: float = 30.0
     """Wall-clock seconds of the code itself (sub-model calls excluded)."""
     cpu_s: int = 20
+    """CPU seconds of each process of the code."""
     memory_mb: int = 1024
-    """Address space of the child process."""
+    """Address space of each process of the code."""
     output_chars: int = 20_000
     """Printed output kept; the rest is counted and dropped."""
+    answer_chars: int = 100_000
+    """Longest answer ``submit()`` passes back (longer ones are cut)."""
+    prompt_chars: int = 200_000
+    """Longest ``llm_query`` prompt (longer ones are cut)."""
     file_mb: int = 16
-    """Largest file the code may write in its temp dir."""
+    """Largest file the code may write."""
+    disk_mb: int = 64
+    """Size of the tmpfs that is the code's only writable place."""
+    open_files: int = 64
+    """Open file descriptors per process."""
+    processes: int = 16
+    """Processes and threads of the code at once (``RLIMIT_NPROC`` in its own user namespace)."""
     max_llm_queries: int = 100
 
 
@@ -77,7 +120,8 @@ class SandboxResult:
     dropped_chars: int = 0
     llm_queries: int = 0
     limit: str | None = None
-    """Which limit stopped the code: ``time``, ``cpu``, ``memory``, ``output`` or ``None``."""
+    """What stopped the code: ``time``, ``cpu``, ``memory``, ``output``, ``file``, ``seccomp``,
+    ``protocol``, ``start`` (the sandbox could not be started) or ``None``."""
 
     def report(self) -> str:
         """What the model reads back."""
@@ -91,150 +135,302 @@ class SandboxResult:
         return "\n".join(parts) or "(no output)"
 
 
-class Sandbox:
-    """Runs Python in a separate limited process; ``llm_query`` reaches the caller over a pipe."""
+class _LlmQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["llm_query"]
+    prompt: str
 
-    def __init__(self, limits: SandboxLimits | None = None, *, imports: tuple[str, ...] = DEFAULT_IMPORTS) -> None:
+
+class _Done(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["done"]
+    stdout: str
+    error: str | None
+    submitted: str | None
+    dropped: int = Field(ge=0, le=10**15)
+
+
+_MESSAGE: TypeAdapter[_LlmQuery | _Done] = TypeAdapter(Annotated[_LlmQuery | _Done, Field(discriminator="type")])
+
+
+class _Violation(Exception):  # noqa: N818 - internal signal, never leaves this module
+    pass
+
+
+class Sandbox:
+    """Runs Python in a separate process behind the OS boundary; ``llm_query`` reaches the caller
+    over a pipe.
+
+    Args:
+        limits: Time, CPU, memory, output, disk and process limits of each run.
+        imports: Modules the code may import (the Python guard's allowlist).
+        unsafe: Run without the OS boundary (only where it cannot be set up; warns loudly).
+
+    Raises:
+        SandboxUnavailable: The OS boundary cannot be set up here and ``unsafe`` is not set.
+    """
+
+    def __init__(
+        self, limits: SandboxLimits | None = None, *, imports: tuple[str, ...] = DEFAULT_IMPORTS, unsafe: bool = False
+    ) -> None:
         self.limits = limits or SandboxLimits()
         self.imports = imports
+        self.unsafe = unsafe
+        if unsafe:
+            warnings.warn(_UNSAFE_WARNING, RuntimeWarning, stacklevel=2)
+            log.warning(_UNSAFE_WARNING)
+            self._jail: Jail | None = None
+            return
+        problem = isolation_problem()
+        if problem is not None:
+            msg = (
+                f"code mode needs OS isolation and it is not available here: {problem}. "
+                "ARAG_RLM_CODE_MODE_UNSAFE=true runs the code without it (not a security boundary)."
+            )
+            raise SandboxUnavailable(msg)
+        self._jail = Jail(disk_mb=self.limits.disk_mb)
+
+    @property
+    def isolated(self) -> bool:
+        """True when runs are behind the OS boundary."""
+        return self._jail is not None
 
     def run(self, code: str, *, context: str = "", llm_query: Callable[[str], str] | None = None) -> SandboxResult:
-        tmp = tempfile.mkdtemp(prefix="arag-sandbox-")
+        """Run ``code`` with ``context`` bound to the variable ``context``. Never raises for what
+        the code does; the result says what happened."""
+        started: Jailed | None = None
+        scratch: str | None = None
         try:
-            return self._run(code, context, llm_query, tmp)
+            data = context.encode("utf-8", "replace")
+            if self._jail is not None:
+                started = self._jail.start(_CHILD.read_bytes(), data)
+                header = self._header(code, CONTEXT_PATH, SCRATCH)
+            else:
+                scratch = tempfile.mkdtemp(prefix="arag-sandbox-")
+                started = self._start_unsafe(scratch, data)
+                header = self._header(code, str(Path(scratch, "context.txt")), scratch)
+            return _Session(self.limits, started.process, llm_query).run(header)
+        except OSError as exc:
+            return SandboxResult("", f"the sandbox could not be started: {exc}", None, limit="start")
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if started is not None:
+                _kill_tree(started)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
-    def _run(self, code: str, context: str, llm_query: Callable[[str], str] | None, tmp: str) -> SandboxResult:
+    def _header(self, code: str, context_path: str, tmpdir: str) -> bytes:
         limits = self.limits
-        context_path = Path(tmp, "context.txt")
-        context_path.write_text(context, encoding="utf-8")
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and file
-            [sys.executable, "-I", "-S", str(_CHILD)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=tmp,
-            env={"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"},
-            preexec_fn=self._limit_child,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
         header = {
-            "code": code,
-            "context_path": str(context_path),
-            "tmpdir": tmp,
+            "code": code.encode("utf-8", "replace").decode("utf-8"),
+            "context_path": context_path,
+            "tmpdir": tmpdir,
             "allowed": list(self.imports),
             "output_chars": limits.output_chars,
+            "answer_chars": limits.answer_chars,
+            "prompt_chars": limits.prompt_chars,
+            "error_chars": _ERROR_CHARS,
+            "limits": {
+                "cpu_s": limits.cpu_s,
+                "memory_mb": limits.memory_mb,
+                "file_mb": limits.file_mb,
+                "open_files": limits.open_files,
+                "processes": limits.processes if self.isolated else _unsafe_processes(limits.processes),
+            },
         }
-        lines: queue.Queue[str | None] = queue.Queue()
-        cap = limits.output_chars * 8 + 1_000_000  # JSON escaping can grow the kept output
+        return (json.dumps(header) + "\n").encode("utf-8")
 
-        def read() -> None:
-            total = 0
-            assert process.stdout is not None
-            for line in iter(lambda: process.stdout.readline(cap), ""):  # type: ignore[union-attr]
-                total += len(line)
-                if total > cap or not line.endswith("\n"):
-                    lines.put("__overflow__")
-                    return
-                lines.put(line)
-            lines.put(None)
+    def _start_unsafe(self, scratch: str, context: bytes) -> Jailed:
+        Path(scratch, "context.txt").write_bytes(context)
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and file
+            [sys.executable, "-I", "-S", "-B", str(_CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=scratch,
+            env={"HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"},
+            start_new_session=True,
+        )
+        return Jailed(process, None, None)
 
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        queries = 0
+
+def _unsafe_processes(processes: int) -> int:
+    """Without a user namespace RLIMIT_NPROC counts all of this user's processes."""
+    if os.geteuid() == 0:
+        return processes  # not enforced for root at all; unsafe mode says so
+    mine = 0
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and entry.stat().st_uid == os.geteuid():
+                mine += 1
+    return mine + processes
+
+
+class _Session:
+    """One run's conversation with the child: a single-threaded loop over non-blocking pipes."""
+
+    def __init__(
+        self, limits: SandboxLimits, process: subprocess.Popen[bytes], llm_query: Callable[[str], str] | None
+    ) -> None:
+        self.limits = limits
+        self.process = process
+        self.llm_query = llm_query
+        self.queries = 0
+        # Six bytes per character is JSON's worst case (\u0000-style escapes), plus the envelope.
+        self.line_cap = 6 * (limits.output_chars + limits.answer_chars + limits.prompt_chars + _ERROR_CHARS) + 4096
+        self.stderr = b""
+
+    def run(self, header: bytes) -> SandboxResult:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        stdin, stdout, stderr = self.process.stdin.fileno(), self.process.stdout.fileno(), self.process.stderr.fileno()
+        for fd in (stdin, stdout, stderr):
+            os.set_blocking(fd, False)
+        pending = header  # bytes still to write to the child
+        buffer = bytearray()
+        reading = {stdout, stderr}
         spent = 0.0  # seconds of code time so far (llm_query time excluded)
-        try:
-            process.stdin.write(json.dumps(header) + "\n")
-            process.stdin.flush()
-            mark = time.monotonic()
-            while True:
-                remaining = limits.timeout_s - spent - (time.monotonic() - mark)
+        mark = time.monotonic()
+        timeout = self.limits.timeout_s
+        while True:
+            remaining = timeout - spent - (time.monotonic() - mark)
+            if remaining <= 0:
+                return _stopped("time", f"the code ran longer than {timeout:g} s")
+            writing = [stdin] if pending else []
+            readable, writable, _ = select.select(list(reading), writing, [], remaining)
+            if writable:
                 try:
-                    line = lines.get(timeout=max(0.0, remaining))
-                except queue.Empty:
-                    return self._stopped(process, "time", f"the code ran longer than {limits.timeout_s:g} s")
-                if line == "__overflow__":
-                    return self._stopped(process, "output", "the code wrote too much output outside print")
-                if line is None:
-                    return self._died(process)
-                try:
-                    message = json.loads(line)
-                except json.JSONDecodeError:
-                    return self._stopped(process, "output", "the code wrote to the sandbox's control channel")
-                if message.get("type") == "done":
-                    process.wait(timeout=5)
-                    error, dropped = message.get("error"), int(message.get("dropped", 0))
-                    limit = "memory" if str(error).startswith("MemoryError") else "output" if dropped else None
-                    return SandboxResult(
-                        stdout=str(message.get("stdout", "")),
-                        error=error,
-                        submitted=message.get("submitted"),
-                        dropped_chars=dropped,
-                        llm_queries=queries,
-                        limit=limit,
-                    )
-                spent += time.monotonic() - mark
-                reply = self._answer(message, llm_query, queries)
-                queries += 1
-                process.stdin.write(json.dumps(reply) + "\n")
-                process.stdin.flush()
-                mark = time.monotonic()
-        except (BrokenPipeError, OSError):
-            return self._died(process)
-        finally:
-            self._kill(process)
+                    pending = pending[os.write(stdin, pending[: 1 << 16]) :]
+                except BlockingIOError:
+                    pass
+                except OSError:  # the child closed its stdin: it can still report or die
+                    pending = b""
+            if stderr in readable and (chunk := _read(stderr)) is not None:
+                if not chunk:
+                    reading.discard(stderr)
+                self.stderr = (self.stderr + chunk)[:4096]
+            if stdout not in readable or (chunk := _read(stdout)) is None:
+                continue
+            if not chunk:
+                return self._ended()
+            buffer += chunk
+            try:
+                while (end := buffer.find(b"\n")) >= 0:
+                    line = bytes(buffer[:end])
+                    del buffer[: end + 1]
+                    message = self._parse(line)
+                    if isinstance(message, _Done):
+                        return self._done(message)
+                    if pending:
+                        raise _Violation("a request came before the reply to the last one was read")
+                    spent += time.monotonic() - mark
+                    pending = (json.dumps(self._answer(message.prompt)) + "\n").encode("utf-8")
+                    mark = time.monotonic()
+                if len(buffer) > self.line_cap:
+                    raise _Violation(f"a message longer than {self.line_cap} bytes")
+            except _Violation as exc:
+                return _stopped("protocol", f"protocol violation: {exc}", prefix="")
 
-    def _answer(
-        self, message: dict[str, object], llm_query: Callable[[str], str] | None, queries: int
-    ) -> dict[str, str]:
-        if message.get("type") != "llm_query":
-            return {"error": f"unknown request {message.get('type')!r}"}
-        if llm_query is None:
+    def _parse(self, line: bytes) -> _LlmQuery | _Done:
+        if len(line) > self.line_cap:
+            raise _Violation(f"a message longer than {self.line_cap} bytes")
+        try:
+            message = _MESSAGE.validate_python(json.loads(line.decode("utf-8")))
+        except (ValueError, RecursionError, ValidationError) as exc:  # bad UTF-8, JSON, huge ints, schema
+            raise _Violation(f"not a valid message ({type(exc).__name__})") from None
+        limits = self.limits
+        if isinstance(message, _LlmQuery):
+            _check_length("prompt", message.prompt, limits.prompt_chars)
+        else:
+            _check_length("stdout", message.stdout, limits.output_chars)
+            _check_length("error", message.error, _ERROR_CHARS)
+            _check_length("submitted", message.submitted, limits.answer_chars)
+        return message
+
+    def _answer(self, prompt: str) -> dict[str, str]:
+        self.queries += 1
+        if self.llm_query is None:
             return {"error": "llm_query is not available in this run"}
-        if queries >= self.limits.max_llm_queries:
+        if self.queries > self.limits.max_llm_queries:
             return {"error": f"the code used its {self.limits.max_llm_queries} llm_query calls"}
         try:
-            return {"text": llm_query(str(message.get("prompt", "")))}
+            return {"text": self.llm_query(prompt)}
         except Exception as exc:  # the code sees the failure of its sub-call as an exception
             return {"error": f"{type(exc).__name__}: {exc}"}
 
-    def _limit_child(self) -> None:
-        limits = self.limits
-        os.setsid()
-        memory = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        file_size = limits.file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    def _done(self, message: _Done) -> SandboxResult:
+        error = message.error
+        limit = "memory" if (error or "").startswith("MemoryError") else "output" if message.dropped else None
+        if limit is None and error and "File too large" in error:
+            limit = "file"
+        return SandboxResult(
+            stdout=message.stdout,
+            error=error,
+            submitted=message.submitted,
+            dropped_chars=message.dropped,
+            llm_queries=self.queries,
+            limit=limit,
+        )
 
-    def _stopped(self, process: subprocess.Popen[str], limit: str, why: str) -> SandboxResult:
-        self._kill(process)
-        return SandboxResult(stdout="", error=f"stopped: {why}", submitted=None, limit=limit)
-
-    def _died(self, process: subprocess.Popen[str]) -> SandboxResult:
+    def _ended(self) -> SandboxResult:
+        """The child closed its stdout without a ``done``: it died or was killed by a limit."""
         try:
-            code = process.wait(timeout=5)
+            code = self.process.wait(timeout=_GRACE_S)
         except subprocess.TimeoutExpired:
-            self._kill(process)
-            code = process.wait()
-        if code in (-signal.SIGXCPU, -signal.SIGKILL):
-            limit, why = "cpu", f"the code used more than {self.limits.cpu_s} s of CPU"
-        elif code == -signal.SIGXFSZ:
-            limit, why = "file", f"the code wrote a file larger than {self.limits.file_mb} MB"
-        else:
-            limit, why = "memory", f"the sandbox process died (exit code {code}), likely out of memory"
-        return SandboxResult(stdout="", error=f"stopped: {why}", submitted=None, limit=limit)
+            return _stopped("protocol", "protocol violation: the code closed its output without reporting", prefix="")
+        # bubblewrap passes on the child's exit status; a signal shows as 128 + its number.
+        signalled = -code if code < 0 else code - 128 if code > 128 else 0
+        limits = self.limits
+        if signalled in (signal.SIGXCPU, signal.SIGKILL):
+            return _stopped("cpu", f"the code used more than {limits.cpu_s} s of CPU")
+        if signalled == signal.SIGXFSZ:
+            return _stopped("file", f"the code wrote a file larger than {limits.file_mb} MB")
+        if signalled == signal.SIGSYS:
+            return _stopped("seccomp", "the code made a system call the sandbox forbids (killed by seccomp)")
+        detail = self.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = f": {detail[-1][:300]}" if detail else ""
+        return _stopped("memory", f"the sandbox process ended without reporting (exit code {code}){why}")
 
-    @staticmethod
-    def _kill(process: subprocess.Popen[str]) -> None:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+
+def _read(fd: int) -> bytes | None:
+    """What the pipe holds now (``b""`` at its end, ``None`` if nothing is there yet)."""
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def _check_length(field: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise _Violation(f"{field} longer than {limit} characters")
+
+
+def _stopped(limit: str, why: str, *, prefix: str = "stopped: ") -> SandboxResult:
+    return SandboxResult(stdout="", error=f"{prefix}{why}", submitted=None, limit=limit)
+
+
+def _kill_tree(started: Jailed) -> None:
+    """Kill the child's process group and wait until its pid namespace is gone."""
+    process = started.process
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    if started.pidfd is not None:
+        # The namespace's init dies with bubblewrap (--die-with-parent); once it has exited, the
+        # kernel has killed everything else in the namespace. Kill it directly if it lingers.
+        try:
+            if not select.select([started.pidfd], [], [], _GRACE_S)[0]:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(started.pidfd, signal.SIGKILL)
+                select.select([started.pidfd], [], [], _GRACE_S)
+        finally:
+            os.close(started.pidfd)
