@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tools._cgroup import cgroup_problem
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
 
 TIMEOUT = 3.0
@@ -162,11 +163,11 @@ def test_import_closure_opens_the_allowlist(sandbox: Sandbox) -> None:
     import os
     import _posixsubprocess  # spawns processes without an audit event
     print("imported os")
-    print(os.path.exists("/proc/PARENT/environ"), os.path.exists("/proc/2"), os.path.exists("/proc/3"), os.getuid())
+    print(os.path.exists("/proc/PARENT/environ"), os.path.exists("/proc/1"), os.path.exists("/proc/2"), os.getuid())
     """
     result = run(sandbox, textwrap.dedent(code).replace("PARENT", str(os.getpid())))
     assert result.stdout.startswith("imported os"), result.error
-    assert result.stdout.splitlines()[-1] == "False True False 65534"  # only the sandbox's own two pids
+    assert result.stdout.splitlines()[-1] == "False True False 65534"  # only the sandbox's own pid 1
 
 
 def test_str_subclass_with_a_lying_str(sandbox: Sandbox, outside: Path) -> None:
@@ -325,8 +326,8 @@ def test_parent_proc_and_environment(sandbox: Sandbox, outside: Path) -> None:
         """,
     )
     lines = result.stdout.splitlines()
-    assert lines[1] == "False 1"  # this process is invisible; the parent is the namespace's init
-    assert lines[-2] == "pids ['1', '2']"
+    assert lines[1] == "False 0"  # this process is invisible; the child is pid 1 of its namespace
+    assert lines[-2] == "pids ['1']"
     assert KEY not in result.stdout  # checked in run() too
 
 
@@ -487,13 +488,166 @@ def test_memory_is_capped_with_the_guard_off(sandbox: Sandbox) -> None:
 
 
 def test_stopped_process_is_killed_at_the_time_limit(sandbox: Sandbox) -> None:
-    result = run(sandbox, GUARD_OFF + "os.kill(os.getpid(), B.__import__('signal').SIGSTOP)\n")
+    code = (
+        "pid = os.fork()\nif pid == 0:\n    os.kill(os.getpid(), B.__import__('signal').SIGSTOP)\nos.waitpid(pid, 0)\n"
+    )
+    result = run(sandbox, GUARD_OFF + code)
     assert result.limit == "time"
 
 
 def test_sigterm_ignored_and_a_busy_loop(sandbox: Sandbox) -> None:
     result = run(sandbox, GUARD_OFF + "s = B.__import__('signal')\ns.signal(s.SIGTERM, s.SIG_IGN)\nwhile True: pass\n")
     assert result.limit in ("time", "cpu")
+
+
+def test_resources_no_per_process_limit_counts_are_refused(sandbox: Sandbox) -> None:
+    """memfd pages, SysV shared memory, message queues, AIO contexts and inotify instances are
+    outside the address-space limit or charged to users on the host: refused."""
+    result = unguarded(
+        sandbox,
+        """
+        ctypes = B.__import__("ctypes")
+        libc = ctypes.CDLL(None, use_errno=True)
+        def memfd():
+            try:
+                os.memfd_create("m")
+                return 0
+            except OSError as exc:
+                return -exc.errno
+        calls = {
+            "memfd_create": memfd,
+            "shmget": lambda: libc.shmget(0, 1 << 20, 0o1600),
+            "msgget": lambda: libc.msgget(0, 0o1600),
+            "semget": lambda: libc.semget(0, 1, 0o1600),
+            "mq_open": lambda: libc.syscall(240, b"/q", 0o100 | 2, 0o600, None),
+            "io_setup": lambda: libc.syscall(206, 128, ctypes.byref(ctypes.c_ulong(0))),
+            "inotify_init1": lambda: libc.syscall(294, 0),
+        }
+        for name, call in calls.items():
+            value = call()
+            print(name, "refused" if value < 0 else "ALLOWED", ctypes.get_errno() if value == -1 else -value)
+        limits = open("/proc/self/limits").read()
+        for name in ("Max pending signals", "Max msgqueue size", "Max locked memory", "Max processes"):
+            print(name, [line.split()[-3:-1] for line in limits.splitlines() if line.startswith(name)][0])
+        """,
+    )
+    lines = result.stdout.splitlines()[1:]
+    assert all(" refused " in line for line in lines[:7]), result.stdout
+    assert lines[7:] == [
+        "Max pending signals ['64', '64']",
+        "Max msgqueue size ['0', '0']",
+        "Max locked memory ['0', '0']",
+        "Max processes ['16', '16']",
+    ]
+
+
+def test_dev_and_proc_show_nothing_of_the_host(sandbox: Sandbox) -> None:
+    result = unguarded(
+        sandbox,
+        """
+        print(sorted(os.listdir("/dev")))
+        for path in ("/dev/ptmx", "/dev/pts", "/dev/shm", "/dev/tty"):
+            print(path, os.path.exists(path))
+        for path in ("/proc/cmdline", "/proc/sys/kernel/random/boot_id", "/proc/diskstats", "/proc/partitions"):
+            print(path, repr(open(path).read()))
+        print(open("/proc/1/cmdline", "rb").read().split(bytes(1))[-2].decode())
+        """,
+    )
+    lines = result.stdout.splitlines()[1:]
+    assert lines[0] == "['fd', 'full', 'null', 'random', 'urandom', 'zero']"
+    assert all(line.endswith(" False") for line in lines[1:5])
+    assert all(line.endswith(" ''") for line in lines[5:9])
+    assert lines[9] == "/sandbox/child.py"  # pid 1 is the child itself: no bubblewrap process inside
+
+
+needs_cgroup = pytest.mark.skipif(cgroup_problem() is not None, reason=f"no memory cgroup here: {cgroup_problem()}")
+
+
+@needs_cgroup
+def test_the_run_is_capped_as_a_whole_kernel_memory_included() -> None:
+    small = Sandbox(SandboxLimits(timeout_s=10, cpu_s=10, memory_mb=256, tree_memory_mb=128))
+    files = "i = 0\nwhile True:\n    os.symlink('x', f'/tmp/{i}')\n    i += 1\n"  # no bytes, only inodes
+    result = small.run(GUARD_OFF + files)
+    assert result.limit == "memory", result
+    assert "128 MB together" in (result.error or "")
+    forks = (
+        "for _ in range(8):\n"
+        "    if os.fork() == 0:\n"
+        "        x = b'x' * (100 * 2**20)\n"
+        "        B.__import__('time').sleep(1)\n"
+        "        os._exit(0)\n"
+        "for _ in range(8):\n"
+        "    os.wait()\n"
+    )
+    result = small.run(GUARD_OFF + forks)  # 8 x 100 MB, each under its own 256 MB address-space limit
+    assert result.limit == "memory", result
+    assert sandbox_processes() == []
+    assert not list(Path("/sys/fs/cgroup").glob("**/arag-sandbox-*"))  # each run's cgroup is removed
+
+
+def test_forged_lone_surrogates_are_cleaned(sandbox: Sandbox) -> None:
+    forged = b'{"type": "done", "stdout": "hi\\ud800", "error": null, "submitted": "a\\udfff", "dropped": 0}\n'
+    result = run(sandbox, RAW + f"raw({forged!r})\n")
+    assert (result.stdout, result.submitted) == ("hi?", "a?")
+    result.report().encode("utf-8")  # what a caller does with it must not fail
+
+
+def test_wall_time_counts_llm_query_time() -> None:
+    sandbox = Sandbox(SandboxLimits(timeout_s=3, wall_s=2))
+
+    def slow(prompt: str) -> str:
+        time.sleep(0.8)
+        return "ok"
+
+    started = time.monotonic()
+    result = sandbox.run("for _ in range(10):\n    llm_query('q')\n", llm_query=slow)
+    assert result.limit == "time"
+    assert "with its llm_query calls" in (result.error or "")
+    assert time.monotonic() - started < 2 + 0.8 + GRACE
+
+
+def test_a_parent_with_many_descriptors(sandbox: Sandbox) -> None:
+    """Past fd 1024, where select() gives up: a busy server."""
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert run(sandbox, "print(1)").stdout == "1\n"
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_no_zombies_when_the_parent_is_a_subreaper(tmp_path: Path) -> None:
+    """As pid 1 of a container (or a subreaper), the parent is who the sandbox's processes are
+    reparented to: it must reap them."""
+    script = (
+        "import ctypes, os\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"  # PR_SET_CHILD_SUBREAPER
+        "from tools.sandbox import Sandbox\n"
+        "box = Sandbox()\n"
+        "for _ in range(5):\n"
+        "    box.run('print(1)')\n"
+        "def state(p):\n"
+        "    return open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[:2]\n"
+        "print(sum(state(p) == ['Z', str(os.getpid())] for p in os.listdir('/proc') if p.isdigit()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1]
+    )
+    assert done.stdout.strip() == "0", done.stderr[-2000:]
+
+
+def test_the_context_descriptor_is_not_inherited(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
+    flags: list[int] = []
+    real = os.memfd_create
+
+    def recording(name: str, flags_: int = os.MFD_CLOEXEC) -> int:
+        flags.append(flags_)
+        return real(name, flags_)
+
+    monkeypatch.setattr(os, "memfd_create", recording)
+    assert run(sandbox, "print(len(context))", context="abc").stdout == "3\n"
+    assert flags
+    assert all(f & os.MFD_CLOEXEC for f in flags)  # other programs this process starts never get it
 
 
 # -- part 3: the pipe protocol; the child writes whatever it likes to its stdout ------------------

@@ -6,30 +6,39 @@ so everything here is set up by the parent before the child's first instruction,
 the kernel:
 
 - namespaces (``bwrap --unshare-all --unshare-user``): user, pid (its own ``/proc``; the parent
-  and every other process are invisible), network (no interface but a loopback that is down),
-  mount, ipc, uts, cgroup;
+  and every other process are invisible), network (no interface but a loopback that is down,
+  so no host abstract sockets either), mount, ipc, uts, cgroup. The child is pid 1 of its
+  namespace (``--as-pid-1``: no bubblewrap process inside); when it ends, the kernel ends the rest;
 - a root file system that holds only what ``python -I -S`` needs, read-only: the interpreter's
   prefix, ``/usr/lib`` (shared libraries) and ``/etc/ld.so.cache``; no ``/usr/bin``, no
-  ``/etc``, no home folders, no host ``/tmp``; the only writable place is a size-capped tmpfs at
+  ``/etc``, no home folders, no host ``/tmp``; a ``/dev`` of null, zero, full, random and urandom
+  only (no ptys: they are a host-wide budget); host facts in ``/proc`` (kernel command line,
+  boot id, disks, interrupts, symbols) masked; the only writable place is a size-capped tmpfs at
   ``/tmp``; the child's script and its context are copied in read-only under ``/sandbox``;
 - an unprivileged uid/gid, 65534 (``nobody``) inside *and outside*: run as root, the parent maps
-  the user namespace itself (``--userns-block-fd``) and ``setpriv`` drops to 65534 before Python
-  starts, so the child is never root anywhere, holds no capabilities, and ``RLIMIT_NPROC``
-  applies to it; run as another user, bubblewrap maps 65534 to that user;
+  the user namespace itself (``--userns-block-fd``; ns uid 0 is host root for bubblewrap's set-up
+  only) and ``setpriv`` drops to 65534 before Python starts, so the child is never root
+  anywhere, holds no capabilities, and ``RLIMIT_NPROC`` applies to it; run as another user,
+  bubblewrap maps 65534 to that user;
 - ``no_new_privs`` (set by bubblewrap) and a seccomp filter built with libseccomp (through
   ``pyseccomp``) that refuses ``ptrace``, mounts, namespaces (``unshare``, ``setns``, ``clone``
   with namespace flags), keyrings, ``bpf``, kernel modules, ``kexec``, ``perf_event_open``,
-  ``userfaultfd``, ``io_uring``, handle-based opens, clock and host settings, and every socket
-  family but ``AF_UNIX``; other architectures' system calls kill the process;
-- ``--die-with-parent`` and a new session; the parent kills the process group and waits for the
-  namespace's init to be gone on every way out.
+  ``userfaultfd``, ``io_uring``, handle-based opens, clock and host settings, memory no limit
+  counts (``memfd_create``, SysV shared memory), per-host-user budgets (message queues, AIO,
+  inotify), and every socket family but ``AF_UNIX``; other architectures' system calls (x32,
+  ``int 0x80``) kill the process;
+- ``--die-with-parent``, a new session, and, where one can be made, a memory cgroup per run
+  (``tools/_cgroup.py``) that caps all its processes together, kernel memory included, and
+  finds every one of them when the run ends.
 
-The resource limits (CPU, address space, file size, open files, processes) are set by the child's
-own script before it reads the model's code, so they hold for everything the code does.
+The resource limits (CPU, address space, file size, open files, processes, pending signals,
+message queues, locked memory) are set by the child's own script before it reads the model's
+code, so they hold for everything the code does.
 
 Requirements: Linux with user namespaces, Debian's ``bubblewrap`` (``apt-get install
 bubblewrap``; ``bwrap`` 0.8 or newer), ``libseccomp`` (``libseccomp2``, in every Debian base
-image). :func:`isolation_problem` says what is missing.
+image), and ``setpriv`` (util-linux) when run as root. :func:`isolation_problem` says what is
+missing.
 """
 
 from __future__ import annotations
@@ -45,10 +54,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SANDBOX_GID", "SANDBOX_UID", "Jail", "isolation_problem", "seccomp_program"]
+from tools._cgroup import MemoryCgroup, cgroup_problem
+
+__all__ = ["SANDBOX_GID", "SANDBOX_UID", "Jail", "Jailed", "isolation_problem", "seccomp_program", "wait_for"]
 
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
@@ -57,7 +69,8 @@ CONTEXT_PATH = "/sandbox/context.txt"
 SCRATCH = "/tmp"  # noqa: S108 - the sandbox's own tmpfs, not the host's /tmp
 
 # Refused with EPERM. Each is either a way out of the namespaces (mounts, namespaces, ptrace,
-# handles), a kernel attack surface the child has no use for, or a host-wide setting.
+# handles), a kernel attack surface the child has no use for, a host-wide setting, or a resource
+# that no limit of the child would count.
 _DENIED_SYSCALLS = (
     "ptrace",
     "process_vm_readv",
@@ -112,6 +125,18 @@ _DENIED_SYSCALLS = (
     "vhangup",
     "uselib",
     "personality",
+    # Memory outside the address-space limit (memfd pages, SysV shared memory), and budgets the
+    # kernel keeps per host user or host-wide (message queues, AIO contexts, inotify instances).
+    "memfd_create",
+    "memfd_secret",
+    "shmget",
+    "shmat",
+    "msgget",
+    "semget",
+    "mq_open",
+    "io_setup",
+    "inotify_init",
+    "inotify_init1",
 )
 _NAMESPACE_FLAGS = (
     0x00020000,  # CLONE_NEWNS
@@ -123,6 +148,7 @@ _NAMESPACE_FLAGS = (
     0x40000000,  # CLONE_NEWNET
 )  # CLONE_NEWTIME exists only for unshare and clone3, both refused
 _TIOCSTI = 0x5412
+_PROC_MASKED = ("cmdline", "sys/kernel/random/boot_id", "diskstats", "partitions", "interrupts", "kallsyms")
 
 
 @functools.lru_cache(maxsize=1)
@@ -200,23 +226,35 @@ class Jailed:
     process: subprocess.Popen[bytes]
     init_pid: int | None
     pidfd: int | None
+    cgroup: MemoryCgroup | None = None
+    """The run's memory cgroup, where one could be made."""
 
 
 class Jail:
     """Starts processes inside the boundary described in the module docstring."""
 
-    def __init__(self, *, disk_mb: int) -> None:
+    def __init__(self, *, disk_mb: int, tree_memory_mb: int | None = None) -> None:
         self.disk_mb = disk_mb
+        self.tree_memory_mb = tree_memory_mb
         self.bwrap = shutil.which("bwrap") or ""
         self.root = os.geteuid() == 0
         self.setpriv = (shutil.which("setpriv") or "") if self.root else ""
 
     def command(
-        self, *, info_fd: int, block_fd: int | None, seccomp_fd: int, child_fd: int, context_fd: int
+        self,
+        *,
+        info_fd: int,
+        block_fd: int | None,
+        seccomp_fd: int,
+        child_fd: int,
+        context_fd: int,
+        empty_fds: list[int],
     ) -> list[str]:
         runtime = _runtime()
         mounts = list(runtime.mounts) + ([self.setpriv] if self.root else [])
-        args = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
+        # --as-pid-1: no bubblewrap init inside (it would be the namespace's uid 0, i.e. root on the
+        # host when we are root); the child is pid 1, and when it ends the kernel ends the rest.
+        args = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--as-pid-1"]
         args += ["--info-fd", str(info_fd), "--seccomp", str(seccomp_fd), "--hostname", "sandbox"]
         if block_fd is not None:
             # Root maps the namespace itself (uid 0 for the set-up, 65534 for the child), and
@@ -232,7 +270,14 @@ class Jail:
         for link in ("/lib", "/lib64", "/lib32"):
             if Path(link).is_symlink():
                 args += ["--symlink", str(Path(link).readlink()), link]
-        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--proc", "/proc"]
+        for name, fd in zip(_PROC_MASKED, empty_fds, strict=True):  # host facts: kernel command line, ...
+            args += ["--perms", "0444", "--ro-bind-data", str(fd), f"/proc/{name}"]
+        # A /dev of five harmless nodes: no ptmx (ptys are a host-wide budget), no shm, no tty.
+        args += ["--perms", "0755", "--dir", "/dev"]
+        for node in ("null", "zero", "full", "random", "urandom"):
+            args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
+        args += ["--symlink", "/proc/self/fd", "/dev/fd"]
         args += ["--perms", "1777", "--size", str(self.disk_mb * 1024 * 1024), "--tmpfs", SCRATCH]
         args += ["--perms", "0444", "--ro-bind-data", str(child_fd), CHILD_PATH]
         args += ["--perms", "0444", "--ro-bind-data", str(context_fd), CONTEXT_PATH]
@@ -254,10 +299,11 @@ class Jail:
         block_r, block_w = os.pipe() if self.root else (-1, -1)
         seccomp_r = _filled_pipe(program)
         child_r = _filled_pipe(child_source)
-        context_fd = os.memfd_create("arag-context", 0)
+        context_fd = os.memfd_create("arag-context", os.MFD_CLOEXEC)
         _write_all(context_fd, context)
         os.lseek(context_fd, 0, os.SEEK_SET)
-        passed = [info_w, seccomp_r, child_r, context_fd] + ([block_r] if self.root else [])
+        empty = [_filled_pipe(b"") for _ in _PROC_MASKED]
+        passed = [info_w, seccomp_r, child_r, context_fd, *empty] + ([block_r] if self.root else [])
         try:
             process = subprocess.Popen(  # noqa: S603 - bwrap with arguments built here
                 self.command(
@@ -266,6 +312,7 @@ class Jail:
                     seccomp_fd=seccomp_r,
                     child_fd=child_r,
                     context_fd=context_fd,
+                    empty_fds=empty,
                 ),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -278,22 +325,32 @@ class Jail:
         finally:
             for fd in passed:
                 os.close(fd)
+        group = None
         try:
             info = _read_info(info_r, timeout=10.0)
             init_pid = int(str(info["child-pid"]))
             pidfd = _pidfd(init_pid)
+            if self.tree_memory_mb is not None and cgroup_problem() is None:
+                # Before the child runs anything of the code's (it waits for its header first).
+                group = MemoryCgroup.create(self.tree_memory_mb * 1024 * 1024)
+                for pid in (process.pid, init_pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        group.add(pid)
             if self.root:
                 for name in ("uid_map", "gid_map"):
                     Path(f"/proc/{init_pid}/{name}").write_text(f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n")
                 os.write(block_w, b"1")
         except BaseException:
             _end(process)
+            if group is not None:
+                group.kill(wait_s=5)
+                group.remove()
             raise
         finally:
             os.close(info_r)
             if self.root:
                 os.close(block_w)
-        return Jailed(process, init_pid, pidfd)
+        return Jailed(process, init_pid, pidfd, group)
 
 
 def _filled_pipe(data: bytes) -> int:
@@ -317,7 +374,7 @@ def _read_info(fd: int, *, timeout: float) -> dict[str, object]:
     data = b""
     deadline = time.monotonic() + timeout
     while True:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        ready, _ = wait_for([fd], timeout=deadline - time.monotonic())
         if not ready:
             raise OSError(errno.ETIMEDOUT, "bubblewrap did not start the sandbox in time")
         chunk = os.read(fd, 4096)
@@ -331,6 +388,23 @@ def _read_info(fd: int, *, timeout: float) -> dict[str, object]:
         if isinstance(info, dict) and "child-pid" in info:
             return info
         raise OSError(errno.EIO, f"unexpected bubblewrap info: {data[:200]!r}")
+
+
+def wait_for(reading: Iterable[int], writing: Iterable[int] = (), timeout: float = 0.0) -> tuple[set[int], set[int]]:
+    """The descriptors ready to read (or at their end) and to write within ``timeout`` seconds.
+
+    ``poll``, not ``select``: a busy server has descriptors past 1024, which ``select`` refuses.
+    """
+    poller = select.poll()
+    for fd in reading:
+        poller.register(fd, select.POLLIN)
+    for fd in writing:
+        poller.register(fd, select.POLLOUT)
+    events = poller.poll(max(0, int(timeout * 1000 + 0.999)))
+    hang_up = select.POLLHUP | select.POLLERR | select.POLLNVAL
+    readable = {fd for fd, event in events if event & (select.POLLIN | hang_up)}
+    writable = {fd for fd, event in events if event & (select.POLLOUT | hang_up)}
+    return readable & set(reading), writable & set(writing)
 
 
 def _pidfd(pid: int) -> int | None:

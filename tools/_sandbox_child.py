@@ -8,8 +8,8 @@ JSON line on stdin before the next request may be sent.
 
 What this script enforces, in order:
 
-1. Resource limits (CPU seconds, address space, file size, open files, processes), set before the
-   model's code is even compiled. The kernel holds them; the code cannot raise them again.
+1. Resource limits (CPU seconds, address space, file size, open files, processes, pending
+   signals, message queues, locked memory), set before the model's code is even compiled. The kernel holds them; the code cannot raise them again.
 2. A Python-level guard, as an extra layer only: builtins without ``open``/``exec``/``eval``/
    ``compile``/``input``, an ``__import__`` that allows only listed modules, and an audit hook that
    refuses processes, sockets, ctypes and file access outside the scratch folder. The code runs in
@@ -115,6 +115,10 @@ def _set_limits(limits: dict[str, int]) -> None:
         ("RLIMIT_NOFILE", limits["open_files"]),
         ("RLIMIT_NPROC", limits["processes"]),
         ("RLIMIT_CORE", 0),
+        # Queued signals and message queues are charged up to the namespace's owner on the host.
+        ("RLIMIT_SIGPENDING", 64),
+        ("RLIMIT_MSGQUEUE", 0),
+        ("RLIMIT_MEMLOCK", 0),
     ):
         hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU first, then SIGKILL
         resource.setrlimit(getattr(resource, name), (value, hard))

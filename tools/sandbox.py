@@ -5,8 +5,9 @@ in a document, and it owns the whole interpreter it runs in: any check written i
 that process can be switched off by the code (frames, ``__globals__``, closures, monkeypatching).
 So the boundary is the operating system (``tools/_isolation.py``): bubblewrap namespaces (user,
 pid, network, mount, ipc, uts), uid 65534 with no capabilities, ``no_new_privs``, a seccomp
-filter, a read-only root with a size-capped tmpfs as the only writable place, and resource
-limits (CPU, address space, file size, open files, processes). The child's own Python guard
+filter, a read-only root with a size-capped tmpfs as the only writable place, resource limits
+(CPU, address space, file size, open files, processes), and a memory cgroup per run where one
+can be made (``tools/_cgroup.py``). The child's own Python guard
 (``tools/_sandbox_child.py``) is an extra layer that turns honest mistakes into clear errors.
 
 The parent treats the child as hostile too. Every message it reads is size-capped and checked
@@ -30,7 +31,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -45,7 +45,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem
+from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem, wait_for
 
 __all__ = ["DEFAULT_IMPORTS", "Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
 
@@ -75,6 +75,9 @@ DEFAULT_IMPORTS: tuple[str, ...] = (
 _CHILD = Path(__file__).with_name("_sandbox_child.py")
 _GRACE_S = 1.0
 """How long a child that said it is done may take to exit, and the wait for its tree to go."""
+_TEARDOWN_S = 15.0
+"""The longest wait for the last processes of a run to be gone (a kernel teardown of a tmpfs the
+code filled with files can take seconds; the memory cgroup bounds how many it can make)."""
 _ERROR_CHARS = 4_000
 _UNSAFE_WARNING = (
     "code mode is running WITHOUT OS isolation (ARAG_RLM_CODE_MODE_UNSAFE): model-written code runs "
@@ -109,6 +112,11 @@ class SandboxLimits:
     """Open file descriptors per process."""
     processes: int = 16
     """Processes and threads of the code at once (``RLIMIT_NPROC`` in its own user namespace)."""
+    tree_memory_mb: int = 1024
+    """Memory of all the run's processes together, kernel memory and the tmpfs included (a memory
+    cgroup, where one can be made: see ``tools/_cgroup.py``)."""
+    wall_s: float = 300.0
+    """Wall-clock seconds of the whole run, time spent answering ``llm_query`` included."""
     max_llm_queries: int = 100
 
 
@@ -188,7 +196,7 @@ class Sandbox:
                 "ARAG_RLM_CODE_MODE_UNSAFE=true runs the code without it (not a security boundary)."
             )
             raise SandboxUnavailable(msg)
-        self._jail = Jail(disk_mb=self.limits.disk_mb)
+        self._jail = Jail(disk_mb=self.limits.disk_mb, tree_memory_mb=self.limits.tree_memory_mb)
 
     @property
     def isolated(self) -> bool:
@@ -209,7 +217,7 @@ class Sandbox:
                 scratch = tempfile.mkdtemp(prefix="arag-sandbox-")
                 started = self._start_unsafe(scratch, data)
                 header = self._header(code, str(Path(scratch, "context.txt")), scratch)
-            return _Session(self.limits, started.process, llm_query).run(header)
+            return _Session(self.limits, started, llm_query).run(header)
         except OSError as exc:
             return SandboxResult("", f"the sandbox could not be started: {exc}", None, limit="start")
         finally:
@@ -268,11 +276,10 @@ def _unsafe_processes(processes: int) -> int:
 class _Session:
     """One run's conversation with the child: a single-threaded loop over non-blocking pipes."""
 
-    def __init__(
-        self, limits: SandboxLimits, process: subprocess.Popen[bytes], llm_query: Callable[[str], str] | None
-    ) -> None:
+    def __init__(self, limits: SandboxLimits, started: Jailed, llm_query: Callable[[str], str] | None) -> None:
         self.limits = limits
-        self.process = process
+        self.started = started
+        self.process = started.process
         self.llm_query = llm_query
         self.queries = 0
         # Six bytes per character is JSON's worst case (\u0000-style escapes), plus the envelope.
@@ -290,14 +297,17 @@ class _Session:
         buffer = bytearray()
         reading = {stdout, stderr}
         spent = 0.0  # seconds of code time so far (llm_query time excluded)
-        mark = time.monotonic()
-        timeout = self.limits.timeout_s
+        mark = began = time.monotonic()
+        timeout, wall = self.limits.timeout_s, self.limits.wall_s
         while True:
-            remaining = timeout - spent - (time.monotonic() - mark)
+            now = time.monotonic()
+            remaining = timeout - spent - (now - mark)
             if remaining <= 0:
                 return _stopped("time", f"the code ran longer than {timeout:g} s")
+            if now - began >= wall:
+                return _stopped("time", f"the run took longer than {wall:g} s with its llm_query calls")
             writing = [stdin] if pending else []
-            readable, writable, _ = select.select(list(reading), writing, [], remaining)
+            readable, writable = wait_for(reading, writing, min(remaining, wall - (now - began)))
             if writable:
                 try:
                     pending = pending[os.write(stdin, pending[: 1 << 16]) :]
@@ -335,7 +345,9 @@ class _Session:
         if len(line) > self.line_cap:
             raise _Violation(f"a message longer than {self.line_cap} bytes")
         try:
-            message = _MESSAGE.validate_python(json.loads(line.decode("utf-8")))
+            # Lone surrogates (JSON allows "\ud800") would break every caller that encodes the text.
+            data = json.loads(line.decode("utf-8"), object_hook=_clean_strings)
+            message = _MESSAGE.validate_python(data)
         except (ValueError, RecursionError, ValidationError) as exc:  # bad UTF-8, JSON, huge ints, schema
             raise _Violation(f"not a valid message ({type(exc).__name__})") from None
         limits = self.limits
@@ -363,6 +375,10 @@ class _Session:
         limit = "memory" if (error or "").startswith("MemoryError") else "output" if message.dropped else None
         if limit is None and error and "File too large" in error:
             limit = "file"
+        group = self.started.cgroup
+        if group is not None and group.oom_killed():  # a process of the code's was killed, not the child
+            limit = "memory"
+            error = error or f"a process of the run was killed: together they went over {self.limits.tree_memory_mb} MB"
         return SandboxResult(
             stdout=message.stdout,
             error=error,
@@ -381,6 +397,10 @@ class _Session:
         # bubblewrap passes on the child's exit status; a signal shows as 128 + its number.
         signalled = -code if code < 0 else code - 128 if code > 128 else 0
         limits = self.limits
+        group = self.started.cgroup
+        if group is not None and group.oom_killed():
+            return _stopped("memory", f"the run's processes went over {limits.tree_memory_mb} MB together")
+        # From here on the exit status is the child's own: it could pick any of these by exiting.
         if signalled in (signal.SIGXCPU, signal.SIGKILL):
             return _stopped("cpu", f"the code used more than {limits.cpu_s} s of CPU")
         if signalled == signal.SIGXFSZ:
@@ -402,6 +422,10 @@ def _read(fd: int) -> bytes | None:
         return b""
 
 
+def _clean_strings(obj: dict[str, object]) -> dict[str, object]:
+    return {k: v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for k, v in obj.items()}
+
+
 def _check_length(field: str, value: str | None, limit: int) -> None:
     if value is not None and len(value) > limit:
         raise _Violation(f"{field} longer than {limit} characters")
@@ -412,25 +436,39 @@ def _stopped(limit: str, why: str, *, prefix: str = "stopped: ") -> SandboxResul
 
 
 def _kill_tree(started: Jailed) -> None:
-    """Kill the child's process group and wait until its pid namespace is gone."""
-    process = started.process
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    process.wait()
-    for stream in (process.stdin, process.stdout, process.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    if started.pidfd is not None:
-        # The namespace's init dies with bubblewrap (--die-with-parent); once it has exited, the
-        # kernel has killed everything else in the namespace. Kill it directly if it lingers.
-        try:
-            if not select.select([started.pidfd], [], [], _GRACE_S)[0]:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(started.pidfd, signal.SIGKILL)
-                select.select([started.pidfd], [], [], _GRACE_S)
-        finally:
-            os.close(started.pidfd)
+    """Kill every process of the run and wait until they are gone.
+
+    The namespace's pid 1 first (the kernel then kills the rest of the namespace, and bubblewrap,
+    its parent, reaps it and exits: no zombie), then bubblewrap's process group, then whatever its
+    cgroup still holds.
+    """
+    process, pidfd = started.process, started.pidfd
+    try:
+        if pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_GRACE_S)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if pidfd is not None:
+            wait_for([pidfd], timeout=_GRACE_S)
+            # Reparented to us when we are a subreaper or pid 1 (a container): reap it, no zombie.
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+        if started.cgroup is not None:
+            # What is left (a teardown the code slowed down with files, say) is found by its cgroup.
+            if not started.cgroup.kill(wait_s=_TEARDOWN_S):
+                log.warning("sandbox processes still exiting after %.0f s: %s", _TEARDOWN_S, started.cgroup.pids())
+            started.cgroup.remove()
