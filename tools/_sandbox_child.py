@@ -9,7 +9,8 @@ JSON line on stdin before the next request may be sent.
 What this script enforces, in order:
 
 1. Resource limits (CPU seconds, address space, file size, open files, processes, pending
-   signals, message queues, locked memory), set before the model's code is even compiled. The kernel holds them; the code cannot raise them again.
+   signals, message queues, locked memory), set before the model's code is even compiled. The
+   kernel holds them; the code cannot raise them again.
 2. A Python-level guard, as an extra layer only: builtins without ``open``/``exec``/``eval``/
    ``compile``/``input``, an ``__import__`` that allows only listed modules, and an audit hook that
    refuses processes, sockets, ctypes and file access outside the scratch folder. The code runs in
