@@ -456,11 +456,14 @@ class ServerProcess:
     """``arag serve --port 0`` in a subprocess (own interpreter, GIL and event loop, as deployed);
     ``with`` yields the base URL once ``/health`` answers, and stops it with SIGINT."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], *, start_timeout: float = 180.0) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], *, start_timeout: float = 180.0, keep_log: int | None = 200
+    ) -> None:
         self.data_dir = data_dir
         self.env = env
         self.start_timeout = start_timeout
-        self.log: collections.deque[str] = collections.deque(maxlen=200)
+        self.log: collections.deque[str] = collections.deque(maxlen=keep_log)
+        """The server's stderr lines (the last ``keep_log`` of them; all with ``None``)."""
         self.process: subprocess.Popen[str] | None = None
         self._port: int | None = None
         self._started = threading.Event()
@@ -473,12 +476,17 @@ class ServerProcess:
                 self._started.set()
         self._started.set()  # exited: wake the waiter
 
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "agents.cli", "serve", "--port", "0"]
+
+    def _environment(self) -> dict[str, str]:
+        return _env(self.data_dir, self.env)
+
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
-        command = [sys.executable, "-m", "agents.cli", "serve", "--port", "0"]
         self.process = subprocess.Popen(  # noqa: S603
-            command,
-            env=_env(self.data_dir, self.env),
+            self._command(),
+            env=self._environment(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

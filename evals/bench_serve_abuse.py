@@ -40,23 +40,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
-import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from evals.bench_serve import QUESTIONS, ingest
+from evals.bench_serve import QUESTIONS, ServerProcess, ingest
 
 __all__ = ["MALFORMED", "AbuseServer", "fds", "hangups", "main", "malformed", "slowloris"]
 
@@ -117,63 +113,16 @@ MALFORMED: dict[str, bytes] = {
 # -- the server -----------------------------------------------------------------------------------
 
 
-class AbuseServer:
-    """``arag serve --port 0`` in a subprocess, with an open-files limit when ``nofile`` is set;
-    every line of its stderr is kept in :attr:`log`."""
+class AbuseServer(ServerProcess):
+    """``arag serve --port 0`` in a subprocess behind the API key, with an open-files limit when
+    ``nofile`` is set; every line of its stderr is kept in :attr:`log`."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], *, nofile: int = 0, start_timeout: float = 180.0) -> None:
-        self.data_dir = data_dir
-        self.env = env
+        super().__init__(data_dir, {"ARAG_API_KEY": KEY, **env}, start_timeout=start_timeout, keep_log=None)
         self.nofile = nofile
-        self.start_timeout = start_timeout
-        self.log: list[str] = []
-        self.process: subprocess.Popen[str] | None = None
-        self._port: int | None = None
-        self._started = threading.Event()
 
-    def _drain(self, stream: Any) -> None:
-        for line in stream:
-            self.log.append(line.rstrip())
-            if self._port is None and (found := re.search(r"running on https?://[^\s:]+:(\d+)", line)):
-                self._port = int(found.group(1))
-                self._started.set()
-        self._started.set()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[str]:
-        serve = ["-m", "agents.cli", "serve", "--port", "0"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}
-        env |= {"ARAG_DATA_DIR": str(self.data_dir), "ARAG_API_KEY": KEY, **self.env}
-        self.process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-c", _LIMITED, str(self.nofile), *serve],
-            env=env,
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        drain = threading.Thread(target=self._drain, args=(self.process.stderr,), daemon=True)
-        drain.start()
-        try:
-            self._started.wait(self.start_timeout)
-            if self._port is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(5)
-                tail = "\n".join(self.log[-30:])
-                raise SystemExit(f"arag serve did not start (exit code {self.process.poll()}):\n{tail}")
-            url = f"http://127.0.0.1:{self._port}"
-            httpx.get(f"{url}/health", timeout=30).raise_for_status()
-            yield url
-        finally:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-                try:
-                    self.process.wait(30)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-            drain.join(5)
+    def _command(self) -> list[str]:
+        return [sys.executable, "-c", _LIMITED, str(self.nofile), *super()._command()[1:]]
 
     def open_files(self) -> int | None:
         """Entries in ``/proc/<pid>/fd`` of the server (Linux)."""
@@ -185,7 +134,7 @@ class AbuseServer:
             return None
 
     def tracebacks(self, since: int = 0) -> int:
-        return sum("Traceback" in line for line in self.log[since:])
+        return sum("Traceback" in line for line in itertools.islice(self.log, since, None))
 
 
 def _headers() -> dict[str, str]:
@@ -491,7 +440,7 @@ def hangups(server: AbuseServer, url: str, n: int) -> tuple[dict[str, Any], list
 
     asyncio.run(run())
     time.sleep(1.0)
-    lines = server.log[since:]
+    lines = list(server.log)[since:]
     health = httpx.get(f"{url}/health", timeout=10)
     report: dict[str, Any] = {
         "clients": n,
@@ -561,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         report[phase], found = hangups(server, url, args.hangups)
                     problems += found
-            report["server_log_tail"] = server.log[-5:]
+            report["server_log_tail"] = list(server.log)[-5:]
         if "slowloris" in phases:
             limited = AbuseServer(data_dir, env, nofile=args.nofile)
             with limited.running() as url:

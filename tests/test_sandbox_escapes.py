@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -558,6 +559,53 @@ def test_dev_and_proc_show_nothing_of_the_host(sandbox: Sandbox) -> None:
     assert all(line.endswith(" False") for line in lines[1:5])
     assert all(line.endswith(" ''") for line in lines[5:9])
     assert lines[9] == "/sandbox/child.py"  # pid 1 is the child itself: no bubblewrap process inside
+
+
+def test_page_cache_and_host_figures_are_out_of_reach(sandbox: Sandbox) -> None:
+    result = unguarded(
+        sandbox,
+        """
+        ctypes = B.__import__("ctypes")
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(sys.executable, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # would evict the host's cached pages
+            print("fadvise ALLOWED")
+        except OSError as exc:
+            print("fadvise", exc.errno)
+        vec = ctypes.create_string_buffer(1)
+        print("mincore", libc.mincore(ctypes.c_void_p(id(vec) & ~4095), 4096, vec), ctypes.get_errno())
+        print("cachestat", libc.syscall(451, fd, 0, 0, 0), ctypes.get_errno())
+        for name in ("stat", "meminfo", "loadavg", "vmstat", "key-users"):
+            print(name, repr(open("/proc/" + name).read()))
+        print("oom", open("/proc/self/oom_score_adj").read().strip())
+        """,
+    )
+    lines = result.stdout.splitlines()[1:]
+    assert lines[:3] == ["fadvise 1", "mincore -1 1", "cachestat -1 1"]
+    assert all(line.endswith(" ''") for line in lines[3:8]), lines
+    assert lines[8] == "oom 1000"  # the OOM killer takes the run before its caller
+
+
+def test_concurrent_runs_are_different_host_users() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("run as another user the sandbox's host uid is that user's")
+    box = Sandbox(SandboxLimits(timeout_s=5))
+    code = GUARD_OFF + "print(open('/proc/self/uid_map').read().split()[-2])\nB.__import__('time').sleep(0.3)\n"
+    hosts: list[str] = []
+    threads = [threading.Thread(target=lambda: hosts.append(box.run(code).stdout.split()[-1])) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(hosts)) == 3, hosts  # per-user kernel budgets are per run
+    assert all(int(h) >= 1_900_000_000 for h in hosts)
+
+
+def test_exiting_without_a_report_is_a_protocol_violation(sandbox: Sandbox) -> None:
+    result = run(sandbox, GUARD_OFF + "os._exit(0)\n")
+    assert result.limit == "protocol"
+    assert "exited without reporting" in (result.error or "")
 
 
 needs_cgroup = pytest.mark.skipif(cgroup_problem() is not None, reason=f"no memory cgroup here: {cgroup_problem()}")

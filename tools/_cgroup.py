@@ -137,6 +137,11 @@ class MemoryCgroup:
         return True
 
     def remove(self) -> None:
+        """Delete the cgroup; on v1, hand back the page cache it holds first, or the kernel keeps a
+        dying cgroup per run until memory runs short."""
+        if not self.v2:
+            with contextlib.suppress(OSError):
+                (self.path / "memory.force_empty").write_text("0")
         with contextlib.suppress(OSError):
             self.path.rmdir()
 
@@ -149,4 +154,13 @@ def cgroup_problem() -> str | None:
     except OSError as exc:
         return str(exc)
     group.remove()
+    _remove_stale(group.path.parent)
     return None
+
+
+def _remove_stale(base: Path) -> None:
+    """Remove the run cgroups a killed process left behind (their processes died with it)."""
+    for path in base.glob("arag-sandbox-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            MemoryCgroup(path, v2=(path / "memory.max").exists()).remove()

@@ -13,19 +13,22 @@ the kernel:
   prefix, ``/usr/lib`` (shared libraries) and ``/etc/ld.so.cache``; no ``/usr/bin``, no
   ``/etc``, no home folders, no host ``/tmp``; a ``/dev`` of null, zero, full, random and urandom
   only (no ptys: they are a host-wide budget); host facts in ``/proc`` (kernel command line,
-  boot id, disks, interrupts, symbols) masked; the only writable place is a size-capped tmpfs at
-  ``/tmp``; the child's script and its context are copied in read-only under ``/sandbox``;
-- an unprivileged uid/gid, 65534 (``nobody``) inside *and outside*: run as root, the parent maps
-  the user namespace itself (``--userns-block-fd``; ns uid 0 is host root for bubblewrap's set-up
-  only) and ``setpriv`` drops to 65534 before Python starts, so the child is never root
-  anywhere, holds no capabilities, and ``RLIMIT_NPROC`` applies to it; run as another user,
-  bubblewrap maps 65534 to that user;
+  boot id, disks, interrupts, symbols, memory and load figures, build config) masked; the only
+  writable place is a size-capped tmpfs at ``/tmp``; the child's script and its context are copied in read-only under ``/sandbox``;
+- an unprivileged uid/gid, 65534 (``nobody``) inside, and unprivileged outside too: run as root,
+  the parent maps the user namespace itself (``--userns-block-fd``; ns uid 0 is host root for
+  bubblewrap's set-up only) to a host uid of the run's own (from 1,900,000,000 up, where no
+  account or sub-uid range lives, so per-user kernel budgets are per run), and ``setpriv``
+  drops to 65534 before Python starts: the child is never root anywhere, holds no
+  capabilities, and ``RLIMIT_NPROC`` applies to it. Run as another user, bubblewrap maps 65534
+  to that user;
 - ``no_new_privs`` (set by bubblewrap) and a seccomp filter built with libseccomp (through
   ``pyseccomp``) that refuses ``ptrace``, mounts, namespaces (``unshare``, ``setns``, ``clone``
   with namespace flags), keyrings, ``bpf``, kernel modules, ``kexec``, ``perf_event_open``,
   ``userfaultfd``, ``io_uring``, handle-based opens, clock and host settings, memory no limit
   counts (``memfd_create``, SysV shared memory), per-host-user budgets (message queues, AIO,
-  inotify), and every socket family but ``AF_UNIX``; other architectures' system calls (x32,
+  inotify), the host's page cache (``fadvise64``, ``mincore``, ``cachestat``), and every socket
+  family but ``AF_UNIX``; other architectures' system calls (x32,
   ``int 0x80``) kill the process;
 - ``--die-with-parent``, a new session, and, where one can be made, a memory cgroup per run
   (``tools/_cgroup.py``) that caps all its processes together, kernel memory included, and
@@ -34,6 +37,13 @@ the kernel:
 The resource limits (CPU, address space, file size, open files, processes, pending signals,
 message queues, locked memory) are set by the child's own script before it reads the model's
 code, so they hold for everything the code does.
+
+Known limits, by design or for want of a kernel knob: the kill after a time limit waits for the
+kernel to tear the namespace down, which takes up to about 4 s per GB of ``tree_memory_mb`` the
+code filled (millions of files); ``fs.file-max`` is host-wide and open files are not a cgroup
+resource, so on hosts with a low ``fs.file-max`` a run can hold many (each mapping of a file
+keeps it open past ``RLIMIT_NOFILE``): keep systemd's default (``LONG_MAX``); ``/proc/self/cgroup``
+and ``mountinfo`` show the run cgroup's name (this process's pid) and the interpreter's path.
 
 Requirements: Linux with user namespaces, Debian's ``bubblewrap`` (``apt-get install
 bubblewrap``; ``bwrap`` 0.8 or newer), ``libseccomp`` (``libseccomp2``, in every Debian base
@@ -53,6 +63,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,7 +71,16 @@ from pathlib import Path
 
 from tools._cgroup import MemoryCgroup, cgroup_problem
 
-__all__ = ["SANDBOX_GID", "SANDBOX_UID", "Jail", "Jailed", "isolation_problem", "seccomp_program", "wait_for"]
+__all__ = [
+    "SANDBOX_GID",
+    "SANDBOX_UID",
+    "Jail",
+    "Jailed",
+    "isolation_problem",
+    "release",
+    "seccomp_program",
+    "wait_for",
+]
 
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
@@ -137,6 +157,10 @@ _DENIED_SYSCALLS = (
     "io_setup",
     "inotify_init",
     "inotify_init1",
+    # The host's page cache: evicting it, or watching what host processes read.
+    "fadvise64",
+    "mincore",
+    451,  # cachestat (same number on every architecture; newer than some libseccomp releases)
 )
 _NAMESPACE_FLAGS = (
     0x00020000,  # CLONE_NEWNS
@@ -148,7 +172,51 @@ _NAMESPACE_FLAGS = (
     0x40000000,  # CLONE_NEWNET
 )  # CLONE_NEWTIME exists only for unshare and clone3, both refused
 _TIOCSTI = 0x5412
-_PROC_MASKED = ("cmdline", "sys/kernel/random/boot_id", "diskstats", "partitions", "interrupts", "kallsyms")
+# Host facts /proc would show (masked where the host has them): the kernel's command line, boot
+# id, disks, interrupts, symbols, build config, memory and load figures, keyring users.
+_PROC_MASKED = tuple(
+    name
+    for name in (
+        "cmdline",
+        "sys/kernel/random/boot_id",
+        "diskstats",
+        "partitions",
+        "interrupts",
+        "kallsyms",
+        "config.gz",
+        "stat",
+        "loadavg",
+        "meminfo",
+        "vmstat",
+        "zoneinfo",
+        "buddyinfo",
+        "pagetypeinfo",
+        "softirqs",
+        "key-users",
+        "timer_list",
+    )
+    if Path("/proc", name).exists()
+)
+# Run as root, each run's uid 65534 is a host uid of its own, far above any account or sub-uid
+# range: per-user budgets of the kernel (pipe buffers, fds in flight) are then per run.
+_HOST_ID_BASE = 1_900_000_000
+_host_slots: set[int] = set()
+_host_slots_lock = threading.Lock()
+
+
+def _take_slot() -> int:
+    """A slot of this process's 64 host ids not in use by another run (shared past 64 at once)."""
+    with _host_slots_lock:
+        slot = next((n for n in range(64) if n not in _host_slots), len(_host_slots) % 64)
+        _host_slots.add(slot)
+        return slot
+
+
+def release(jailed: Jailed) -> None:
+    """Give the run's host id back (after its processes are gone)."""
+    if jailed.slot is not None:
+        with _host_slots_lock:
+            _host_slots.discard(jailed.slot)
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,8 +233,8 @@ def seccomp_program() -> bytes:
         raise RuntimeError(msg) from exc
     deny = seccomp.ERRNO(errno.EPERM)
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
-    for name in _DENIED_SYSCALLS:
-        rules.add_rule(deny, name)
+    for call in _DENIED_SYSCALLS:
+        rules.add_rule(deny, call)
     for flag in _NAMESPACE_FLAGS:
         rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
     # clone3 passes its flags in memory, where a filter cannot read them: ENOSYS makes libc use clone.
@@ -228,6 +296,8 @@ class Jailed:
     pidfd: int | None
     cgroup: MemoryCgroup | None = None
     """The run's memory cgroup, where one could be made."""
+    slot: int | None = None
+    """Which of this process's host ids the run has (run as root)."""
 
 
 class Jail:
@@ -326,6 +396,7 @@ class Jail:
             for fd in passed:
                 os.close(fd)
         group = None
+        slot = _take_slot() if self.root else None
         try:
             info = _read_info(info_r, timeout=10.0)
             init_pid = int(str(info["child-pid"]))
@@ -336,21 +407,28 @@ class Jail:
                 for pid in (process.pid, init_pid):
                     with contextlib.suppress(ProcessLookupError):
                         group.add(pid)
-            if self.root:
+            for pid in (process.pid, init_pid):  # the kernel's OOM killer takes the run, not the caller
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
+            if slot is not None:  # run as root
+                host = _HOST_ID_BASE + (os.getpid() % 4_194_304) * 64 + slot
                 for name in ("uid_map", "gid_map"):
-                    Path(f"/proc/{init_pid}/{name}").write_text(f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n")
+                    Path(f"/proc/{init_pid}/{name}").write_text(f"0 0 1\n{SANDBOX_UID} {host} 1\n")
                 os.write(block_w, b"1")
         except BaseException:
             _end(process)
             if group is not None:
                 group.kill(wait_s=5)
                 group.remove()
+            if slot is not None:
+                with _host_slots_lock:
+                    _host_slots.discard(slot)
             raise
         finally:
             os.close(info_r)
             if self.root:
                 os.close(block_w)
-        return Jailed(process, init_pid, pidfd, group)
+        return Jailed(process, init_pid, pidfd, group, slot)
 
 
 def _filled_pipe(data: bytes) -> int:

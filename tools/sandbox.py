@@ -45,7 +45,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem, wait_for
+from tools._cgroup import cgroup_problem
+from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem, release, wait_for
 
 __all__ = ["DEFAULT_IMPORTS", "Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
 
@@ -197,11 +198,23 @@ class Sandbox:
             )
             raise SandboxUnavailable(msg)
         self._jail = Jail(disk_mb=self.limits.disk_mb, tree_memory_mb=self.limits.tree_memory_mb)
+        if (why := cgroup_problem()) is not None:
+            log.warning(
+                "code mode: no memory cgroup for the sandbox (%s): its processes together are not capped at "
+                "%d MB, only each one's address space; run as root or give this process a delegated cgroup",
+                why,
+                self.limits.tree_memory_mb,
+            )
 
     @property
     def isolated(self) -> bool:
         """True when runs are behind the OS boundary."""
         return self._jail is not None
+
+    @property
+    def memory_capped(self) -> bool:
+        """True when each run's processes are capped together (a memory cgroup per run)."""
+        return self.isolated and cgroup_problem() is None
 
     def run(self, code: str, *, context: str = "", llm_query: Callable[[str], str] | None = None) -> SandboxResult:
         """Run ``code`` with ``context`` bound to the variable ``context``. Never raises for what
@@ -303,6 +316,8 @@ class _Session:
             now = time.monotonic()
             remaining = timeout - spent - (now - mark)
             if remaining <= 0:
+                if self._oom():
+                    return _stopped("memory", f"the run's processes went over {self.limits.tree_memory_mb} MB together")
                 return _stopped("time", f"the code ran longer than {timeout:g} s")
             if now - began >= wall:
                 return _stopped("time", f"the run took longer than {wall:g} s with its llm_query calls")
@@ -375,8 +390,7 @@ class _Session:
         limit = "memory" if (error or "").startswith("MemoryError") else "output" if message.dropped else None
         if limit is None and error and "File too large" in error:
             limit = "file"
-        group = self.started.cgroup
-        if group is not None and group.oom_killed():  # a process of the code's was killed, not the child
+        if self._oom():  # a process of the code's was killed, not the child
             limit = "memory"
             error = error or f"a process of the run was killed: together they went over {self.limits.tree_memory_mb} MB"
         return SandboxResult(
@@ -388,6 +402,10 @@ class _Session:
             limit=limit,
         )
 
+    def _oom(self) -> bool:
+        group = self.started.cgroup
+        return group is not None and group.oom_killed()
+
     def _ended(self) -> SandboxResult:
         """The child closed its stdout without a ``done``: it died or was killed by a limit."""
         try:
@@ -397,10 +415,11 @@ class _Session:
         # bubblewrap passes on the child's exit status; a signal shows as 128 + its number.
         signalled = -code if code < 0 else code - 128 if code > 128 else 0
         limits = self.limits
-        group = self.started.cgroup
-        if group is not None and group.oom_killed():
+        if self._oom():
             return _stopped("memory", f"the run's processes went over {limits.tree_memory_mb} MB together")
         # From here on the exit status is the child's own: it could pick any of these by exiting.
+        if code == 0:
+            return _stopped("protocol", "protocol violation: the code exited without reporting", prefix="")
         if signalled in (signal.SIGXCPU, signal.SIGKILL):
             return _stopped("cpu", f"the code used more than {limits.cpu_s} s of CPU")
         if signalled == signal.SIGXFSZ:
@@ -438,9 +457,10 @@ def _stopped(limit: str, why: str, *, prefix: str = "stopped: ") -> SandboxResul
 def _kill_tree(started: Jailed) -> None:
     """Kill every process of the run and wait until they are gone.
 
-    The namespace's pid 1 first (the kernel then kills the rest of the namespace, and bubblewrap,
-    its parent, reaps it and exits: no zombie), then bubblewrap's process group, then whatever its
-    cgroup still holds.
+    The namespace's pid 1 first: the kernel then kills the rest of the namespace, and bubblewrap,
+    its parent, reaps it and exits (no zombie) once the teardown is done, which takes seconds
+    when the code filled the tmpfs with files. Then bubblewrap's process group, if it is still
+    there, and whatever the run's cgroup still holds.
     """
     process, pidfd = started.process, started.pidfd
     try:
@@ -448,7 +468,7 @@ def _kill_tree(started: Jailed) -> None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_GRACE_S)
+                process.wait(timeout=_TEARDOWN_S)
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -459,16 +479,16 @@ def _kill_tree(started: Jailed) -> None:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        if pidfd is not None:
-            wait_for([pidfd], timeout=_GRACE_S)
-            # Reparented to us when we are a subreaper or pid 1 (a container): reap it, no zombie.
+        if pidfd is not None and process.returncode == -signal.SIGKILL:
+            # bubblewrap did not reap pid 1 itself: it goes to us if we are a subreaper or pid 1.
+            wait_for([pidfd], timeout=_TEARDOWN_S)
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
     finally:
         if pidfd is not None:
             os.close(pidfd)
         if started.cgroup is not None:
-            # What is left (a teardown the code slowed down with files, say) is found by its cgroup.
             if not started.cgroup.kill(wait_s=_TEARDOWN_S):
                 log.warning("sandbox processes still exiting after %.0f s: %s", _TEARDOWN_S, started.cgroup.pids())
             started.cgroup.remove()
+        release(started)
