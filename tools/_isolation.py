@@ -14,7 +14,8 @@ the kernel:
   ``/etc``, no home folders, no host ``/tmp``; a ``/dev`` of null, zero, full, random and urandom
   only (no ptys: they are a host-wide budget); host facts in ``/proc`` (kernel command line,
   boot id, disks, interrupts, symbols, memory and load figures, build config) masked; the only
-  writable place is a size-capped tmpfs at ``/tmp``; the child's script and its context are copied in read-only under ``/sandbox``;
+  writable place is a size-capped tmpfs at ``/tmp``; the child's script and its context are
+  copied in read-only under ``/sandbox``;
 - an unprivileged uid/gid, 65534 (``nobody``) inside, and unprivileged outside too: run as root,
   the parent maps the user namespace itself (``--userns-block-fd``; ns uid 0 is host root for
   bubblewrap's set-up only) to a host uid of the run's own (from 1,900,000,000 up, where no
