@@ -814,6 +814,33 @@ def test_the_unprivileged_path_as_another_user() -> None:
     assert done.stdout.strip() == "1 None", done.stderr[-2000:]
 
 
+def test_the_sandbox_dies_with_its_parent() -> None:
+    """The caller killed outright (SIGKILL: no finally runs): the run's processes go with it."""
+    script = (
+        "import sys\n"
+        "from tools.sandbox import Sandbox, SandboxLimits\n"
+        "print('started', flush=True)\n"
+        "Sandbox(SandboxLimits(timeout_s=60, cpu_s=60)).run('while True:\\n    pass\\n')\n"
+    )
+    caller = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
+    )
+    try:
+        assert caller.stdout is not None
+        assert caller.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 10
+        while not sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox_processes(), "the sandbox never started"
+    finally:
+        caller.kill()
+        caller.wait()
+    deadline = time.monotonic() + 5
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes() == []
+
+
 def test_guard_off_marker_needs_the_guard_off(sandbox: Sandbox) -> None:
     """The marker the part-2 tests look for cannot be printed by guarded code that fails to escape."""
     result = run(sandbox, "import os\nprint('GUARD-OFF')")
