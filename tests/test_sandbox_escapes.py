@@ -88,7 +88,9 @@ def unguarded(sandbox: Sandbox, code: str, **kwargs: object) -> SandboxResult:
 
 
 def sandbox_processes() -> list[str]:
-    """Host processes that belong to a sandbox: its child script or a marker in their command line."""
+    """Host processes of this test's sandboxes, or orphaned ones of any: the child script or a
+    marker in their command line. (Another process's sandbox that is still running, e.g. a second
+    test run on the machine, has a parent of its own and is not counted.)"""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or entry.name == str(os.getpid()):
@@ -97,9 +99,27 @@ def sandbox_processes() -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "/sandbox/child.py" in cmdline or "LEFTOVER-MARK" in cmdline:
+        if ("/sandbox/child.py" in cmdline or "LEFTOVER-MARK" in cmdline) and _ours_or_orphaned(int(entry.name)):
             found.append(f"{entry.name}: {cmdline}")
     return found
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    parent = _parent(pid)
+    if parent in (None, 0, 1):
+        return True
+    while parent not in (None, 0, 1):
+        if parent == os.getpid():
+            return True
+        parent = _parent(parent)
+    return False
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # -- part 1: the ways of switching the Python guard off, each followed by an OS action -------------
