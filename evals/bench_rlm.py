@@ -21,16 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-
 from agents.rlm_agent import RlmAgent
+from agents.testing import function_model
 from evals.niah import DEFAULT_ESSAYS, niah_items
 from graphs.broker import RlmLimits
 
-__all__ = ["FixedLatencyChatModel", "bench_concurrency", "bench_niah", "main"]
+__all__ = ["bench_concurrency", "bench_niah", "main"]
 
 
 def bench_niah(
@@ -71,33 +67,14 @@ def bench_niah(
     return {"niah": summary, "items": rows}
 
 
-class FixedLatencyChatModel(BaseChatModel):
-    """A sub-model that answers after a fixed delay (stands in for a remote model's latency)."""
-
-    latency_s: float = 0.1
-
-    @property
-    def _llm_type(self) -> str:
-        return "fixed-latency"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        time.sleep(self.latency_s)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="NONE"))])
-
-
 def bench_concurrency(chunks: int = 1000, cap: int = 16, latency_s: float = 0.1) -> dict[str, Any]:
     """Map over ``chunks`` chunks through the real graph: the deterministic root plan splits (one
     chunk per paragraph) and maps a model reader whose model sleeps ``latency_s`` per call."""
     paragraph = ("x" * 97) + ".\n\n"  # 100 characters: one chunk each at sub_context_chars=100
     text = paragraph * chunks
     limits = RlmLimits(max_depth=0, max_concurrency=cap, sub_context_chars=len(paragraph), max_sub_calls=None)
-    agent = RlmAgent(sub_model=FixedLatencyChatModel(latency_s=latency_s), limits=limits)
+    # The sub-model stands in for a remote model: a fixed latency, and nothing found in any chunk.
+    agent = RlmAgent(sub_model=function_model(lambda _messages: "NONE", sleep=latency_s), limits=limits)
     started = time.perf_counter()
     result = agent.invoke("What is here?", context=text)
     total = time.perf_counter() - started

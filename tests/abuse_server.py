@@ -19,7 +19,7 @@ import uvicorn
 
 from agents.server import create_app, uvicorn_config
 from agents.settings import Settings
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tests.serving import offline_agents
 from tools.embeddings import CachedEmbeddings
 from tools.store import QdrantStore

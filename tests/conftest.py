@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from langchain_core.embeddings import Embeddings
 
+from agents.testing import FakeEmbeddings
 from tools.edge_store import EdgeStore
 from tools.embeddings import LocalEmbeddings
 from tools.store import QdrantStore, VectorStore
@@ -65,38 +62,9 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- embeddings ------------------------------------------------------------------------------
 
 
-class FakeEmbeddings(Embeddings):
-    """Deterministic bag-of-words hashing embedder: texts sharing words are close.
-
-    Fast and model-free, for unit tests of everything around the model.
-    """
-
-    model_name = "fake-hash-64"
-    dimension = 64
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def embed_array(self, texts: list[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                digest = hashlib.md5(word.encode(), usedforsecurity=False).digest()
-                out[row, digest[0] % self.dimension] += 1.0 if digest[1] % 2 else -1.0
-            norm = np.linalg.norm(out[row])
-            out[row] = out[row] / norm if norm else 1.0 / np.sqrt(self.dimension)
-        return out
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts).tolist()  # type: ignore[no-any-return]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def fake_embeddings() -> FakeEmbeddings:
+    """A fresh :class:`agents.testing.FakeEmbeddings` (its ``calls`` start empty)."""
     return FakeEmbeddings()
 
 

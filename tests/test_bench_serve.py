@@ -12,8 +12,8 @@ import pytest
 
 from agents.server import create_app
 from agents.settings import Settings
+from agents.testing import FakeEmbeddings
 from evals.bench_serve import _check_429, abandon, burst, check_idle, load, percentiles
-from tests.conftest import FakeEmbeddings
 from tests.serving import offline_agents, running
 from tools.store import QdrantStore
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tools.embeddings import (
     CachedEmbeddings,
     LocalEmbeddings,

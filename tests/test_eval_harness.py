@@ -12,10 +12,9 @@ import pytest
 import evals
 from agents.cli import main
 from agents.settings import Settings
+from agents.testing import FakeEmbeddings, scripted
 from evals.datasets import load_dataset
 from evals.harness import item_metrics
-from tests.conftest import FakeEmbeddings
-from tests.fake_chat import scripted
 
 PARAGRAPHS = {
     "Apollo 11": [

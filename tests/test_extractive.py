@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tools.extractive import extractive_answer, split_sentences
 from tools.retrieval import RetrievedChunk
 

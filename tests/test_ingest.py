@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeEmbeddings, make_pdf
+from agents.testing import FakeEmbeddings
+from tests.conftest import make_pdf
 from tools.ingest import Chunker, IngestError, Ingestor, chunk_id
 from tools.loaders import Document, find_files, load_file
 from tools.sparse import Bm25Encoder

@@ -26,8 +26,7 @@ from langgraph_sdk import get_sync_client
 from agents import langgraph_app
 from agents.cli import main
 from agents.rag_agent import RagAgent
-from tests.conftest import FakeEmbeddings
-from tests.openai_stub import OpenAIStub
+from agents.testing import FakeEmbeddings, OpenAIStub
 from tools.ingest import Ingestor
 from tools.retrieval import Retriever
 from tools.store import QdrantStore

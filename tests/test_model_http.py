@@ -14,10 +14,9 @@ from langchain_openai import ChatOpenAI
 
 from agents.rag_agent import RagAgent
 from agents.react_agent import ReactAgent
+from agents.testing import ChatReply, FakeEmbeddings, Fault, OpenAIStub
 from graphs.budget import Budget, Limits
 from graphs.llm import ModelClient, ModelError, RetryPolicy
-from tests.conftest import FakeEmbeddings
-from tests.openai_stub import ChatReply, Fault, OpenAIStub
 from tools.ingest import Ingestor
 from tools.loaders import Document
 from tools.retrieval import Retriever

@@ -11,7 +11,7 @@ import pytest
 from agents.cli import main
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
 from agents.settings import Settings
-from tests.openai_stub import Fault, OpenAIStub, stub_vector
+from agents.testing import Fault, OpenAIStub, stub_vector
 from tools.embeddings import CachedEmbeddings, embedding_dimension, openai_compatible_embeddings
 
 

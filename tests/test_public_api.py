@@ -9,7 +9,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("package", ["agents", "tools", "graphs", "evals"])
+@pytest.mark.parametrize("package", ["agents", "tools", "graphs", "evals", "agents.testing"])
 def test_public_names_import(package: str) -> None:
     module = importlib.import_module(package)
     assert isinstance(module.__all__, list)
@@ -19,8 +19,10 @@ def test_public_names_import(package: str) -> None:
 
 def test_import_loads_no_model_and_touches_no_disk(tmp_path: object) -> None:
     code = (
-        "import sys, os; import agents, tools, graphs, evals;"
+        "import sys, os; import agents, tools, graphs, evals, agents.testing;"
         "assert 'torch' not in sys.modules, 'torch imported at import time';"
+        "assert 'pytest' not in sys.modules and 'tests' not in sys.modules, 'agents.testing needs the test suite';"
+        "assert 'http.server' not in sys.modules, 'the OpenAI stub loaded before its first use';"
         "assert not os.path.exists('.arag'), 'data dir created at import time'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -13,13 +13,13 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.rag_agent import RagAgent
+from agents.testing import FakeEmbeddings, ScriptedChatModel, ScriptExhaustedError, scripted
 from graphs.budget import Limits
 from graphs.heuristic import HeuristicRefiner, heuristic_strategies
 from graphs.llm import RetryPolicy
 from graphs.rag import build_rag_graph
 from graphs.strategies import Selection, Strategies
-from tests.conftest import FakeEmbeddings, open_store
-from tests.fake_chat import ScriptedChatModel, ScriptExhaustedError, scripted
+from tests.conftest import open_store
 from tools.ingest import Ingestor
 from tools.loaders import Document
 from tools.retrieval import RetrievedChunk, Retriever

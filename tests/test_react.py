@@ -11,8 +11,8 @@ from langchain_core.tools import tool
 
 from agents.react_agent import ReactAgent
 from agents.settings import Settings
+from agents.testing import scripted
 from graphs.budget import Limits
-from tests.fake_chat import scripted
 
 
 @tool

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document as LangChainDocument
 
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tools.embeddings import LocalEmbeddings
 from tools.ingest import Chunker, Ingestor
 from tools.loaders import Document

@@ -14,11 +14,11 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.rlm_agent import RlmAgent
+from agents.testing import ScriptedChatModel, function_model, scripted
 from graphs.broker import Broker, RlmLimits
 from graphs.llm import RetryPolicy
 from graphs.rlm import RlmContext, build_rlm_graph, prepare_run
 from graphs.rlm_policies import ExtractiveReader, HeuristicRoot
-from tests.fake_chat import ScriptedChatModel, function_model, scripted
 from tools.context import ContextStore
 
 FILLER = (

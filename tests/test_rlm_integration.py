@@ -15,11 +15,9 @@ from agents.cli import main
 from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
+from agents.testing import ChatReply, FakeEmbeddings, Fault, OpenAIStub, scripted
 from graphs.broker import RlmLimits
 from graphs.llm import RetryPolicy
-from tests.conftest import FakeEmbeddings
-from tests.fake_chat import scripted
-from tests.openai_stub import ChatReply, Fault, OpenAIStub
 from tests.test_rlm import NEEDLE, QUESTION, haystack
 from tools.ingest import Chunker, Ingestor, chunk_offsets
 from tools.loaders import Document

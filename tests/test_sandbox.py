@@ -11,8 +11,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
+from agents.testing import function_model, scripted
 from graphs.broker import RlmLimits
-from tests.fake_chat import function_model, scripted
 from tools._isolation import isolation_problem
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
 

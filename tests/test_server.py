@@ -23,10 +23,9 @@ from langchain_openai import ChatOpenAI
 from agents.react_agent import ReactAgent
 from agents.server import create_app
 from agents.settings import Settings
+from agents.testing import ChatReply, FakeEmbeddings, OpenAIStub
 from graphs.llm import RetryPolicy
 from graphs.react import search_tool_name
-from tests.conftest import FakeEmbeddings
-from tests.openai_stub import ChatReply, OpenAIStub
 from tests.serving import CORPUS, offline_agents, running
 from tools.store import QdrantStore
 

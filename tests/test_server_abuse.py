@@ -25,7 +25,7 @@ from agents.cli import main as cli_main
 from agents.rag_agent import RagAgent
 from agents.server import ServerAgents, check_exposure, create_app
 from agents.settings import Settings
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tests.serving import offline_agents, running
 from tools.embeddings import CachedEmbeddings
 from tools.ingest import Ingestor

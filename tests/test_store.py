@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
-from tests.conftest import FakeEmbeddings
+from agents.testing import FakeEmbeddings
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import (
     ChunkRef,

@@ -17,8 +17,8 @@ import pytest
 
 from agents.server import create_app
 from agents.settings import Settings
+from agents.testing import FakeEmbeddings
 from tests.browser import screenshot_path
-from tests.conftest import FakeEmbeddings
 from tests.serving import offline_agents, running
 from tools.store import QdrantStore
 

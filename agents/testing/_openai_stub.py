@@ -2,8 +2,9 @@
 
 Serves ``POST /v1/embeddings`` with deterministic bag-of-words vectors and ``POST
 /v1/chat/completions`` with scripted replies (text or tool calls, JSON or SSE streaming, optionally
-slow or with malformed tool-call arguments). It can be told to fail the next requests (status
-code and optional ``Retry-After``) to exercise client retries.
+slow or with malformed tool-call arguments). It can be told to answer the next requests with faults
+(a status code, an optional ``Retry-After``, an optional raw body such as malformed JSON) to exercise
+client retries and error handling. It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -22,20 +23,43 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["ChatReply", "Fault", "OpenAIStub", "StubState", "stub_vector"]
+
 
 @dataclass
 class Fault:
-    """A response to send instead of the real one."""
+    """A response the stub sends instead of the real one, for one request.
+
+    Example:
+        >>> from agents.testing import Fault
+        >>> rate_limited = Fault(429, retry_after=0.5)  # the client should wait, then retry
+        >>> server_error = Fault(500)  # a transient fault: retried
+        >>> malformed = Fault(200, body='{"choices": [')  # a 200 whose body is not valid JSON
+    """
 
     status: int
+    """The HTTP status code (e.g. 429, 500, 503, 400)."""
     retry_after: float | None = None
+    """Seconds sent in a ``Retry-After`` header (``None``: no header)."""
+    body: str | None = None
+    """Raw response body, sent as is (``None``: an OpenAI-style JSON error)."""
 
 
 @dataclass
 class ChatReply:
-    """One scripted chat completion."""
+    """One scripted chat completion.
+
+    Example:
+        >>> from agents.testing import ChatReply
+        >>> ChatReply("It landed in 1969.", usage=(40, 5)).usage
+        (40, 5)
+        >>> search = ChatReply(tool_calls=[("search_space", '{"query": "Apollo 11"}')])
+        >>> broken = ChatReply(tool_calls=[("search_space", '{"query": ')])  # malformed arguments
+        >>> slow = ChatReply("too late", delay=1.5)  # trips a client timeout below 1.5 s
+    """
 
     content: str = ""
+    """The reply's text (streamed word by word when the client streams)."""
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     """(tool name, arguments as raw text: may be malformed JSON on purpose)."""
     delay: float = 0.0
@@ -46,14 +70,28 @@ class ChatReply:
 
 @dataclass
 class StubState:
+    """What the stub serves and what it received; shared with the server's threads."""
+
     dimension: int = 16
+    """Size of the embedding vectors it returns."""
     faults: deque[Fault] = field(default_factory=deque)
+    """Faults to answer the next requests with (any route), first in first out."""
     replies: deque[ChatReply] = field(default_factory=deque)
+    """Chat completions to answer with; when empty, ``"stub answer"``."""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    """Every request received: ``{"path": ..., "body": <the parsed JSON body>}``."""
 
 
 def stub_vector(text: str, dimension: int) -> list[float]:
-    """The vector the stub returns for ``text`` (words hashed into ``dimension`` buckets)."""
+    """The vector the stub returns for ``text`` (words hashed into ``dimension`` buckets).
+
+    Example:
+        >>> from agents.testing import stub_vector
+        >>> len(stub_vector("alpha beta", 16))
+        16
+        >>> stub_vector("alpha beta", 16) == stub_vector("Beta ALPHA", 16)
+        True
+    """
     vector = np.zeros(dimension)
     for word in re.findall(r"\w+", text.lower()):
         digest = hashlib.md5(word.encode(), usedforsecurity=False).digest()
@@ -73,9 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         state.requests.append({"path": self.path, "body": body})
         if state.faults:
-            fault = state.faults.popleft()
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            self._send(fault.status, {"error": {"message": f"injected {fault.status}", "type": "stub"}}, headers)
+            self._send_fault(state.faults.popleft())
             return
         if self.path.rstrip("/").endswith("/embeddings"):
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -96,6 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, _completion(reply, body))
             return
         self._send(404, {"error": {"message": f"no route {self.path}", "type": "stub"}})
+
+    def _send_fault(self, fault: Fault) -> None:
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if fault.body is not None:
+            self._send_raw(fault.status, fault.body.encode(), headers)
+        else:
+            self._send(fault.status, {"error": {"message": f"injected {fault.status}", "type": "stub"}}, headers)
 
     def _stream_chat(self, reply: ChatReply, body: dict[str, Any]) -> None:
         self.send_response(200)
@@ -125,13 +168,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "completion_tokens": reply.usage[1],
                 "total_tokens": sum(reply.usage),
             }
-            chunk = {**base, "choices": [], "usage": usage}
+            chunk: dict[str, Any] = {**base, "choices": [], "usage": usage}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        raw = json.dumps(payload).encode()
+        self._send_raw(status, json.dumps(payload).encode(), headers)
+
+    def _send_raw(self, status: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
@@ -169,7 +214,27 @@ class _Server(ThreadingHTTPServer):
 
 
 class OpenAIStub:
-    """Run the stub on a free loopback port for the duration of a ``with`` block."""
+    """An OpenAI-compatible server on a free loopback port, for the duration of a ``with`` block.
+
+    Point any OpenAI client at :attr:`base_url` (LangChain's ``ChatOpenAI``, ``OpenAIEmbeddings``,
+    the ``openai`` package, or ``ARAG_OPENAI_BASE_URL``) to test the real client code over HTTP:
+    streaming, tool calls, usage accounting, timeouts and retries. Script chat completions with
+    :meth:`reply` and faults with :meth:`fail_next`; read what the client sent in
+    ``state.requests``. Embeddings are :func:`stub_vector` of each input.
+
+    Args:
+        dimension: Size of the embedding vectors it returns.
+
+    Example:
+        >>> from langchain_openai import ChatOpenAI
+        >>> from agents.testing import ChatReply, Fault, OpenAIStub
+        >>> with OpenAIStub() as stub:
+        ...     model = ChatOpenAI(model="stub", base_url=stub.base_url, api_key="k", max_retries=2)
+        ...     stub.fail_next(Fault(429, retry_after=0))  # rate limited once, then retried
+        ...     stub.reply(ChatReply("hello there", usage=(40, 5)))
+        ...     print(model.invoke("hi").content, len(stub.state.requests))
+        hello there 2
+    """
 
     def __init__(self, dimension: int = 16) -> None:
         self.state = StubState(dimension=dimension)
@@ -178,15 +243,16 @@ class OpenAIStub:
 
     @property
     def base_url(self) -> str:
+        """The API root to give clients, e.g. ``http://127.0.0.1:40123/v1``."""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
 
     def reply(self, *replies: ChatReply | str) -> None:
-        """Answer the next chat completions with these replies, in order."""
+        """Answer the next chat completions with these replies (a string is a text reply), in order."""
         self.state.replies.extend(r if isinstance(r, ChatReply) else ChatReply(content=r) for r in replies)
 
     def fail_next(self, *faults: Fault) -> None:
-        """Answer the next requests with these faults, in order."""
+        """Answer the next requests (chat or embeddings) with these faults, in order."""
         self.state.faults.extend(faults)
 
     def __enter__(self) -> OpenAIStub:
