@@ -1,5 +1,6 @@
 """What every chat front end needs from an agent's answer, in one place: the conversation as
-LangChain messages, the answer with numbered references, and step events as one-line statuses.
+LangChain messages, the answer with numbered references, Markdown made safe to render (step
+events as one-line statuses are :func:`agents.events.describe`).
 
 The HTTP server (:mod:`agents.server`), the LangGraph server graphs (:mod:`agents.langgraph_app`)
 and the terminal chat share these, so an answer reads the same everywhere.
@@ -12,19 +13,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from agents.rag_agent import Citation
-from graphs.strategies import CITATION
+from agents.events import Citation
 
 __all__ = [
     "background_task_reply",
     "citation_payload",
     "message_text",
     "neutralise_markdown",
-    "react_citations",
     "split_conversation",
-    "step_status",
     "with_references",
 ]
 
@@ -163,44 +161,6 @@ def _short(doc_id: str) -> str:
 def citation_payload(citation: Citation) -> dict[str, Any]:
     """A citation as sent to clients: number, ids, title, snippet and the whole passage."""
     return {**citation.as_dict(), "text": citation.text}
-
-
-def step_status(event: Mapping[str, Any]) -> str:
-    """A step event of an agent's stream as one status line: ``analyze ...`` when a step starts,
-    ``analyze: 2 queries (3 ms)`` when it ends, ``retrieve: 10 chunks from docs for 'query'``."""
-    kind = event.get("event")
-    node = str(event.get("node", "step"))
-    if kind == "step_start":
-        return f"{node} ..."
-    if kind == "retrieved":
-        return f"retrieve: {event.get('chunks', 0)} chunks from {event.get('source')} for {event.get('query')!r}"
-    detail = str(event.get("detail", "")).strip()
-    ms = event.get("ms")
-    timing = f" ({ms:.0f} ms)" if isinstance(ms, int | float) else ""
-    return f"{node}: {detail}{timing}" if detail else f"{node}{timing}"
-
-
-_PASSAGE = re.compile(r"^\[(\d+)\] doc=(\S+) \((.*?)\) id=(\S+)\n(.*?)(?=\n\n\[\d+\] doc=|\Z)", re.M | re.S)
-
-
-def react_citations(answer: str, messages: Sequence[BaseMessage], tool_sources: Mapping[str, str]) -> list[Citation]:
-    """Citations of a ReAct answer: each ``[n]`` in ``answer`` is the passage numbered ``n`` in the
-    most recent search result that has one (the search tools number their passages from 1).
-
-    Args:
-        answer: The model's final answer.
-        messages: The run's messages (tool results included).
-        tool_sources: Search tool name -> source name.
-    """
-    latest: dict[int, Citation] = {}
-    for message in messages:
-        source = tool_sources.get(message.name or "") if isinstance(message, ToolMessage) else None
-        if source is None:
-            continue
-        for match in _PASSAGE.finditer(str(message.content)):
-            n, doc_id, title, chunk_id, text = match.groups()
-            latest[int(n)] = Citation(int(n), chunk_id, source, title, doc_id, "", text.strip())
-    return [latest[n] for n in dict.fromkeys(int(m) for m in CITATION.findall(answer)) if n in latest]
 
 
 # Open WebUI asks the chat model for titles, tags, follow-ups, search queries and autocompletions

@@ -15,9 +15,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
+from rich.status import Status
 
 from agents._console import err, out, progress_bars
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
+from agents.events import AgentEvent, AgentResult
 from agents.settings import Settings
 from tools.ingest import IngestError, IngestReport
 from tools.retrieval import MODES, Mode, RetrievedChunk
@@ -243,22 +245,12 @@ def serve(
 
 
 def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, quiet: bool) -> None:
-    from agents.rlm_agent import RlmAgent
+    from agents.rlm_agent import RlmAgent, RlmResult
 
     agent = RlmAgent.from_settings()
-    result = None
-    sub_calls = 0
     with err.status("reading", spinner="dots") if not quiet and not as_json else _nothing() as status:
-        for event in agent.stream(question, context=paths):
-            if event["event"] == "result":
-                result = event["result"]
-            elif status is not None:
-                sub_calls += event["event"] == "sub_call"
-                if event["event"] == "rlm_map":
-                    status.update(f"depth {event['depth']}: reading {event['chunks']} chunks...")
-                elif event["event"] == "sub_call":
-                    status.update(f"read {sub_calls} chunks...")
-    assert result is not None
+        result = _follow(agent.stream(question, context=paths), status)
+    assert isinstance(result, RlmResult)
     for problem in result.problems:
         err.print(f"[yellow]skipped[/] {escape(problem)}")
     if as_json:
@@ -283,13 +275,27 @@ def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, q
 
 def _run_question(agent: Any, question: str, thread: str | None, *, show_progress: bool) -> Any:
     """Run the agent, showing each step on stderr as it happens."""
-    result = None
     with err.status("thinking", spinner="dots") if show_progress else _nothing() as status:
-        for event in agent.stream(question, thread_id=thread, tokens=False):
-            if event.kind == "step" and status is not None and event.data.get("event") == "step_start":
-                status.update(f"{event.data['node']}...")
-            elif event.kind == "result":
-                result = event.result
+        return _follow(agent.stream(question, thread_id=thread, tokens=False), status)
+
+
+def _follow(events: Iterator[AgentEvent], status: Status | None) -> AgentResult:
+    """Any agent's events as a one-line progress on stderr; returns the result."""
+    result, read = None, 0
+    for event in events:
+        data, kind = event.data, event.data.get("event")
+        read += kind == "sub_call"
+        if event.kind == "result":
+            result = event.result
+        elif status is None:
+            continue
+        elif kind == "step_start":
+            status.update(f"{data['node']}...")
+        elif kind == "rlm_map":
+            status.update(f"depth {data['depth']}: reading {data['chunks']} chunks...")
+        elif kind == "sub_call":
+            status.update(f"read {read} chunks...")
+    assert result is not None  # every agent's stream ends with its result
     return result
 
 

@@ -42,10 +42,10 @@ from agents.chat import (
     message_text,
     neutralise_markdown,
     split_conversation,
-    step_status,
     with_references,
 )
-from agents.rag_agent import RagAgent, RagResult
+from agents.events import AgentEvent, AgentResult, describe
+from agents.rag_agent import RagAgent
 from agents.rlm_agent import RlmAgent, RlmResult
 from agents.settings import Settings
 
@@ -130,6 +130,22 @@ def _isolated(events: Iterator[T]) -> Iterator[T]:
             context.run(events.close)
 
 
+def _relay(events: Iterator[AgentEvent]) -> AgentResult:
+    """Pass an agent's events on as ``custom`` stream events (step and tool events with a one-line
+    ``status``, answer tokens as ``{"event": "token", "text": ...}``) and return its result."""
+    write = get_stream_writer()
+    result = None
+    for event in _isolated(events):
+        if event.kind in ("step", "tool"):
+            write({**event.data, "status": describe(event)})
+        elif event.kind == "token":
+            write({"event": "token", "text": event.text})
+        elif event.kind == "result":
+            result = event.result
+    assert result is not None  # every agent's stream ends with its result
+    return result
+
+
 def answer_rag(state: ChatState) -> dict[str, list[AnyMessage]]:
     """Answer the last user message with the RAG agent; earlier messages are the chat history.
 
@@ -137,16 +153,7 @@ def answer_rag(state: ChatState) -> dict[str, list[AnyMessage]]:
     answer's tokens (``{"event": "token", "text": ...}``) when a chat model writes it.
     """
     question, history = _conversation(state["messages"])
-    write = get_stream_writer()
-    result: RagResult | None = None
-    for event in _isolated(_rag_agent.get().stream(question, history=history, tokens=True)):
-        if event.kind == "step":
-            write({**event.data, "status": step_status(event.data)})
-        elif event.kind == "token":
-            write({"event": "token", "text": event.text})
-        else:
-            result = event.result
-    assert result is not None  # the agent's stream always ends with the result
+    result = _relay(_rag_agent.get().stream(question, history=history, tokens=True))
     metadata: dict[str, Any] = {
         "citations": [citation_payload(c) for c in result.citations],
         "exit_reason": result.exit_reason,
@@ -163,7 +170,7 @@ def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
 
     The context is every earlier user message (e.g. a long document pasted into the chat); the
     text never enters a prompt whole. Streams the agent's progress events (``rlm_turn``, ``rlm_map``,
-    ``sub_call``, ``rlm_tool``) as ``custom`` events.
+    ``sub_call``, ``rlm_tool``, each with a ``status`` line) as ``custom`` events.
 
     Raises:
         ValueError: No user message before the question (nothing to read).
@@ -174,14 +181,8 @@ def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
     if not context.strip():
         msg = "nothing to read: send the text (e.g. paste the document) first, then ask the question in a new message"
         raise ValueError(msg)
-    write = get_stream_writer()
-    result: RlmResult | None = None
-    for event in _isolated(_rlm_agent.get().stream(question, context=context)):
-        if event["event"] == "result":
-            result = event["result"]
-        else:
-            write(event)
-    assert result is not None  # the agent's stream always ends with the result
+    result = _relay(_rlm_agent.get().stream(question, context=context))
+    assert isinstance(result, RlmResult)
     metadata: dict[str, Any] = {
         "exit_reason": result.exit_reason,
         "usage": result.usage,

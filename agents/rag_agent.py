@@ -11,20 +11,17 @@ with RagAgent.from_settings() as agent:      # embedded Qdrant; heuristic strate
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer, StreamMode
 
 from agents._owner import OwnsResources
 from agents._threads import ThreadedGraph
-from agents.components import build_embeddings, build_retriever, build_store
-from agents.models import build_chat_model
+from agents.events import AgentEvent, AgentResult, Citation
 from agents.settings import Settings
 from graphs.budget import Budget, Limits
 from graphs.heuristic import heuristic_strategies
@@ -35,57 +32,18 @@ from graphs.strategies import Strategies
 from tools.retrieval import Retriever
 from tools.store import VectorStore
 
-__all__ = ["AgentEvent", "Citation", "RagAgent", "RagResult", "limits_from_settings"]
+__all__ = ["RagAgent", "RagResult"]
 
 
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A numbered reference of an answer: ``[number]`` in the text."""
+@dataclass(kw_only=True, slots=True)
+class RagResult(AgentResult):
+    """The outcome of one question: :class:`~agents.events.AgentResult` plus what RAG knows.
 
-    number: int
-    chunk_id: str
-    source: str
-    title: str
-    doc_id: str
-    path: str
-    text: str
+    ``exit_reason`` is ``answered``, ``abstained``, ``budget``, ``max_iterations`` or ``error``;
+    ``steps`` are what each node did, in order (node, detail, ms, ...).
+    """
 
-    @property
-    def snippet(self) -> str:
-        """The passage shortened to about 200 characters."""
-        flat = " ".join(self.text.split())
-        return flat if len(flat) <= 200 else flat[:199].rsplit(" ", 1)[0] + "..."
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "chunk_id": self.chunk_id,
-            "source": self.source,
-            "title": self.title,
-            "doc_id": self.doc_id,
-            "path": self.path,
-            "snippet": self.snippet,
-        }
-
-
-@dataclass(slots=True)
-class RagResult:
-    """The outcome of one question."""
-
-    question: str
-    answer: str
-    citations: list[Citation]
-    exit_reason: str
-    """``answered``, ``abstained``, ``budget``, ``max_iterations`` or ``error``."""
-    usage: dict[str, Any]
-    """Model calls, tokens, retries and wall time of the run."""
-    steps: list[dict[str, Any]]
-    """What each node did, in order (node, detail, ms, ...)."""
     standalone_question: str = ""
-    thread_id: str = ""
-    partial_answer: str = ""
-    """The best unverified draft when the run stopped without a verified answer."""
-    error: str | None = None
     strategies: str = "heuristic"
     retrieved: list[str] = field(default_factory=list)
     """Documents (``source/doc_id``) in the order retrieval ranked them (for retrieval metrics)."""
@@ -94,40 +52,12 @@ class RagResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": self.question,
-            "answer": self.answer,
-            "citations": [c.as_dict() for c in self.citations],
-            "exit_reason": self.exit_reason,
-            "usage": self.usage,
-            "steps": self.steps,
+            **AgentResult.as_dict(self),
             "standalone_question": self.standalone_question,
-            "thread_id": self.thread_id,
-            "partial_answer": self.partial_answer,
-            "error": self.error,
             "strategies": self.strategies,
             "retrieved": self.retrieved,
             "evidence": self.evidence,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class AgentEvent:
-    """One item of :meth:`RagAgent.stream`: a step's progress, a token of the answer, or the result."""
-
-    kind: Literal["step", "token", "result"]
-    data: dict[str, Any] = field(default_factory=dict)
-    text: str = ""
-    result: RagResult | None = None
-
-
-def limits_from_settings(settings: Settings) -> Limits:
-    return Limits(
-        max_iterations=settings.max_iterations,
-        max_answer_attempts=settings.max_answer_attempts,
-        max_model_calls=settings.max_model_calls,
-        max_tokens=settings.max_tokens,
-        deadline_s=settings.run_deadline,
-    )
 
 
 class RagAgent(OwnsResources):
@@ -174,7 +104,8 @@ class RagAgent(OwnsResources):
         threads: bool = True,
         sources: list[str] | None = None,
     ) -> RagAgent:
-        """Build store, embeddings, model and thread store from settings (``ARAG_*``, ``.env``).
+        """Build store, embeddings, model and thread store from settings (``ARAG_*``, ``.env``)
+        through :func:`agents.build.build_agents`; the agent owns (and closes) them.
 
         Args:
             settings: Defaults to ``Settings()``.
@@ -182,33 +113,11 @@ class RagAgent(OwnsResources):
             threads: Keep chat threads in SQLite (``ARAG_THREADS_PATH``).
             sources: Search only these sources.
         """
-        settings = settings or Settings()
-        store = build_store(settings)
-        try:
-            retriever = build_retriever(settings, store, build_embeddings(settings))
-            if sources:
-                for name in sources:
-                    store.get_source(name)  # an unknown name fails now, with the list of sources
-                retriever.sources = list(sources)
-            model = chat_model if chat_model is not None else build_chat_model(settings)
-            checkpointer = None
-            connection = None
-            if threads:
-                settings.threads_file.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(settings.threads_file, check_same_thread=False)
-                checkpointer = SqliteSaver(connection)
-            agent = cls(
-                retriever,
-                chat_model=model,
-                limits=limits_from_settings(settings),
-                checkpointer=checkpointer,
-                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
-            )
-        except BaseException:
-            store.close()
-            raise
-        agent._owned = [c for c in (connection, store) if c is not None]
-        return agent
+        from agents.build import build_agents  # here: agents.build imports this module
+
+        built = build_agents(settings, chat_model=chat_model, threads=threads, sources=sources)
+        built.rag._owned = built.owned
+        return built.rag
 
     @property
     def store(self) -> VectorStore:
@@ -237,7 +146,7 @@ class RagAgent(OwnsResources):
         for event in self.stream(question, thread_id=thread_id, history=history, tokens=False):
             if event.kind == "result":
                 result = event.result
-        assert result is not None  # stream always ends with the result
+        assert isinstance(result, RagResult)  # stream always ends with the result
         return result
 
     def stream(
@@ -264,13 +173,17 @@ class RagAgent(OwnsResources):
             start["messages"] = list(history)
         modes: list[StreamMode] = ["custom", "values", *(["messages"] if tokens else [])]  # type: ignore[list-item]
         state: dict[str, Any] = {}
+        draft: str | None = None  # the last draft seen; the first state may hold the thread's last one
         parts = graph.stream(start, config, context=context, stream_mode=modes)
         for part in parts:
             mode, chunk = cast(tuple[str, Any], part)
             if mode == "custom":
                 yield AgentEvent("step", data=dict(chunk))
             elif mode == "values":
-                state = chunk
+                written = (chunk.get("draft") or {}).get("text")
+                if state and written and written != draft:  # the answer node wrote one; validate is next
+                    yield AgentEvent("draft", text=written)
+                draft, state = written, chunk
             elif mode == "messages":
                 message, metadata = chunk
                 if metadata.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.text:

@@ -16,39 +16,67 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from agents._owner import OwnsResources
 from agents._threads import ThreadedGraph
-from agents.components import build_embeddings, build_retriever, build_store
-from agents.models import build_chat_model
-from agents.rag_agent import limits_from_settings
+from agents.events import AgentEvent, AgentResult, Citation
 from agents.rlm_agent import RlmAgent, read_document_tool
 from agents.settings import Settings
 from graphs._state import RESET
 from graphs.budget import Budget, Limits
 from graphs.llm import ModelClient, RetryPolicy
 from graphs.react import DEFAULT_SYSTEM_PROMPT, ReactContext, build_react_graph, source_tools
+from graphs.strategies import CITATION
 from tools.retrieval import Retriever
 
-__all__ = ["ReactAgent", "ReactResult"]
+__all__ = ["ReactAgent", "ReactResult", "answer_citations"]
 
 
-@dataclass(slots=True)
-class ReactResult:
-    question: str
-    answer: str
-    exit_reason: str
-    """``answered``, ``budget``, ``max_iterations`` or ``error``."""
-    usage: dict[str, Any]
-    tool_calls: list[dict[str, Any]]
+@dataclass(kw_only=True, slots=True)
+class ReactResult(AgentResult):
+    """The outcome of one question: :class:`~agents.events.AgentResult` plus the tool calls.
+
+    ``exit_reason`` is ``answered``, ``budget``, ``max_iterations`` or ``error``; ``citations``
+    are the passages of the search tools that the answer's ``[n]`` marks point at; ``steps`` are
+    the model turns and tool calls, in order.
+    """
+
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     """Each tool call: tool, args, status (success, error, invalid_arguments), ms."""
-    thread_id: str = ""
-    error: str | None = None
     messages: list[BaseMessage] = field(default_factory=list)
     """The run's conversation: question, model turns, tool calls and their results."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**AgentResult.as_dict(self), "tool_calls": self.tool_calls}
+
+
+def answer_citations(answer: str, messages: Sequence[BaseMessage]) -> list[Citation]:
+    """Citations of a ReAct answer: each ``[n]`` in ``answer`` is passage ``n`` of the most recent
+    search result that has one (the search tools number their passages from 1 and hand the same
+    passages over as the tool message's artifact)."""
+    latest: dict[int, dict[str, Any]] = {}
+    for message in messages:
+        if isinstance(message, ToolMessage) and isinstance(message.artifact, list):
+            for n, passage in enumerate(message.artifact, 1):
+                if isinstance(passage, dict) and "id" in passage:
+                    latest[n] = passage
+    marks = dict.fromkeys(int(m) for m in CITATION.findall(answer))
+    return [
+        Citation(
+            number=n,
+            chunk_id=str(p["id"]),
+            source=str(p.get("source", "")),
+            title=str(p.get("title", "")),
+            doc_id=str(p.get("doc_id", "")),
+            path=str(p.get("path", "")),
+            text=str(p.get("text", "")),
+        )
+        for n in marks
+        if (p := latest.get(n)) is not None
+    ]
 
 
 class ReactAgent(OwnsResources):
@@ -106,48 +134,36 @@ class ReactAgent(OwnsResources):
         chat_model: BaseChatModel | None = None,
         tools: Sequence[BaseTool] = (),
     ) -> ReactAgent:
+        """The settings' ReAct agent (:func:`agents.build.build_agents`): a search tool per source,
+        ``tools``, and ``read_document`` over the settings' recursive agent; it owns (and closes)
+        the store. Needs a chat model (``ARAG_CHAT_MODEL`` or ``chat_model``)."""
+        from agents.build import REACT_NEEDS_A_MODEL, build_agents  # here: agents.build imports this module
+
         settings = settings or Settings()
-        model = chat_model if chat_model is not None else build_chat_model(settings)
-        if model is None:
-            msg = (
-                "the ReAct agent needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL "
-                "for a local server), or use RagAgent, which also works without a model"
-            )
-            raise ValueError(msg)
-        store = build_store(settings)
-        try:
-            retriever = build_retriever(settings, store, build_embeddings(settings))
-            agent = cls(
-                model,
-                retriever=retriever,
-                tools=tools,
-                limits=limits_from_settings(settings),
-                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
-                read_documents=RlmAgent.from_settings(settings, chat_model=model),
-            )
-        except BaseException:
-            store.close()
-            raise
-        agent._owned = [store]
-        return agent
+        if chat_model is None and not settings.chat_model:
+            raise ValueError(REACT_NEEDS_A_MODEL)
+        built = build_agents(settings, chat_model=chat_model, threads=False, tools=tools)
+        assert built.react is not None  # a model was given or configured
+        built.react._owned = built.owned
+        return built.react
 
     def invoke(
         self, question: str, *, thread_id: str | None = None, history: Sequence[BaseMessage] | None = None
     ) -> ReactResult:
         """Answer one question; ``thread_id`` continues a stored thread, ``history`` is the
         conversation sent whole (as in :meth:`RagAgent.invoke <agents.rag_agent.RagAgent.invoke>`)."""
-        result: ReactResult | None = None
+        result = None
         for event in self.stream(question, thread_id=thread_id, history=history):
-            if event["event"] == "result":
-                result = event["result"]
-        assert result is not None  # stream always ends with the result
+            if event.kind == "result":
+                result = event.result
+        assert isinstance(result, ReactResult)  # stream always ends with the result
         return result
 
     def stream(
         self, question: str, *, thread_id: str | None = None, history: Sequence[BaseMessage] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Progress events (``step_start`` per model turn, ``tool`` per tool call) as they happen,
-        then ``{"event": "result", "result": ReactResult}``."""
+    ) -> Iterator[AgentEvent]:
+        """:class:`~agents.events.AgentEvent` items as they happen: a ``step`` per model turn, a
+        ``tool`` per tool call, then the ``result`` (a :class:`ReactResult`)."""
         if not question.strip():
             msg = "the question is empty"
             raise ValueError(msg)
@@ -170,21 +186,28 @@ class ReactAgent(OwnsResources):
             "tool_calls": [RESET],
         }
         state: dict[str, Any] = {}
+        steps: list[dict[str, Any]] = []
         for mode, data in graph.stream(start, config, context=context, stream_mode=["custom", "values"]):
             if mode == "custom":
-                yield dict(cast(dict[str, Any], data))
+                event = dict(cast(dict[str, Any], data))
+                steps.append(event)
+                yield AgentEvent("tool" if event.get("event") == "tool" else "step", data=event)
             else:
                 state = cast(dict[str, Any], data)
         last = state["messages"][-1]
-        answer = last.text if isinstance(last, AIMessage) and not last.tool_calls else ""
+        text = last.text if isinstance(last, AIMessage) and not last.tool_calls else ""
+        answer = text if isinstance(text, str) else str(text)
+        messages = list(state["messages"])
         result = ReactResult(
             question=question,
-            answer=answer if isinstance(answer, str) else str(answer),
+            answer=answer,
+            citations=answer_citations(answer, messages),
             exit_reason=state.get("exit_reason", "error"),
             usage={**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)},
+            steps=steps,
             tool_calls=list(state.get("tool_calls", [])),
             thread_id=thread,
             error=state.get("error"),
-            messages=list(state["messages"]),
+            messages=messages,
         )
-        yield {"event": "result", "result": result}
+        yield AgentEvent("result", result=result)

@@ -27,7 +27,7 @@ from langchain_core.tools import StructuredTool
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
-from agents.models import build_chat_model
+from agents.events import AgentEvent, AgentResult
 from agents.settings import Settings
 from graphs.broker import Broker, RlmLimits
 from graphs.llm import ModelClient, RetryPolicy
@@ -37,27 +37,25 @@ from tools.context import ContextStore, load_context
 from tools.retrieval import Retriever
 from tools.sandbox import Sandbox, SandboxLimits
 
-__all__ = ["RlmAgent", "RlmResult", "limits_from_settings", "read_document_tool"]
+__all__ = ["RlmAgent", "RlmResult", "read_document_tool"]
 
 ContextInput = str | Path | Sequence[str | Path]
 
 
-@dataclass(slots=True)
-class RlmResult:
-    """The outcome of one long-context question."""
+@dataclass(kw_only=True, slots=True)
+class RlmResult(AgentResult):
+    """The outcome of one long-context question: :class:`~agents.events.AgentResult` plus the tree.
 
-    question: str
-    answer: str
-    exit_reason: str
-    """``answered``, ``abstained``, ``max_iterations``, ``max_depth``, ``budget`` or ``error``."""
-    usage: dict[str, Any]
-    """Model calls, tokens, sub-calls, peak concurrency and wall time of the whole tree."""
-    trace: list[dict[str, Any]]
+    ``exit_reason`` is ``answered``, ``abstained``, ``max_iterations``, ``max_depth``, ``budget``
+    or ``error``; ``usage`` counts model calls, tokens, sub-calls, peak concurrency and wall time
+    of the whole tree; ``steps`` are the progress events of the run, in order.
+    """
+
+    trace: list[dict[str, Any]] = field(default_factory=list)
     """The tree: runs (``kind="run"``) and calls (root turns, map, reduce, recurse, plain,
     llm_query), each with ``id``, ``parent``, ``depth``, ``chunk``, ``chars``, ``tokens``, ``ms``."""
-    chars: int
+    chars: int = 0
     limits_hit: list[str] = field(default_factory=list)
-    error: str | None = None
     problems: list[str] = field(default_factory=list)
     """Files that could not be read (the rest were)."""
     strategies: str = "heuristic"
@@ -69,14 +67,10 @@ class RlmResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": self.question,
-            "answer": self.answer,
-            "exit_reason": self.exit_reason,
-            "usage": self.usage,
+            **AgentResult.as_dict(self),
             "chars": self.chars,
             "depth": self.depth,
             "limits_hit": self.limits_hit,
-            "error": self.error,
             "problems": self.problems,
             "strategies": self.strategies,
             "trace": self.trace,
@@ -116,18 +110,6 @@ class RlmResult:
 
         walk(None, 0)
         return "\n".join(lines)
-
-
-def limits_from_settings(settings: Settings) -> RlmLimits:
-    return RlmLimits(
-        max_iterations=settings.rlm_max_iterations,
-        max_depth=settings.rlm_max_depth,
-        max_sub_calls=settings.rlm_max_sub_calls,
-        max_tokens=settings.rlm_max_tokens,
-        deadline_s=settings.rlm_deadline,
-        max_concurrency=settings.rlm_max_concurrency,
-        sub_context_chars=settings.rlm_sub_context_chars,
-    )
 
 
 class RlmAgent:
@@ -181,17 +163,11 @@ class RlmAgent:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, chat_model: BaseChatModel | None = None) -> RlmAgent:
-        settings = settings or Settings()
-        model = chat_model if chat_model is not None else build_chat_model(settings)
-        sub = build_chat_model(settings, settings.sub_chat_model) if settings.sub_chat_model else None
-        return cls(
-            model,
-            sub_model=sub,
-            limits=limits_from_settings(settings),
-            code_mode=settings.rlm_code_mode and model is not None,
-            code_mode_unsafe=settings.rlm_code_mode_unsafe,
-            retry=RetryPolicy(max_attempts=settings.model_max_attempts),
-        )
+        """The settings' recursive agent (:func:`agents.build.build_rlm_agent`): root model, sub-call
+        model (``ARAG_SUB_CHAT_MODEL``), limits (``ARAG_RLM_*``), code mode."""
+        from agents.build import build_rlm_agent  # here: agents.build imports this module
+
+        return build_rlm_agent(settings or Settings(), chat_model=chat_model)
 
     def _context(self, broker: Broker) -> RlmContext:
         return RlmContext(
@@ -208,16 +184,17 @@ class RlmAgent:
         Raises:
             ValueError: Empty question, or no readable text in the context.
         """
-        result: RlmResult | None = None
+        result = None
         for event in self.stream(question, context=context):
-            if event["event"] == "result":
-                result = event["result"]
-        assert result is not None
+            if event.kind == "result":
+                result = event.result
+        assert isinstance(result, RlmResult)
         return result
 
-    def stream(self, question: str, *, context: ContextInput) -> Iterator[dict[str, Any]]:
-        """Progress events (``rlm_turn``, ``rlm_map``, ``sub_call``, ``rlm_tool``) as they happen,
-        then ``{"event": "result", "result": RlmResult}``."""
+    def stream(self, question: str, *, context: ContextInput) -> Iterator[AgentEvent]:
+        """:class:`~agents.events.AgentEvent` items as they happen: ``step`` events (``data``:
+        ``rlm_turn``, ``rlm_map``, ``sub_call``), a ``tool`` event per context tool the root
+        model calls (``rlm_tool``), then the ``result`` (an :class:`RlmResult`)."""
         if not question.strip():
             msg = "the question is empty"
             raise ValueError(msg)
@@ -227,27 +204,32 @@ class RlmAgent:
         info = ctx.store.put(text, documents=documents, kind=kind)
         start, config = prepare_run(ctx, question, info)
         final: dict[str, Any] = {}
+        steps: list[dict[str, Any]] = []
         for mode, data in self.graph.stream(start, config, context=ctx, stream_mode=["custom", "values"]):
             if mode == "custom":
-                yield dict(cast(dict[str, Any], data))
+                event = dict(cast(dict[str, Any], data))
+                steps.append(event)
+                if event.get("event") == "rlm_tool":  # a context tool the root model called
+                    yield AgentEvent("tool", data=event)
+                else:
+                    yield AgentEvent("step", data=event)
             else:
                 final = cast(dict[str, Any], data)
         answer = final.get("answer") or {}
-        yield {
-            "event": "result",
-            "result": RlmResult(
-                question=question,
-                answer=str(answer.get("content", "")),
-                exit_reason=str(final.get("exit_reason", "error")),
-                usage=broker.usage(),
-                trace=broker.trace,
-                chars=info.chars,
-                limits_hit=sorted(broker.limits_hit),
-                error=final.get("error"),
-                problems=problems,
-                strategies=self.kind,
-            ),
-        }
+        result = RlmResult(
+            question=question,
+            answer=str(answer.get("content", "")),
+            exit_reason=str(final.get("exit_reason", "error")),
+            usage=broker.usage(),
+            steps=steps,
+            trace=broker.trace,
+            chars=info.chars,
+            limits_hit=sorted(broker.limits_hit),
+            error=final.get("error"),
+            problems=problems,
+            strategies=self.kind,
+        )
+        yield AgentEvent("result", result=result)
 
 
 def _read(context: ContextInput) -> tuple[str, list[Any], list[str], str]:

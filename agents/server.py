@@ -75,23 +75,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents._bodies import BodyError, dumps, parse_body
 from agents._connections import check_exposure, connection_limit, guarded_protocol, log_config, open_files_limit
+from agents.build import build_agents
 from agents.chat import (
     background_task_reply,
     citation_payload,
     neutralise_markdown,
-    react_citations,
     split_conversation,
-    step_status,
     with_references,
 )
-from agents.models import build_chat_model
-from agents.rag_agent import Citation, RagAgent, limits_from_settings
+from agents.events import AgentEvent, AgentResult, describe
+from agents.rag_agent import RagAgent
 from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
-from graphs.llm import RetryPolicy
-from graphs.react import search_tool_name
-from tools.embeddings import CachedEmbeddings
 
 __all__ = ["ApiError", "ServerAgents", "check_exposure", "create_app", "serve", "uvicorn_config"]
 
@@ -187,35 +183,19 @@ class ServerAgents:
     react: ReactAgent | None = None
     rlm: RlmAgent | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
-    tool_sources: dict[str, str] = field(default_factory=dict)
-    """ReAct search tool name -> source name (for its citations)."""
     owned: list[Any] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerAgents:
-        """One store, retriever and thread database shared by all agents."""
-        agents = cls()
-        rag = RagAgent.from_settings(settings, threads=True)
-        agents.rag, agents.owned = rag, [rag]
-        if isinstance(rag.retriever.embeddings, CachedEmbeddings):
-            agents.owned.append(rag.retriever.embeddings)  # its SQLite connections
-        model = build_chat_model(settings)
-        agents.rlm = RlmAgent.from_settings(settings, chat_model=model)
-        if model is None:
+        """One store, retriever, chat model and thread database shared by all agents
+        (:func:`agents.build.build_agents`)."""
+        built = build_agents(settings, threads=True)
+        agents = cls(rag=built.rag, react=built.react, rlm=built.rlm, owned=built.owned)
+        if built.react is None:
             agents.unavailable["react"] = (
                 "model 'react' needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL for "
                 "a local server), then restart `arag serve`; model 'rag' works without one"
             )
-        else:
-            agents.react = ReactAgent(
-                model,
-                retriever=rag.retriever,
-                limits=limits_from_settings(settings),
-                checkpointer=rag.checkpointer,
-                retry=RetryPolicy(max_attempts=settings.model_max_attempts),
-                read_documents=agents.rlm,
-            )
-        agents.tool_sources = {search_tool_name(s.name): s.name for s in rag.store.list_sources()}
         return agents
 
     def get(self, name: str) -> RagAgent | ReactAgent | RlmAgent:
@@ -390,16 +370,15 @@ class _Server:
                     400, "model 'rlm' keeps no threads; send the text and question as messages", param="thread_id"
                 )
             context, question = _long_context(question, history)
-            return lambda: _rlm_events(agent, question, context)
+            return lambda: _run_items(agent.stream(question, context=context))
         if body.thread_id is not None and agent.checkpointer is None:
             raise ApiError(400, f"model {body.model!r} keeps no threads here; leave out thread_id", param="thread_id")
         thread, past = (body.thread_id, None) if body.thread_id is not None else (None, history)
         if isinstance(agent, ReactAgent):
-            sources = self.agents.tool_sources
             # Both agents keep threads in one store; a ReAct thread has a state of another shape.
             react_thread = f"react:{thread}" if thread is not None else None
-            return lambda: _react_events(agent, question, react_thread, past, sources)
-        return lambda: _rag_events(agent, question, thread, past)
+            return lambda: _run_items(agent.stream(question, thread_id=react_thread, history=past))
+        return lambda: _run_items(agent.stream(question, thread_id=thread, history=past))
 
     async def events(
         self, run: Callable[[], Iterator[dict[str, Any]]], deadline: float
@@ -463,68 +442,32 @@ class _Server:
             raise
 
 
-# -- the agents' runs as one event vocabulary ------------------------------------------------------
+# -- the agents' runs as the server's run items ------------------------------------------------
 # {"type": "status", "text", "data"}, {"type": "draft", "text"}, {"type": "final", ...}, {"type": "failed"}
 
 
-def _rag_events(
-    agent: RagAgent, question: str, thread: str | None, history: list[BaseMessage] | None
-) -> Iterator[dict[str, Any]]:
-    for event in agent.stream(question, thread_id=thread, history=history):
-        if event.kind == "step":
-            yield {"type": "status", "text": step_status(event.data), "data": event.data}
-        elif event.kind == "token":
+def _run_items(events: Iterator[AgentEvent]) -> Iterator[dict[str, Any]]:
+    """Any agent's events (one vocabulary, :mod:`agents.events`) as the items the wire is made from."""
+    for event in events:
+        if event.kind in ("step", "tool"):
+            yield {"type": "status", "text": describe(event), "data": event.data}
+        elif event.kind == "token":  # a whole draft (kind "draft") adds nothing to its streamed tokens
             yield {"type": "draft", "text": event.text}
-        elif event.result is not None:
-            r = event.result
-            yield _final(r.answer or r.partial_answer, r.citations, r.exit_reason, r.usage, r.thread_id, r.error)
+        elif event.kind == "result" and event.result is not None:
+            yield _final(event.result)
 
 
-def _react_events(
-    agent: ReactAgent,
-    question: str,
-    thread: str | None,
-    history: list[BaseMessage] | None,
-    tool_sources: Mapping[str, str],
-) -> Iterator[dict[str, Any]]:
-    for event in agent.stream(question, thread_id=thread, history=history):
-        if event["event"] == "result":
-            r = event["result"]
-            citations = react_citations(r.answer, r.messages, tool_sources)
-            yield _final(r.answer, citations, r.exit_reason, r.usage, r.thread_id.removeprefix("react:"), r.error)
-        else:
-            text = f"{event.get('tool')}({json.dumps(event.get('args'))[:200]}): {event.get('status')}"
-            yield {"type": "status", "text": text if event["event"] == "tool" else step_status(event), "data": event}
-
-
-def _rlm_events(agent: RlmAgent, question: str, context: str) -> Iterator[dict[str, Any]]:
-    for event in agent.stream(question, context=context):
-        if event["event"] == "result":
-            r = event["result"]
-            yield _final(r.answer, [], r.exit_reason, r.usage, "", r.error)
-        else:
-            name = str(event.get("event", "step"))
-            detail = {k: v for k, v in event.items() if k != "event" and isinstance(v, str | int | float)}
-            yield {"type": "status", "text": f"{name}: {json.dumps(detail)[:200]}", "data": event}
-
-
-def _final(
-    answer: str,
-    citations: list[Citation],
-    exit_reason: str,
-    usage: Mapping[str, Any],
-    thread_id: str,
-    error: str | None,
-) -> dict[str, Any]:
+def _final(result: AgentResult) -> dict[str, Any]:
+    answer, error = result.answer or result.partial_answer, result.error
     if not answer and error:
         answer = f"The run failed before an answer was written: {error}"
     return {
         "type": "final",
         "answer": answer,
-        "citations": citations,
-        "exit_reason": exit_reason,
-        "usage": dict(usage),
-        "thread_id": thread_id,
+        "citations": result.citations,
+        "exit_reason": result.exit_reason,
+        "usage": dict(result.usage),
+        "thread_id": result.thread_id.removeprefix("react:"),
         "error": error,
     }
 

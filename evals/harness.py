@@ -39,9 +39,10 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import HumanMessage
 
+from agents.build import build_rag_agent, build_react_agent, build_rlm_agent, retry_policy
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
 from agents.models import build_chat_model
-from agents.rag_agent import RagAgent, limits_from_settings
+from agents.rag_agent import RagAgent
 from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
@@ -50,7 +51,7 @@ from evals.datasets import EvalDataset, EvalItem, load_dataset
 from evals.metrics import mrr_at_k, ndcg_at_k, percentile
 from evals.report import render_compare_markdown, write_report
 from graphs.budget import Budget, Limits
-from graphs.llm import ModelClient, RetryPolicy
+from graphs.llm import ModelClient
 from tools.edge_store import EdgeStore
 from tools.embeddings import model_identity
 from tools.retrieval import Retriever
@@ -125,7 +126,7 @@ def run(
     run_dir = runs_dir / (run_id or _run_id(manifest))
     done = _resume(run_dir, manifest)
     todo = [item for item in items if item.id not in done]
-    judge = ModelClient(model, RetryPolicy(max_attempts=settings.model_max_attempts)) if model is not None else None
+    judge = ModelClient(model, retry_policy(settings)) if model is not None else None
     with ExitStack() as stack:
         answer = _agent(stack, agent, data, settings, model, embeddings) if todo else None
         lock = threading.Lock()
@@ -269,21 +270,16 @@ def _agent(
 ) -> Answer:
     """A function answering one item with the chosen agent, as a plain record."""
     if agent == "rlm":
-        rlm = RlmAgent.from_settings(settings, chat_model=model)
+        rlm = build_rlm_agent(settings, chat_model=model)
         return lambda item: _rlm_record(rlm, item)
     retriever = _retriever(stack, data, settings, embeddings or build_embeddings(settings))
     if agent == "rag":
-        rag = RagAgent(
-            retriever,
-            chat_model=model,
-            limits=limits_from_settings(settings),
-            retry=RetryPolicy(max_attempts=settings.model_max_attempts),
-        )
+        rag = build_rag_agent(settings, retriever, chat_model=model)
         return lambda item: _rag_record(rag, item)
     if model is None:
         msg = "the react agent needs a tool-calling chat model: set ARAG_CHAT_MODEL (or use --agent rag)"
         raise ValueError(msg)
-    react = ReactAgent(model, retriever=retriever, limits=limits_from_settings(settings))
+    react = build_react_agent(settings, model, retriever)
     return lambda item: _react_record(react, item)
 
 

@@ -105,11 +105,16 @@ def run_tools(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, An
         started = time.perf_counter()
         name, call_id = tool_call["name"], tool_call["id"] or ""
         tool = by_name.get(name)
+        artifact: Any = None
         if tool is None:
             content, status = f"Error: no tool named {name!r}; use one of {sorted(by_name)}", "error"
         else:
             try:
-                content, status = str(tool.invoke(tool_call["args"])), "success"
+                # Invoked with the whole call, a tool answers with a ToolMessage: its content for the
+                # model, and its artifact (the search tools' passages) for the code.
+                output = tool.invoke({**tool_call, "type": "tool_call"})
+                content, status = str(output.content), "success"
+                artifact = output.artifact
             except Exception as exc:  # the model sees the error and can fix its call
                 content, status = f"Error: {type(exc).__name__}: {exc}. Fix the arguments and call again.", "error"
         record = {
@@ -119,7 +124,7 @@ def run_tools(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, An
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
         writer({"event": "tool", **record})
-        return ToolMessage(content, tool_call_id=call_id, name=name, status=status), record
+        return ToolMessage(content, tool_call_id=call_id, name=name, status=status, artifact=artifact), record
 
     results = []
     if last.tool_calls:
@@ -188,20 +193,29 @@ def search_tool_name(source: str) -> str:
 
 
 def source_tool(retriever: Retriever, source: Source) -> StructuredTool:
-    """A search tool over one source; its description (what the model reads) is the source's."""
+    """A search tool over one source; its description (what the model reads) is the source's.
+
+    The model reads the passages numbered from 1; the tool message's ``artifact`` holds the same
+    passages as plain dicts (id, source, doc_id, title, path, text: what a checkpointer stores as
+    is), so ``[n]`` in an answer maps to ``artifact[n - 1]`` without parsing text.
+    """
     name = search_tool_name(source.name)
 
-    def search(query: str, k: int = 5) -> str:
+    def search(query: str, k: int = 5) -> tuple[str, list[dict[str, str]]]:
         hits = retriever.search(query, k=k, sources=[source.name])
         if not hits:
-            return "No passages found."
-        return "\n\n".join(
+            return "No passages found.", []
+        text = "\n\n".join(
             f"[{i}] doc={c.doc_id} ({c.title or c.source}) id={c.id}\n{' '.join(c.text.split())[:1200]}"
             for i, c in enumerate(hits, 1)
         )
+        fields = ("id", "source", "doc_id", "title", "path", "text")
+        return text, [{f: getattr(c, f) for f in fields} for c in hits]
 
     description = f"Search the {source.name!r} source" + (f": {source.description}" if source.description else ".")
-    return StructuredTool.from_function(search, name=name, description=description, args_schema=_SearchArgs)
+    return StructuredTool.from_function(
+        search, name=name, description=description, args_schema=_SearchArgs, response_format="content_and_artifact"
+    )
 
 
 def source_tools(retriever: Retriever) -> list[StructuredTool]:

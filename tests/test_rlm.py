@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agents.rlm_agent import RlmAgent
+from agents.rlm_agent import RlmAgent, RlmResult
 from agents.testing import ScriptedChatModel, function_model, scripted
 from graphs.broker import Broker, RlmLimits
 from graphs.llm import RetryPolicy
@@ -131,12 +131,16 @@ def test_context_text_never_enters_state_or_checkpoints() -> None:
 
 def test_stream_reports_progress_then_the_result() -> None:
     events = list(RlmAgent(limits=RlmLimits(sub_context_chars=5_000)).stream(QUESTION, context=haystack(30_000)))
-    kinds = [e["event"] for e in events]
+    kinds = [e.data.get("event") if e.kind != "result" else "result" for e in events]
     assert kinds[0] == "rlm_turn"
     assert kinds[-1] == "result"
     assert "rlm_map" in kinds
     assert kinds.count("sub_call") >= 6
-    assert "7251904" in events[-1]["result"].answer
+    assert all((e.kind == "tool") == (e.data.get("event") == "rlm_tool") for e in events[:-1])
+    result = events[-1].result
+    assert isinstance(result, RlmResult)
+    assert "7251904" in result.answer
+    assert [s.get("event") for s in result.steps] == kinds[:-1]
 
 
 def test_files_are_loaded_and_a_broken_one_is_reported(tmp_path: Any) -> None:

@@ -26,7 +26,7 @@ from agents.settings import Settings
 from agents.testing import ChatReply, FakeEmbeddings, OpenAIStub
 from graphs.llm import RetryPolicy
 from graphs.react import search_tool_name
-from tests.serving import CORPUS, offline_agents, running
+from tests.serving import offline_agents, running
 from tools.store import QdrantStore
 
 EIFFEL = "How tall is the Eiffel Tower?"
@@ -182,7 +182,6 @@ def test_react_model_over_a_real_chat_model_cites_its_searches() -> None:
             checkpointer=agents.rag.checkpointer,  # one thread store for both, as arag serve builds them
         )
         agents.unavailable = {}
-        agents.tool_sources = {search_tool_name(name): name for name in CORPUS}
         stub.reply(
             ChatReply(tool_calls=[(search_tool_name("landmarks"), '{"query": "Eiffel Tower height"}')]),
             ChatReply("The Eiffel Tower is 330 metres tall [1]."),

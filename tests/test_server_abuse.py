@@ -22,6 +22,7 @@ from pydantic import ValidationError
 import agents.server as server_module
 from agents.chat import neutralise_markdown
 from agents.cli import main as cli_main
+from agents.events import AgentResult
 from agents.rag_agent import RagAgent
 from agents.server import ServerAgents, check_exposure, create_app
 from agents.settings import Settings
@@ -137,7 +138,7 @@ def test_valid_unicode_and_ordinary_nesting_are_answered(server: str) -> None:
 def test_a_run_that_fails_midway_is_an_error_event_then_done_and_one_log_line(
     server: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    real = server_module._rag_events
+    real = server_module._run_items
 
     def failing(*args: Any) -> Iterator[dict[str, Any]]:
         for event in real(*args):
@@ -146,7 +147,7 @@ def test_a_run_that_fails_midway_is_an_error_event_then_done_and_one_log_line(
                 raise OSError(msg)
             yield event
 
-    monkeypatch.setattr(server_module, "_rag_events", failing)
+    monkeypatch.setattr(server_module, "_run_items", failing)
     body = {"model": "rag", "messages": _user(EIFFEL), "stream": True}
     streamed = httpx.post(server + "/v1/chat/completions", json=body)
     plain = httpx.post(server + "/v1/chat/completions", json={**body, "stream": False})
@@ -173,9 +174,11 @@ def test_unencodable_answers_are_cleaned_and_the_stream_still_ends(
 
     def events(*args: Any) -> Iterator[dict[str, Any]]:
         yield {"type": "status", "text": "retrieve: \ud800", "data": {"event": "step_end", "node": "x\udfff"}}
-        yield server_module._final("bad \ud800 text", [], "answered", {}, "", None)
+        yield server_module._final(
+            AgentResult(question="q", answer="bad \ud800 text", exit_reason="answered", usage={})
+        )
 
-    monkeypatch.setattr(server_module, "_rag_events", events)
+    monkeypatch.setattr(server_module, "_run_items", events)
     body = {"model": "rag", "messages": _user(EIFFEL), "stream": True}
     streamed = httpx.post(server + "/v1/chat/completions", json=body)
     answer = "".join(e["choices"][0]["delta"].get("content") or "" for e in _events(streamed.text))

@@ -1,0 +1,232 @@
+"""The one place that turns :class:`~agents.settings.Settings` into agents.
+
+```python
+from agents.build import build_agents
+
+with build_agents(Settings()) as agents:          # one store, retriever, model and thread store
+    agents.rag.invoke("When did Apollo 11 land?")
+    agents.rlm.invoke("What is the magic number?", context=text)
+    agents.react                                   # None without ARAG_CHAT_MODEL; why: agents.unavailable
+```
+
+The agents' ``from_settings`` class methods, the CLI, the HTTP server, the LangGraph server graphs
+and the eval harness all build through these functions, so an agent built anywhere gets the same
+limits, retry policy, model and sandbox settings. Parts (store, embeddings, retriever, ingestor,
+chat model) come from :mod:`agents.components` and :mod:`agents.models`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Checkpointer
+
+from agents.components import build_embeddings, build_retriever, build_store
+from agents.models import build_chat_model
+from agents.rag_agent import RagAgent
+from agents.react_agent import ReactAgent
+from agents.rlm_agent import RlmAgent
+from agents.settings import Settings
+from graphs.broker import RlmLimits
+from graphs.budget import Limits
+from graphs.llm import RetryPolicy
+from tools.retrieval import Retriever
+
+__all__ = [
+    "Agents",
+    "build_agents",
+    "build_rag_agent",
+    "build_react_agent",
+    "build_rlm_agent",
+    "rag_limits",
+    "retry_policy",
+    "rlm_limits",
+]
+
+REACT_NEEDS_A_MODEL = (
+    "the ReAct agent needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL for a "
+    "local server), or use the RAG agent, which also works without a model"
+)
+
+
+def rag_limits(settings: Settings) -> Limits:
+    """Per-question limits of the RAG and ReAct agents."""
+    return Limits(
+        max_iterations=settings.max_iterations,
+        max_answer_attempts=settings.max_answer_attempts,
+        max_model_calls=settings.max_model_calls,
+        max_tokens=settings.max_tokens,
+        deadline_s=settings.run_deadline,
+    )
+
+
+def rlm_limits(settings: Settings) -> RlmLimits:
+    """The recursive agent's budget for a whole tree."""
+    return RlmLimits(
+        max_iterations=settings.rlm_max_iterations,
+        max_depth=settings.rlm_max_depth,
+        max_sub_calls=settings.rlm_max_sub_calls,
+        max_tokens=settings.rlm_max_tokens,
+        deadline_s=settings.rlm_deadline,
+        max_concurrency=settings.rlm_max_concurrency,
+        sub_context_chars=settings.rlm_sub_context_chars,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """How model calls are retried."""
+    return RetryPolicy(max_attempts=settings.model_max_attempts)
+
+
+def build_rlm_agent(settings: Settings, *, chat_model: BaseChatModel | None = None) -> RlmAgent:
+    """The recursive agent: the settings' model (or ``chat_model``) at the root, the sub-call
+    model (``ARAG_SUB_CHAT_MODEL``) below it, code mode when ``ARAG_RLM_CODE_MODE`` and a model."""
+    model = chat_model if chat_model is not None else build_chat_model(settings)
+    sub = build_chat_model(settings, settings.sub_chat_model) if settings.sub_chat_model else None
+    return RlmAgent(
+        model,
+        sub_model=sub,
+        limits=rlm_limits(settings),
+        code_mode=settings.rlm_code_mode and model is not None,
+        code_mode_unsafe=settings.rlm_code_mode_unsafe,
+        retry=retry_policy(settings),
+    )
+
+
+def build_rag_agent(
+    settings: Settings,
+    retriever: Retriever,
+    *,
+    chat_model: BaseChatModel | None = None,
+    checkpointer: Checkpointer = None,
+) -> RagAgent:
+    """The RAG agent over ``retriever`` with the settings' limits and retry policy."""
+    return RagAgent(
+        retriever,
+        chat_model=chat_model,
+        limits=rag_limits(settings),
+        checkpointer=checkpointer,
+        retry=retry_policy(settings),
+    )
+
+
+def build_react_agent(
+    settings: Settings,
+    chat_model: BaseChatModel,
+    retriever: Retriever | None,
+    *,
+    tools: Sequence[BaseTool] = (),
+    checkpointer: Checkpointer = None,
+    reader: RlmAgent | None = None,
+) -> ReactAgent:
+    """The ReAct agent: a search tool per source of ``retriever``, ``tools``, and ``read_document``
+    handing whole documents to ``reader`` (by default the settings' recursive agent on the model)."""
+    return ReactAgent(
+        chat_model,
+        retriever=retriever,
+        tools=tools,
+        limits=rag_limits(settings),
+        checkpointer=checkpointer,
+        retry=retry_policy(settings),
+        read_documents=reader if reader is not None else build_rlm_agent(settings, chat_model=chat_model),
+    )
+
+
+@dataclass
+class Agents:
+    """The agents of one set of settings, sharing one store, retriever, chat model and thread store.
+
+    ``react`` is ``None`` without a chat model (``unavailable["react"]`` says why). Close it (or use
+    ``with``) to release the store's lock, the thread database and the embedding cache.
+    """
+
+    settings: Settings
+    retriever: Retriever
+    chat_model: BaseChatModel | None
+    rag: RagAgent
+    rlm: RlmAgent
+    react: ReactAgent | None = None
+    checkpointer: Checkpointer = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    owned: list[Any] = field(default_factory=list)
+    """What :meth:`close` closes, in order."""
+
+    def close(self) -> None:
+        for resource in self.owned:
+            resource.close()
+        self.owned = []
+
+    def __enter__(self) -> Agents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_agents(
+    settings: Settings | None = None,
+    *,
+    chat_model: BaseChatModel | None = None,
+    threads: bool = True,
+    sources: Sequence[str] | None = None,
+    tools: Sequence[BaseTool] = (),
+) -> Agents:
+    """Every agent of the settings, built once over shared parts.
+
+    Args:
+        settings: Defaults to ``Settings()`` (``ARAG_*`` variables and ``.env``).
+        chat_model: Overrides the settings' model (built once, shared by all agents).
+        threads: Keep chat threads in SQLite (``ARAG_THREADS_PATH``) for ``rag`` and ``react``.
+        sources: Search only these sources (an unknown name fails at once, listing the sources).
+        tools: More tools for the ReAct agent.
+    """
+    settings = settings or Settings()
+    store = build_store(settings)
+    owned: list[Any] = []
+    try:
+        embeddings = build_embeddings(settings)
+        retriever = build_retriever(settings, store, embeddings)
+        if sources:
+            for name in sources:
+                store.get_source(name)
+            retriever.sources = list(sources)
+        model = chat_model if chat_model is not None else build_chat_model(settings)
+        checkpointer = None
+        if threads:
+            settings.threads_file.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(settings.threads_file, check_same_thread=False)
+            owned.append(connection)
+            checkpointer = SqliteSaver(connection)
+        close = getattr(embeddings, "close", None)
+        if callable(close):
+            owned.append(embeddings)  # the embedding cache's SQLite connections
+        owned.append(store)
+        rlm = build_rlm_agent(settings, chat_model=model)
+        agents = Agents(
+            settings=settings,
+            retriever=retriever,
+            chat_model=model,
+            rag=build_rag_agent(settings, retriever, chat_model=model, checkpointer=checkpointer),
+            rlm=rlm,
+            checkpointer=checkpointer,
+            owned=owned,
+        )
+        if model is None:
+            agents.unavailable["react"] = REACT_NEEDS_A_MODEL
+        else:
+            agents.react = build_react_agent(
+                settings, model, retriever, tools=tools, checkpointer=checkpointer, reader=rlm
+            )
+    except BaseException:
+        for resource in reversed(owned):
+            resource.close()
+        if store not in owned:
+            store.close()
+        raise
+    return agents
