@@ -27,7 +27,7 @@ from graphs.budget import Budget, Limits
 from graphs.heuristic import heuristic_strategies
 from graphs.llm import ModelClient, RetryPolicy
 from graphs.llm_strategies import llm_strategies
-from graphs.rag import RagContext, build_rag_graph, recursion_limit
+from graphs.rag import RagContext, build_rag_graph, initial_state, recursion_limit
 from graphs.strategies import Strategies
 from tools.retrieval import Retriever
 from tools.store import VectorStore
@@ -168,9 +168,7 @@ class RagAgent(OwnsResources):
         context = RagContext(retriever=self.retriever, strategies=self.strategies, limits=self.limits, budget=budget)
         graph, thread, config = self._threads.pick(thread_id, history)
         config["recursion_limit"] = recursion_limit(self.limits)
-        start: dict[str, Any] = {"question": question}
-        if history:
-            start["messages"] = list(history)
+        start = initial_state(question, history)
         modes: list[StreamMode] = ["custom", "values", *(["messages"] if tokens else [])]  # type: ignore[list-item]
         state: dict[str, Any] = {}
         draft: str | None = None  # the last draft seen; the first state may hold the thread's last one

@@ -21,6 +21,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from graphs.budget import Budget
 from graphs.strategies import (
+    TRANSIENT_ERRORS,
     Draft,
     Grading,
     QueryPlan,
@@ -39,6 +40,9 @@ from tools.extractive import extractive_answer
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.sparse import ENGLISH_STOPWORDS
 from tools.store import Source
+
+_NO_EXPANSION: tuple[type[Exception], ...] = (LookupError, *TRANSIENT_ERRORS)
+"""Searches that end pseudo-relevance feedback quietly: no sources yet, or a store that is away."""
 
 __all__ = [
     "HeuristicAnalyzer",
@@ -149,7 +153,7 @@ class HeuristicAnalyzer:
             return []
         try:
             hits = self.retriever.search(question, k=self.feedback_chunks, mode="sparse")
-        except LookupError:
+        except _NO_EXPANSION:
             return []
         asked = terms(question)
         counts: Counter[str] = Counter()

@@ -18,32 +18,75 @@ answer so far: never an unhandled exception or a recursion error.
 
 from __future__ import annotations
 
+import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal, TypedDict, cast
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, Send
+from langgraph.types import Checkpointer, Overwrite, Send
 
-from graphs._state import RESET, extend_or_reset
 from graphs.budget import Budget, BudgetExceeded, Limits
 from graphs.llm import ModelError
-from graphs.strategies import Draft, Strategies
+from graphs.strategies import TRANSIENT_ERRORS, Draft, Strategies
 from tools.retrieval import RetrievedChunk, Retriever, fuse_rrf
 
-__all__ = ["ExitReason", "RagContext", "RagState", "build_rag_graph", "chunk_from_state", "chunk_to_state"]
+__all__ = [
+    "ExitReason",
+    "RagContext",
+    "RagInput",
+    "RagOutput",
+    "RagState",
+    "build_rag_graph",
+    "chunk_from_state",
+    "chunk_to_state",
+    "initial_state",
+]
+
+log = logging.getLogger(__name__)
 
 ExitReason = Literal["answered", "abstained", "budget", "max_iterations", "error"]
 
 
+class RagInput(TypedDict):
+    """What a run starts from (:func:`initial_state` builds it)."""
+
+    question: str
+    messages: NotRequired[list[BaseMessage]]
+    """The conversation so far, when a front end sends it whole (no checkpointer)."""
+
+
+class RagOutput(TypedDict, total=False):
+    """What a run hands back: the answer and what explains it."""
+
+    answer: str
+    """The verified answer, an abstention, or why there is none."""
+    partial_answer: str
+    """The best unverified draft when the run stopped without a verified answer."""
+    citations: list[dict[str, Any]]
+    """The cited chunks (:func:`chunk_to_state` form), numbered in order: ``[1]`` is the first."""
+    exit_reason: str
+    error: str | None
+    standalone: str
+    """The question resolved against the conversation."""
+    draft: dict[str, Any] | None
+    """The last answer written (text, citations, abstained) before or after validation."""
+    evidence: list[dict[str, Any]]
+    retrieved_docs: list[str]
+    steps: list[dict[str, Any]]
+    messages: list[AnyMessage]
+
+
 class RagState(TypedDict, total=False):
-    """State of one question (and, through ``messages``, of its thread)."""
+    """State of one question (and, through ``messages``, of its thread). Chunks are kept as plain
+    dicts (:func:`chunk_to_state`) so any checkpointer stores them without registering a type."""
 
     question: str
     messages: Annotated[list[AnyMessage], add_messages]
@@ -54,8 +97,11 @@ class RagState(TypedDict, total=False):
     tried: list[str]
     sub_questions: list[str]
     sources: list[str]
-    rankings: Annotated[list[list[dict[str, Any]]], extend_or_reset]
+    rankings: Annotated[list[list[dict[str, Any]]], operator.add]
     """One ranking per (query, source) branch of the current round."""
+    failures: Annotated[list[str], operator.add]
+    """Searches of the current round that failed for a reason retrying cannot fix (a configuration
+    error: another embedding model, a bad filter); the run ends with it."""
     retrieved_ids: list[str]
     retrieved_docs: list[str]
     """Documents (``source/doc_id``) in the order retrieval first ranked them, over all rounds."""
@@ -75,7 +121,15 @@ class RagState(TypedDict, total=False):
     partial_answer: str
     citations: list[dict[str, Any]]
     exit_reason: str
-    steps: Annotated[list[dict[str, Any]], extend_or_reset]
+    steps: Annotated[list[dict[str, Any]], operator.add]
+
+
+def initial_state(question: str, history: Sequence[BaseMessage] | None = None) -> RagInput:
+    """The input of a run: the question, and the conversation when it is sent whole."""
+    state: RagInput = {"question": question}
+    if history:
+        state["messages"] = list(history)
+    return state
 
 
 class RetrieveTask(TypedDict):
@@ -140,11 +194,15 @@ def _guarded(name: str, node: Node) -> Any:  # Any: LangGraph types nodes by run
         except (BudgetExceeded, ModelError) as exc:
             stop, what = ("budget", "stopped") if isinstance(exc, BudgetExceeded) else ("error", "model failed")
             update = {"stop": stop, "error": str(exc), "steps": [_step(name, started, f"{what}: {exc}")]}
+        except Exception as exc:  # a set-up error (another embedding model, a bad filter): end with it
+            log.warning("rag step %s failed", name, exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"
+            update = {"stop": "error", "error": error, "steps": [_step(name, started, f"failed: {error}")]}
             if name == "analyze":  # the first node of a turn also clears the previous turn
-                update = {**_fresh_turn(), **update, "steps": [RESET, *update["steps"]]}
-        for step in update.get("steps", []):
-            if step != RESET:
-                writer({"event": "step_end", **step})
+                update = {**_fresh_turn(), **update, "steps": Overwrite(update["steps"])}
+        steps = update.get("steps", [])
+        for step in steps.value if isinstance(steps, Overwrite) else steps:
+            writer({"event": "step_end", **step})
         return update
 
     run.__name__ = name
@@ -165,23 +223,25 @@ def analyze(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
         "queries": plan.queries,
         "tried": list(plan.queries),
         "sub_questions": plan.sub_questions,
-        "steps": [
-            RESET,
-            _step(
-                "analyze",
-                started,
-                plan.note or f"{len(plan.queries)} queries",
-                queries=plan.queries,
-                sub_questions=plan.sub_questions,
-            ),
-        ],
+        "steps": Overwrite(  # a new question of the thread: its steps start afresh
+            [
+                _step(
+                    "analyze",
+                    started,
+                    plan.note or f"{len(plan.queries)} queries",
+                    queries=plan.queries,
+                    sub_questions=plan.sub_questions,
+                )
+            ]
+        ),
     }
 
 
 def _fresh_turn() -> dict[str, Any]:
     """Values of the previous question in the thread that must not leak into this one."""
     return {
-        "rankings": [RESET],
+        "rankings": Overwrite([]),
+        "failures": Overwrite([]),
         "retrieved_ids": [],
         "retrieved_docs": [],
         "evidence": [],
@@ -218,7 +278,8 @@ def select_sources(state: RagState, runtime: Runtime[RagContext]) -> dict[str, A
 
 
 def retrieve(task: RetrieveTask, runtime: Runtime[RagContext]) -> dict[str, Any]:
-    """One (query, source) branch; a failing source is reported, not fatal."""
+    """One (query, source) branch. A store or transport failure is reported and the other branches
+    go on; any other error (another embedding model, a bad filter) ends the run at ``grade``."""
     started = time.perf_counter()
     ctx = runtime.context
     try:
@@ -226,9 +287,12 @@ def retrieve(task: RetrieveTask, runtime: Runtime[RagContext]) -> dict[str, Any]
         hits = ctx.retriever.search(task["query"], k=ctx.k_per_query, sources=[task["source"]])
     except BudgetExceeded as exc:
         return {"rankings": [], "steps": [_step("retrieve", started, f"skipped: {exc}", **task)]}
-    except (LookupError, ValueError, RuntimeError, OSError) as exc:
+    except TRANSIENT_ERRORS as exc:
         detail = f"search of {task['source']!r} failed: {exc}"
         return {"rankings": [], "steps": [_step("retrieve", started, detail, **task)]}
+    except Exception as exc:  # a configuration error: no retry or other source fixes it
+        detail = f"search of {task['source']!r} failed: {type(exc).__name__}: {exc}"
+        return {"rankings": [], "failures": [detail], "steps": [_step("retrieve", started, detail, **task)]}
     get_stream_writer()({"event": "retrieved", "source": task["source"], "query": task["query"], "chunks": len(hits)})
     step = _step("retrieve", started, f"{len(hits)} chunks from {task['source']}", chunks=len(hits), **task)
     return {"rankings": [[chunk_to_state(h) for h in hits]], "steps": [step]}
@@ -237,6 +301,14 @@ def retrieve(task: RetrieveTask, runtime: Runtime[RagContext]) -> dict[str, Any]
 def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     started = time.perf_counter()
     ctx = runtime.context
+    if failures := state.get("failures"):
+        return {
+            "stop": "error",
+            "error": failures[0],
+            "rankings": Overwrite([]),
+            "failures": Overwrite([]),
+            "steps": [_step("grade", started, f"stopped: {failures[0]}")],
+        }
     rankings = [_chunks(r) for r in state.get("rankings", [])]
     fused = fuse_rrf(rankings, ctx.retriever.rrf_k)
     previous = _chunks(state.get("evidence", []))
@@ -247,7 +319,7 @@ def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     retrieved = list(dict.fromkeys([*state.get("retrieved_ids", []), *(c.id for c in fused)]))
     documents = list(dict.fromkeys([*state.get("retrieved_docs", []), *(f"{c.source}/{c.doc_id}" for c in fused)]))
     return {
-        "rankings": [RESET],
+        "rankings": Overwrite([]),
         "evidence": [chunk_to_state(c) for c in kept],
         "missing": grading.missing,
         "retrieved_ids": retrieved,
@@ -406,9 +478,9 @@ def build_rag_graph(*, checkpointer: Checkpointer = None, name: str = "rag") -> 
     Example:
         >>> graph = build_rag_graph()
         >>> context = RagContext(retriever=retriever, strategies=heuristic_strategies(retriever))
-        >>> graph.invoke({"question": "Who deciphered the hieroglyphs?"}, context=context)["answer"]
+        >>> graph.invoke(initial_state("Who deciphered the hieroglyphs?"), context=context)["answer"]
     """
-    builder = StateGraph(RagState, context_schema=RagContext)
+    builder = StateGraph(RagState, context_schema=RagContext, input_schema=RagInput, output_schema=RagOutput)
     builder.add_node("analyze", _guarded("analyze", analyze))
     builder.add_node("select_sources", _guarded("select_sources", select_sources))
     builder.add_node("retrieve", cast(Any, retrieve))  # takes a RetrieveTask, sent by Send

@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+import httpx
 from langchain_core.messages import BaseMessage
+from qdrant_client.http.exceptions import ResponseHandlingException
 
 from graphs.budget import Budget
 from tools.retrieval import RetrievedChunk
 from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
-from tools.store import Source
+from tools.store import Source, StoreError
 
 __all__ = [
     "CITATION",
+    "TRANSIENT_ERRORS",
     "Answerer",
     "Draft",
     "Grader",
@@ -41,6 +44,16 @@ __all__ = [
     "citation_verdict",
     "lexical_support",
 ]
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    httpx.TransportError,
+    ResponseHandlingException,
+    StoreError,
+)
+"""What a search may fail with and a run go on without that search (it may work next time): the
+network, a store that is busy, down or locked. Anything else is an error of the set-up (another
+embedding model, a bad filter), which no retry fixes: the run ends with it."""
 
 
 @dataclass(frozen=True, slots=True)

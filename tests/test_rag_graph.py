@@ -433,3 +433,33 @@ def test_usage_counts_tokens_from_response_metadata(retriever: Retriever) -> Non
     assert result.usage["model_calls"] == 5
     assert result.usage["input_tokens"] >= 200
     assert result.usage["estimated"] is True  # three replies carried no usage
+
+
+# -- which failures are "no evidence" and which end the run ---------------------------------------
+
+
+def test_a_configuration_error_ends_the_run_with_its_message_not_an_abstention(retriever: Retriever) -> None:
+    other = Retriever(store=retriever.store, embeddings=FakeEmbeddings(model_name="other-model"))
+    result = RagAgent(other).invoke("When did Apollo 11 land on the Moon?")
+    assert result.exit_reason == "error"
+    assert "embedded with 'fake-hash-64' but the retriever uses 'other-model'" in (result.error or "")
+    assert "other-model" in result.answer
+    assert nodes(result) == ["analyze", "finish"]  # the first search (query expansion) failed: stop there
+
+
+def test_a_store_that_fails_in_transit_is_no_evidence_and_the_other_sources_go_on(
+    retriever: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = retriever.store.search
+
+    def flaky(name: str, **kwargs: Any) -> Any:
+        if name == "bees":
+            raise ConnectionError("qdrant at 10.0.0.5:6333 refused the connection")
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(retriever.store, "search", flaky)
+    result = RagAgent(retriever).invoke("When did Apollo 11 land on the Moon?")
+    assert result.exit_reason == "answered"
+    failed = [s for s in result.steps if s["node"] == "retrieve" and "failed" in s["detail"]]
+    assert failed
+    assert all(s["source"] == "bees" and "refused the connection" in s["detail"] for s in failed)
