@@ -22,6 +22,7 @@ import bisect
 import functools
 import json
 import logging
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,10 +35,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, Send
+from langgraph.types import Checkpointer, Overwrite, Send
 from pydantic import BaseModel, ValidationError
 
-from graphs._state import RESET, extend_or_reset
 from graphs.broker import Broker, RlmLimits, SubResult
 from graphs.budget import BudgetExceeded
 from graphs.llm import ModelError
@@ -45,7 +45,16 @@ from graphs.rlm_policies import TOOLS, Map, RootPolicy, RootView, RunPython, Sub
 from tools.context import ContextInfo, ContextStore, DocumentSpan, aggregate, grep, split_text
 from tools.sandbox import Sandbox
 
-__all__ = ["RlmContext", "RlmState", "build_rlm_graph", "prepare_run", "run_rlm"]
+__all__ = [
+    "RlmContext",
+    "RlmInput",
+    "RlmOutput",
+    "RlmState",
+    "build_rlm_graph",
+    "initial_state",
+    "prepare_run",
+    "run_rlm",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,31 @@ ExitReason = str  # answered | abstained | max_iterations | max_depth | budget |
 
 def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     return {**(left or {}), **(right or {})}
+
+
+class RlmInput(TypedDict):
+    """What a (sub-)run starts from (:func:`initial_state` builds it)."""
+
+    question: str
+    handle: str
+    info: dict[str, Any]
+    depth: int
+    run_id: str
+    messages: list[AnyMessage]
+    iteration: int
+    queue: list[dict[str, Any]]
+    splits: int
+    pending: list[dict[str, Any]]
+    answer: dict[str, Any]
+
+
+class RlmOutput(TypedDict, total=False):
+    """What a run hands back."""
+
+    answer: dict[str, Any]
+    """``{content, ready, score}``: the answer given (or forced) at the end."""
+    exit_reason: str
+    error: str | None
 
 
 class RlmState(TypedDict, total=False):
@@ -78,7 +112,7 @@ class RlmState(TypedDict, total=False):
     """Named results: one item per chunk of a map ({chunk, result, score}), one for a reduce."""
     mapping: dict[str, Any] | None
     pending: list[dict[str, Any]]
-    map_results: Annotated[list[dict[str, Any]], extend_or_reset]
+    map_results: Annotated[list[dict[str, Any]], operator.add]
     answer: dict[str, Any]
     """The answer slot ``{content, ready, score}``; the run ends when ``ready``."""
     stop: str | None
@@ -458,7 +492,7 @@ def collect(state: RlmState, runtime: Runtime[RlmContext]) -> dict[str, Any]:
         lines.append(f"{len(failed)} chunks failed, e.g. {failed[0]['error']}")
     update: dict[str, Any] = {
         "buffers": {mapping.get("buffer", "results"): items},
-        "map_results": [RESET],
+        "map_results": Overwrite([]),
         "mapping": None,
         "pending": [],
         "messages": [ToolMessage("\n".join(lines), tool_call_id=mapping.get("call_id", ""), name="map")],
@@ -506,7 +540,7 @@ def route_after_collect(state: RlmState) -> str:
 
 def build_rlm_graph(*, checkpointer: Checkpointer = None, name: str = "rlm") -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the recursive long-context graph; run it with :func:`run_rlm`."""
-    builder = StateGraph(RlmState, context_schema=RlmContext)
+    builder = StateGraph(RlmState, context_schema=RlmContext, input_schema=RlmInput, output_schema=RlmOutput)
     builder.add_node("root", cast(Any, root))
     builder.add_node("tools", cast(Any, run_tools))
     builder.add_node("map_chunk", cast(Any, map_chunk))
@@ -532,18 +566,9 @@ def recursion_limit(limits: RlmLimits) -> int:
     return 10 + limits.max_iterations * (2 + 3 * MAX_CALLS_PER_TURN)
 
 
-def prepare_run(
-    ctx: RlmContext,
-    question: str,
-    info: ContextInfo,
-    *,
-    depth: int = 0,
-    parent: str | None = None,
-    chunk: str | None = None,
-) -> tuple[RlmState, RunnableConfig]:
-    """The start state and run config of a (sub-)run on a stored context (it opens its trace node)."""
-    run_id = ctx.broker.open_run(parent=parent, depth=depth, chunk=chunk, chars=info.chars)
-    start: RlmState = {
+def initial_state(question: str, info: ContextInfo, *, depth: int, run_id: str) -> RlmInput:
+    """The input of a (sub-)run over the stored context ``info`` (its handle, never its text)."""
+    return {
         "question": question,
         "handle": info.handle,
         "info": info.as_dict(),
@@ -556,6 +581,20 @@ def prepare_run(
         "pending": [],
         "answer": {"content": "", "ready": False},
     }
+
+
+def prepare_run(
+    ctx: RlmContext,
+    question: str,
+    info: ContextInfo,
+    *,
+    depth: int = 0,
+    parent: str | None = None,
+    chunk: str | None = None,
+) -> tuple[RlmInput, RunnableConfig]:
+    """The start state and run config of a (sub-)run on a stored context (it opens its trace node)."""
+    run_id = ctx.broker.open_run(parent=parent, depth=depth, chunk=chunk, chars=info.chars)
+    start = initial_state(question, info, depth=depth, run_id=run_id)
     config: RunnableConfig = {
         "recursion_limit": recursion_limit(ctx.limits),
         # LangGraph's executor runs the map tasks; while streaming, its waiter for stream output
