@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
-from tools.edge_store import EdgeStore, to_edge_filter
+from tools._store_core import Engine
+from tools.edge_store import EdgeEngine, EdgeStore, to_edge_filter
 from tools.sparse import Bm25Encoder, SparseVector
-from tools.store import Hit, Point, QdrantStore, SourceNotFoundError, StoreError, StoreLockedError
+from tools.store import Hit, Point, QdrantEngine, QdrantStore, SourceNotFoundError, StoreError, StoreLockedError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER = Bm25Encoder()
@@ -271,3 +272,13 @@ def test_unsupported_filters_say_so() -> None:
             )
         )
     assert to_edge_filter(None) is None
+
+
+def test_engines_implement_only_the_engine_protocol() -> None:
+    # Store semantics live in one place; an engine adds nothing but its own index upkeep.
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    protocol = public(Engine) | set(Engine.__annotations__)
+    assert public(QdrantEngine) == protocol
+    assert public(EdgeEngine) == protocol | {"pending_index", "optimize"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 from qdrant_client import models
 
 from agents.testing import FakeEmbeddings
+from tools import _fusion
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import (
     ChunkRef,
@@ -119,7 +121,7 @@ def test_create_get_and_list_sources(store: QdrantStore) -> None:
 def test_list_sources_leaves_out_foreign_collections(qdrant_store: QdrantStore) -> None:
     store = qdrant_store
     new_source(store, "docs")
-    store._client.create_collection(
+    store._engine.client.create_collection(
         "plain", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
     )
     assert [s.name for s in store.list_sources()] == ["docs"]
@@ -223,13 +225,13 @@ def test_upsert_in_batches(qdrant_store: QdrantStore, monkeypatch: pytest.Monkey
     store = qdrant_store
     new_source(store, "docs")
     sizes: list[int] = []
-    real_upsert = store._client.upsert
+    real_upsert = store._engine.client.upsert
 
     def spy(collection_name: str, points: list[models.PointStruct], **kwargs: Any) -> Any:
         sizes.append(len(points))
         return real_upsert(collection_name, points=points, **kwargs)
 
-    monkeypatch.setattr(store._client, "upsert", spy)
+    monkeypatch.setattr(store._engine.client, "upsert", spy)
     store.batch_size = 7
     store.upsert("docs", simple_points(25))
     assert sizes == [7, 7, 7, 4]
@@ -493,6 +495,41 @@ def test_search_limit(corpus: QdrantStore) -> None:
     assert len(corpus.search("kb", dense=dense, limit=50)) == len(TEXTS)
 
 
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_equal_scores_are_ordered_by_id(store: QdrantStore, mode: str) -> None:
+    # Twelve copies of one chunk, stored in reverse id order: every engine returns them by id.
+    new_source(store, "docs")
+    twin = ENCODER.encode_document("twin", 1.0)
+    store.upsert("docs", [Point(uid(n), [1.0, 0.5, 0.0, 0.0], twin, {"n": n}) for n in range(12, 0, -1)])
+    dense = [1.0, 0.5, 0.0, 0.0] if mode != "sparse" else None
+    sparse = ENCODER.encode_query("twin") if mode != "dense" else None
+    hits = store.search("docs", dense=dense, sparse=sparse, limit=2, rrf_k=5)
+    assert [h.id for h in hits] == [uid(1), uid(2)]
+    assert [h.payload["n"] for h in hits] == [1, 2]
+
+
+def test_rrf_counts_ranks_from_zero_and_orders_ties_by_id() -> None:
+    fused = _fusion.rrf([["x", "y", "z"], ["z", "y", "w"]], 2)
+    assert fused == [("z", 1 / 2 + 1 / 4), ("y", 2 / 3), ("x", 1 / 2), ("w", 1 / 4)]
+    # All three tie at 1 (c: 1/2 + 1/2): by id, whatever the rankings' order.
+    assert _fusion.rrf([["b", "c"], ["a", "c"]], 1) == [("a", 1.0), ("b", 1.0), ("c", 1.0)]
+    assert _fusion.rrf([], 60) == []
+    with pytest.raises(ValueError, match="RRF constant k must be >= 1"):
+        _fusion.rrf([["x"]], 0)
+
+
+def test_rrf_does_not_depend_on_the_order_of_the_rankings() -> None:
+    rankings = [[f"c{(i * j) % 23}" for i in range(15)] for j in range(1, 8)]
+    fused = _fusion.rrf(rankings, 3)
+    assert all(_fusion.rrf(list(order), 3) == fused for order in itertools.permutations(rankings))
+
+
+def test_stable_top_orders_ties_by_id_before_the_cut() -> None:
+    points = [("d", 1.0), ("b", 2.0), ("c", 1.0), ("a", 1.0)]
+    assert _fusion.stable_top(points, 3) == [("b", 2.0), ("a", 1.0), ("c", 1.0)]
+    assert sorted(points, key=lambda p: _fusion.tie_order(*p)) == _fusion.stable_top(points, 4)
+
+
 # -- opening ---------------------------------------------------------------------------------
 
 LOCK_SCRIPT = textwrap.dedent(
@@ -557,6 +594,19 @@ def test_missing_folder_is_created(tmp_path: Path) -> None:
         lambda s: s.existing_ids("ghost", ["00000000-0000-0000-0000-000000000001"]),
         lambda s: list(s.scroll("ghost")),
         lambda s: s.delete("ghost", where={"doc_id": "x"}),
+        lambda s: s.delete("ghost", ids=[uid(1)]),
+        lambda s: s.upsert("ghost", simple_points(1)),
+        lambda s: s.chunk_refs("ghost", ["d1"]),
+        lambda s: s.chunk_refs("ghost", [f"d{i}" for i in range(100)]),
+        lambda s: list(s.points("ghost")),
+        lambda s: s.search("ghost", dense=[1.0, 0.0, 0.0, 0.0], sparse=SparseVector([1], [1.0])),
+        lambda s: s.refresh_index("ghost"),
+        # Calls with nothing to do still check the source, on every backend.
+        lambda s: s.upsert("ghost", []),
+        lambda s: s.existing_ids("ghost", []),
+        lambda s: s.chunk_refs("ghost", []),
+        lambda s: s.delete("ghost", ids=[]),
+        lambda s: s.search("ghost", sparse=SparseVector([], [])),
     ],
 )
 def test_operations_on_a_missing_source_name_it(store: QdrantStore, call: Any) -> None:

@@ -3,8 +3,9 @@
 qdrant-client's local mode is exact brute force in Python (a sparse query over 10k chunks takes
 ~180 ms); Qdrant Edge (PyPI ``qdrant-edge-py``, beta) runs the same engine as the Qdrant server
 inside this process: HNSW for dense vectors, an inverted index for sparse ones, payload indexes,
-and the same Query API (prefetch + RRF). This module is the only one that imports it; its API
-is not qdrant-client's and may change, so the version is pinned.
+and the same Query API. This module is the only one that imports it; its API is not
+qdrant-client's and may change, so the version is pinned. :class:`EdgeStore` is the shared store
+semantics (:class:`tools._store_core.Store`) over :class:`EdgeEngine`, which only stores and finds.
 
 Layout on disk: ``<path>/<source>/shard/`` is an Edge shard, ``<path>/<source>/source.json`` the
 source's description and ingest statistics. One process at a time may open ``<path>``.
@@ -25,51 +26,37 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import qdrant_edge as edge
 from qdrant_client import models
 
-from tools.sparse import SparseVector
-from tools.store import (
+from tools._store_core import Page, Query, Record, Scored, Store
+from tools._store_types import (
     DENSE,
     SPARSE,
-    TIE_MARGIN,
-    ChunkRef,
     FilterSpec,
-    Hit,
     Point,
-    Source,
-    SourceExistsError,
+    Progress,
     SourceNotFoundError,
     StoreError,
     StoreLockedError,
     build_filter,
-    check_source_name,
-    missing_source_message,
-    rrf_scores,
-    source_from_metadata,
-    source_metadata,
-    stable_top,
 )
+from tools.sparse import SparseVector
 
-__all__ = ["EDGE_VERSION", "EdgeStore"]
+__all__ = ["EDGE_VERSION", "EdgeEngine", "EdgeStore"]
 
 EDGE_VERSION = "0.9.0"
 """The qdrant-edge-py release this module is written and tested against."""
 
 _META_FILE = "source.json"
 _SHARD_DIR = "shard"
-_INDEXED_FIELDS = ("source", "doc_id", "path")
-_PAGE = 1000
-
-Progress = Callable[[str, int, int], None]
 
 
-class EdgeStore:
+class EdgeStore(Store):
     """:class:`~tools.store.VectorStore` on Qdrant Edge shards in a folder, one per source.
 
     Args:
@@ -79,6 +66,8 @@ class EdgeStore:
             are not yet in it; below, exact search over them is fast enough.
         batch_size: Points per upsert call.
     """
+
+    _engine: EdgeEngine
 
     def __init__(
         self,
@@ -94,37 +83,76 @@ class EdgeStore:
             raise StoreError(msg)
         self.path.mkdir(parents=True, exist_ok=True)
         self.location = str(self.path)
-        self.hnsw_ef = hnsw_ef
-        self.index_threshold = index_threshold
-        self.batch_size = batch_size
         self.is_local = True
-        self._lock = _lock_folder(self.path)
+        self.index_threshold = index_threshold
+        super().__init__(EdgeEngine(self.path, hnsw_ef=hnsw_ef), batch_size=batch_size)
+
+    @property
+    def hnsw_ef(self) -> int:
+        """Candidates HNSW explores per query (``exact`` searches ignore it)."""
+        return self._engine.hnsw_ef
+
+    @hnsw_ef.setter
+    def hnsw_ef(self, value: int) -> None:
+        self._engine.hnsw_ef = value
+
+    def pending_index(self, source: str) -> int:
+        """Dense vectors not yet in the HNSW index (searched exactly until it is rebuilt)."""
+        with self._existing(source):
+            return self._engine.pending_index(source)
+
+    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
+        """Build the HNSW index over vectors added since the last build.
+
+        Runs when at least ``index_threshold`` vectors are waiting (or ``force``). Edge's optimizer
+        holds the GIL, so it runs in a child process on the closed shard while this process
+        waits, reporting ``("index", 0, 1)`` then ``("index", 1, 1)``. Returns whether it ran.
+        """
+        pending = self.pending_index(source)
+        if pending == 0 or (pending < self.index_threshold and not force):
+            return False
+        if progress:
+            progress("index", 0, 1)
+        self._engine.optimize(source)
+        if progress:
+            progress("index", 1, 1)
+        return True
+
+
+class EdgeEngine:
+    """The Qdrant Edge engine of :class:`EdgeStore`: one shard and one metadata file per source.
+
+    Holds the folder's lock from construction to :meth:`close`; shards open on first use.
+
+    Args:
+        path: The store's folder (it must exist).
+        hnsw_ef: Candidates HNSW explores per approximate query.
+    """
+
+    not_found: tuple[type[Exception], ...] = (SourceNotFoundError,)
+    """Raised by :meth:`_shard` for a folder without metadata (the store words the message)."""
+    match_any_limit: int | None = None
+    """Edge's keyword index answers match-any filters of any size."""
+
+    def __init__(self, path: Path, *, hnsw_ef: int) -> None:
+        self.path = path
+        self.hnsw_ef = hnsw_ef
+        self._lock = _lock_folder(path)
         self._open_lock = threading.Lock()
         self._shards: dict[str, edge.EdgeShard] = {}
 
-    # -- sources -------------------------------------------------------------------------
+    # -- metadata --
 
-    def create_source(
-        self,
-        name: str,
-        *,
-        description: str,
-        dimension: int,
-        embedding_model: str,
-        bm25_avgdl: float,
-    ) -> Source:
-        """Create a source; an existing one with the same vector size and model is returned as is."""
-        check_source_name(name)
-        if (self.path / name / _META_FILE).is_file():
-            existing = self.get_source(name)
-            if existing.dimension != dimension or existing.embedding_model != embedding_model:
-                msg = (
-                    f"source {name!r} holds {existing.dimension}-d vectors of "
-                    f"{existing.embedding_model!r}, not {dimension}-d of {embedding_model!r}; "
-                    f"ingest into another source or delete this one first (arag sources --delete {name})"
-                )
-                raise SourceExistsError(msg)
-            return existing
+    def exists(self, name: str) -> bool:
+        return (self.path / name / _META_FILE).is_file()  # a source exists once its metadata does
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return {p.parent.name: _read_json(p) for p in sorted(self.path.glob(f"*/{_META_FILE}"))}
+
+    def metadata(self, name: str) -> dict[str, Any] | None:
+        return _read_json(self.path / name / _META_FILE) if self.exists(name) else None
+
+    def create(self, name: str, *, dimension: int, metadata: dict[str, Any], indexed: Sequence[str]) -> None:
         folder = self.path / name
         if folder.exists():  # a crash between creating the shard and writing the metadata
             shutil.rmtree(folder)
@@ -140,46 +168,65 @@ class EdgeStore:
             ),
         )
         shard = edge.EdgeShard.create(str(folder / _SHARD_DIR), config)
-        for field_name in _INDEXED_FIELDS:
+        for field_name in indexed:
             shard.update(edge.UpdateOperation.create_field_index(field_name, edge.PayloadSchemaType.Keyword))
         self._shards[name] = shard
-        meta = source_metadata(description, dimension, embedding_model, bm25_avgdl)
-        _write_json(folder / _META_FILE, meta)  # last: a source exists once its metadata does
-        return source_from_metadata(name, meta)
+        _write_json(folder / _META_FILE, metadata)  # last: a source exists once its metadata does
 
-    def get_source(self, name: str) -> Source:
-        """The source called ``name``; raises :class:`~tools.store.SourceNotFoundError`."""
+    def update_metadata(self, name: str, changes: dict[str, Any]) -> None:
         meta_path = self.path / name / _META_FILE
-        if not meta_path.is_file():
-            raise SourceNotFoundError(missing_source_message(name, self._source_names()))
-        return source_from_metadata(name, json.loads(meta_path.read_text(encoding="utf-8")))
+        _write_json(meta_path, {**_read_json(meta_path), **changes})
 
-    def list_sources(self, *, with_counts: bool = False) -> list[Source]:
-        """Every source in the store, by name."""
-        sources = [self.get_source(name) for name in self._source_names()]
-        if with_counts:
-            sources = [replace(s, points=self.count(s.name)) for s in sources]
-        return sources
-
-    def set_description(self, name: str, description: str) -> None:
-        """Replace a source's description."""
-        self.get_source(name)
-        meta_path = self.path / name / _META_FILE
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        meta["description"] = description
-        _write_json(meta_path, meta)
-
-    def delete_source(self, name: str) -> None:
-        """Drop a source and all its chunks."""
-        self.get_source(name)
+    def drop(self, name: str) -> None:
         shard = self._shards.pop(name, None)
         if shard is not None:
             shard.close()
         (self.path / name / _META_FILE).unlink()  # first: a half-deleted source is no source
         shutil.rmtree(self.path / name)
 
-    def _source_names(self) -> list[str]:
-        return sorted(p.parent.name for p in self.path.glob(f"*/{_META_FILE}"))
+    # -- points --
+
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        batch = [edge.Point(p.id, {DENSE: _vector(p.dense), SPARSE: _vector(p.sparse)}, p.payload) for p in points]
+        self._shard(name).update(edge.UpdateOperation.upsert_points(batch))
+
+    def retrieve(self, name: str, ids: Sequence[str], *, payload: bool) -> Sequence[Record]:
+        return self._shard(name).retrieve(list(ids), with_payload=payload, with_vector=False)
+
+    def scroll(self, name: str, page: Page) -> tuple[Sequence[Record], Any]:
+        request = edge.ScrollRequest(
+            offset=page.offset,
+            limit=page.limit,
+            filter=_native(page.where),
+            with_payload=page.payload,
+            with_vector=page.vectors,
+        )
+        return self._shard(name).scroll(request)
+
+    def count(self, name: str, where: models.Filter | None) -> int:
+        return int(self._shard(name).count(edge.CountRequest(exact=True, filter=_native(where))))
+
+    def delete(self, name: str, selector: Sequence[str] | models.Filter) -> None:
+        if isinstance(selector, models.Filter):
+            operation = edge.UpdateOperation.delete_points_by_filter(_convert_filter(selector))
+        else:
+            operation = edge.UpdateOperation.delete_points(list(selector))
+        self._shard(name).update(operation)
+
+    def query(self, name: str, query: Query) -> list[Sequence[Scored]]:
+        params = edge.SearchParams(exact=True) if query.exact else edge.SearchParams(hnsw_ef=self.hnsw_ef)
+        where = _native(query.where)
+        requests = [
+            edge.QueryRequest(
+                limit=query.limit,
+                query=edge.Query.Nearest(_vector(vector), using=using),
+                filter=where,
+                params=params,
+                with_payload=False,
+            )
+            for using, vector in query.vectors()
+        ]
+        return list(self._shard(name).query_batch(edge.QueryBatchRequest(requests)))
 
     def _shard(self, name: str) -> edge.EdgeShard:
         shard = self._shards.get(name)
@@ -189,7 +236,8 @@ class EdgeStore:
             shard = self._shards.get(name)
             if shard is not None:
                 return shard
-            self.get_source(name)
+            if not self.exists(name):
+                raise SourceNotFoundError(f"source {name!r} does not exist")
             try:
                 shard = edge.EdgeShard.load(str(self.path / name / _SHARD_DIR))
             except Exception as exc:
@@ -199,163 +247,18 @@ class EdgeStore:
             self._shards[name] = shard
         return shard
 
-    # -- points --------------------------------------------------------------------------
+    # -- index and lifetime --
 
-    def upsert(self, source: str, points: Sequence[Point]) -> None:
-        """Insert or replace points (same id = same chunk)."""
-        shard = self._shard(source)
-        for start in range(0, len(points), self.batch_size):
-            batch = [
-                edge.Point(
-                    p.id,
-                    {DENSE: list(p.dense), SPARSE: edge.SparseVector(p.sparse.indices, p.sparse.values)},
-                    p.payload,
-                )
-                for p in points[start : start + self.batch_size]
-            ]
-            shard.update(edge.UpdateOperation.upsert_points(batch))
-
-    def existing_ids(self, source: str, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` already stored."""
-        shard = self._shard(source)
-        found: set[str] = set()
-        for start in range(0, len(ids), _PAGE):
-            records = shard.retrieve(list(ids[start : start + _PAGE]), with_payload=False, with_vector=False)
-            found.update(str(r.id) for r in records)
-        return found
-
-    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
-        """Id, document id and path of every stored chunk of the given documents."""
-        refs: list[ChunkRef] = []
-        unique = sorted(set(doc_ids))
-        for start in range(0, len(unique), _PAGE):
-            where = to_edge_filter({"doc_id": unique[start : start + _PAGE]})
-            for record in self._scroll(source, where, payload=["doc_id", "path"], vectors=False):
-                payload = record.payload or {}
-                refs.append(ChunkRef(str(record.id), str(payload.get("doc_id")), str(payload.get("path"))))
-        return refs
-
-    def delete(self, source: str, *, ids: Sequence[str] | None = None, where: FilterSpec | None = None) -> None:
-        """Delete points by id or by payload filter (exactly one of the two)."""
-        if (ids is None) == (where is None):
-            msg = "delete takes ids or where, not both and not neither"
-            raise ValueError(msg)
-        shard = self._shard(source)
-        if ids is not None:
-            if ids:
-                shard.update(edge.UpdateOperation.delete_points(list(ids)))
-            return
-        built = to_edge_filter(where)
-        assert built is not None
-        shard.update(edge.UpdateOperation.delete_points_by_filter(built))
-
-    def count(self, source: str, where: FilterSpec | None = None) -> int:
-        """Exact number of points, optionally matching a filter."""
-        return int(self._shard(source).count(edge.CountRequest(exact=True, filter=to_edge_filter(where))))
-
-    def scroll(self, source: str, where: FilterSpec | None = None) -> Iterator[Hit]:
-        """Every point (optionally matching a filter) with its payload, in id order."""
-        records = self._scroll(source, to_edge_filter(where), payload=True, vectors=False)
-        return (Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records)
-
-    def points(self, source: str) -> Iterator[Point]:
-        """Every point with both vectors and its payload (for export and migration)."""
-        for record in self._scroll(source, None, payload=True, vectors=True):
-            vectors: dict[str, Any] = record.vector  # type: ignore[assignment]
-            sparse = vectors.get(SPARSE)
-            yield Point(
-                str(record.id),
-                list(vectors[DENSE]),
-                SparseVector(list(sparse.indices), list(sparse.values)) if sparse else SparseVector([], []),
-                dict(record.payload or {}),
-            )
-
-    def _scroll(
-        self, source: str, where: edge.Filter | None, *, payload: bool | list[str], vectors: bool
-    ) -> Iterator[edge.Record]:
-        shard = self._shard(source)
-        offset: Any = None
-        while True:
-            request = edge.ScrollRequest(
-                offset=offset, limit=_PAGE, filter=where, with_payload=payload, with_vector=vectors
-            )
-            records, offset = shard.scroll(request)
-            yield from records
-            if offset is None:
-                return
-
-    # -- search --------------------------------------------------------------------------
-
-    def search(
-        self,
-        source: str,
-        *,
-        dense: Sequence[float] | None = None,
-        sparse: SparseVector | None = None,
-        limit: int = 10,
-        where: FilterSpec | None = None,
-        prefetch_limit: int | None = None,
-        rrf_k: int = 60,
-        exact: bool = False,
-    ) -> list[Hit]:
-        """Dense, sparse, or hybrid search of one source (see :meth:`tools.store.VectorStore.search`).
-
-        ``exact`` skips the HNSW index: brute force over every vector, for congruence checks.
-        """
-        if dense is None and sparse is None:
-            msg = "search needs a dense vector, a sparse vector, or both"
-            raise ValueError(msg)
-        if sparse is not None and not sparse.indices:
-            sparse = None  # a query of stopwords only: BM25 has nothing to match
-            if dense is None:
-                return []
-        shard = self._shard(source)
-        params = edge.SearchParams(exact=True) if exact else edge.SearchParams(hnsw_ef=self.hnsw_ef)
-        dense_query = edge.Query.Nearest(list(dense), using=DENSE) if dense is not None else None
-        sparse_query = (
-            edge.Query.Nearest(edge.SparseVector(sparse.indices, sparse.values), using=SPARSE)
-            if sparse is not None
-            else None
-        )
-        filter_ = to_edge_filter(where)
-        # Ids and scores first (hybrid: both rankings in one batch, fused here), ties ordered by id,
-        # then the payloads of the kept points: the same hits every run (see stable_top).
-        depth = max(limit, prefetch_limit or limit) if dense_query is not None and sparse_query is not None else limit
-        requests = [
-            edge.QueryRequest(limit=depth + TIE_MARGIN, query=q, filter=filter_, params=params, with_payload=False)
-            for q in (dense_query, sparse_query)
-            if q is not None
-        ]
-        rankings = [
-            stable_top(((str(p.id), float(p.score)) for p in points), depth)
-            for points in shard.query_batch(edge.QueryBatchRequest(requests))
-        ]
-        kept = rrf_scores(rankings, rrf_k)[:limit] if len(rankings) == 2 else rankings[0]
-        records = shard.retrieve([i for i, _ in kept], with_payload=True, with_vector=False) if kept else []
-        payloads = {str(r.id): dict(r.payload or {}) for r in records}
-        return [Hit(id=i, score=score, payload=payloads.get(i, {})) for i, score in kept]
-
-    # -- index ---------------------------------------------------------------------------
-
-    def pending_index(self, source: str) -> int:
-        """Dense vectors not yet in the HNSW index (searched exactly until it is rebuilt)."""
-        info = self._shard(source).info()
+    def pending_index(self, name: str) -> int:
+        """Dense vectors not yet in the HNSW index."""
+        info = self._shard(name).info()
         # indexed_vectors_count counts sparse vectors (always indexed) and HNSW-indexed dense ones.
         return max(0, 2 * int(info.points_count) - int(info.indexed_vectors_count))
 
-    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
-        """Build the HNSW index over vectors added since the last build.
-
-        Runs when at least ``index_threshold`` vectors are waiting (or ``force``). Edge's optimizer
-        holds the GIL, so it runs in a child process on the closed shard while this process
-        waits, reporting ``("index", 0, 1)`` then ``("index", 1, 1)``. Returns whether it ran.
-        """
-        pending = self.pending_index(source)
-        if pending == 0 or (pending < self.index_threshold and not force):
-            return False
-        if progress:
-            progress("index", 0, 1)
-        shard = self._shards.pop(source)
+    def optimize(self, name: str) -> None:
+        """Build the shard's index in a child process (Edge's optimizer holds the GIL)."""
+        shard = self._shard(name)
+        del self._shards[name]
         shard.flush()
         shard.close()
         script = textwrap.dedent(
@@ -368,18 +271,15 @@ class EdgeStore:
             """
         )
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", script, str(self.path / source / _SHARD_DIR)],
+            [sys.executable, "-c", script, str(self.path / name / _SHARD_DIR)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         _, errors = child.communicate()
         if child.returncode != 0:
-            msg = f"building the index of {source!r} failed: {errors.strip().splitlines()[-1:] or child.returncode}"
+            msg = f"building the index of {name!r} failed: {errors.strip().splitlines()[-1:] or child.returncode}"
             raise StoreError(msg)
-        if progress:
-            progress("index", 1, 1)
-        return True
 
     def close(self) -> None:
         """Flush and close every shard, and release the folder."""
@@ -391,18 +291,21 @@ class EdgeStore:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
 
-    def __enter__(self) -> EdgeStore:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _vector(vector: Sequence[float] | SparseVector) -> list[float] | edge.SparseVector:
+    if isinstance(vector, SparseVector):
+        return edge.SparseVector(vector.indices, vector.values)
+    return list(vector)
+
+
+def _native(where: models.Filter | None) -> edge.Filter | None:
+    return None if where is None else _convert_filter(where)
 
 
 def to_edge_filter(where: FilterSpec | None) -> edge.Filter | None:
     """A :data:`~tools.store.FilterSpec` as an Edge filter (dicts, and the common qdrant-client
     conditions: match value/any/except, ranges, is-empty, is-null, has-id, nested filters)."""
-    built = build_filter(where)
-    return None if built is None else _convert_filter(built)
+    return _native(build_filter(where))
 
 
 def _convert_filter(f: models.Filter) -> edge.Filter:
@@ -465,6 +368,11 @@ def _locked_message(path: Path) -> str:
         f"the store at {path} is open in another process (an embedded store allows one process at a "
         "time); close that process, or run a Qdrant server and set ARAG_QDRANT_URL for concurrent access"
     )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ that needs them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
@@ -18,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from tools._fusion import rrf, tie_order
 from tools.embeddings import model_identity
 from tools.sparse import Bm25Encoder
 from tools.store import FilterSpec, Hit, VectorStore
@@ -85,20 +85,12 @@ def fuse_rrf(rankings: Sequence[Sequence[RetrievedChunk]], k: int = DEFAULT_RRF_
     Ranks count from 0, as in Qdrant's own fusion: the top hit of a ranking adds ``1/k``. The
     same ``k`` therefore means the same fusion inside one source and across sources.
     """
-    if k < 1:
-        msg = f"the RRF constant k must be >= 1, got {k}"
-        raise ValueError(msg)
-    parts: dict[str, list[float]] = {}
+    fused = rrf(([chunk.id for chunk in ranking] for ranking in rankings), k)  # exact; ties by id
     first: dict[str, RetrievedChunk] = {}
     for ranking in rankings:
-        for rank, chunk in enumerate(ranking):
-            parts.setdefault(chunk.id, []).append(1.0 / (k + rank))
+        for chunk in ranking:
             first.setdefault(chunk.id, chunk)
-    # fsum is exact, so a score does not depend on the order the rankings arrived in (parallel
-    # branches finish in any order; a plain float sum would differ in its last bits).
-    scores = {cid: math.fsum(values) for cid, values in parts.items()}
-    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))  # ties by id: the same order every run
-    return [replace(first[cid], score=scores[cid]) for cid in ordered]
+    return [replace(first[cid], score=score) for cid, score in fused]
 
 
 class Retriever(BaseRetriever):
@@ -170,7 +162,7 @@ class Retriever(BaseRetriever):
             )
             # Engines may return equal scores in any order (Edge searches segments in parallel):
             # break ties by id, so a question gets the same ranking every run.
-            hits = sorted(hits, key=lambda h: (-h.score, h.id))
+            hits = sorted(hits, key=lambda h: tie_order(h.id, h.score))
             rankings.append([RetrievedChunk.from_hit(h, name) for h in hits])
         if len(rankings) == 1:
             return rankings[0]

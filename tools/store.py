@@ -1,9 +1,10 @@
-"""The vector store: one small interface, and its implementation over qdrant-client.
+"""The vector store: one small interface, and the store on qdrant-client.
 
-Graphs and retrievers depend only on :class:`VectorStore`. :class:`QdrantStore` implements it on
-every qdrant-client backend with the same code: ``":memory:"`` (tests), ``path=`` (the embedded
-default, on disk) and ``url=`` (a Qdrant server or cluster). A faster embedded engine can replace
-local mode behind the same interface.
+Graphs and retrievers depend only on :class:`VectorStore`. Both stores implement it with the same
+semantics (:class:`tools._store_core.Store`: source checks, hybrid search, RRF, tie order) over a
+narrow engine. :class:`QdrantStore` is the qdrant-client engine: ``":memory:"`` (tests),
+``path=`` (local mode, for debugging) and ``url=`` (a Qdrant server or cluster), all with the
+same code. :class:`tools.edge_store.EdgeStore`, the embedded default, is the Qdrant Edge engine.
 
 Each *source* is one collection holding chunks with a named dense vector (``dense``, cosine) and
 a named sparse vector (``bm25``, with Qdrant's IDF modifier). The source's description and the
@@ -14,28 +15,47 @@ metadata, so a store folder or server is self-describing.
 from __future__ import annotations
 
 import functools
-import math
-import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 from threadpoolctl import ThreadpoolController
 
+from tools._store_core import Page, Query, Record, Scored, Store
+from tools._store_types import (
+    DENSE,
+    SPARSE,
+    ChunkRef,
+    FilterSpec,
+    Hit,
+    Point,
+    Progress,
+    Source,
+    SourceExistsError,
+    SourceNotFoundError,
+    StoreError,
+    StoreLockedError,
+    build_filter,
+    check_source_name,
+    missing_source_message,
+    source_from_metadata,
+    source_metadata,
+)
 from tools.sparse import SparseVector
 
 __all__ = [
     "DENSE",
     "SPARSE",
     "ChunkRef",
+    "FilterSpec",
     "Hit",
     "Point",
+    "Progress",
+    "QdrantEngine",
     "QdrantStore",
     "Source",
     "SourceExistsError",
@@ -50,109 +70,7 @@ __all__ = [
     "source_metadata",
 ]
 
-DENSE = "dense"
-"""Name of the dense vector in every collection."""
-SPARSE = "bm25"
-"""Name of the sparse (BM25) vector in every collection."""
-
-_SCHEMA_VERSION = 1
-_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_INDEXED_FIELDS = ("source", "doc_id", "path")
 _MATCH_ANY_LIMIT = 64
-_PAGE = 1000
-TIE_MARGIN = 10
-"""Extra hits a search asks the engine for, so that ties at the cut are ordered by id, not by chance."""
-
-
-def stable_top(points: Iterable[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
-    """The ``limit`` best (id, score) pairs, equal scores ordered by id.
-
-    Engines return equal scores in any order (Edge searches segments in parallel), so which of
-    them make the cut would otherwise change from run to run.
-    """
-    return sorted(points, key=lambda h: (-h[1], h[0]))[:limit]
-
-
-def rrf_scores(rankings: Sequence[Sequence[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion as Qdrant does it (ranks from 0: a top hit adds ``1/k``), done here
-    so that it is exact (``fsum``) and its ties are ordered by id; best first."""
-    parts: dict[str, list[float]] = {}
-    for ranking in rankings:
-        for rank, (pid, _) in enumerate(ranking):
-            parts.setdefault(pid, []).append(1.0 / (k + rank))
-    return stable_top(((pid, math.fsum(v)) for pid, v in parts.items()), len(parts))
-
-
-Progress = Callable[[str, int, int], None]
-"""Progress callback: ``(stage, done, total)``."""
-
-FilterSpec = Mapping[str, Any] | models.Filter
-"""A payload filter: ``{"doc_id": "42", "metadata.lang": ["en", "fr"]}`` (all keys must match; a
-list matches any of its values), or a qdrant-client ``Filter`` for anything richer."""
-
-
-class StoreError(RuntimeError):
-    """A store operation failed for a reason the user can act on."""
-
-
-class StoreLockedError(StoreError):
-    """Another process holds the embedded store."""
-
-
-class SourceNotFoundError(StoreError):
-    """The named source (collection) does not exist."""
-
-
-class SourceExistsError(StoreError):
-    """A source of that name exists with an incompatible configuration."""
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A named collection of chunks and what ingestion recorded about it."""
-
-    name: str
-    """Collection name; what ``--source`` selects."""
-    description: str
-    """What the source holds, in words the source selector can match questions against."""
-    dimension: int
-    """Size of the dense vectors."""
-    embedding_model: str
-    """The model that made the dense vectors; queries must use the same one."""
-    bm25_avgdl: float
-    """Average chunk length in BM25 terms, fixed when the source was created."""
-    created_at: str = ""
-    """ISO timestamp of creation."""
-    points: int = 0
-    """Number of chunks stored (when listed with counts)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One chunk to store: its id, both vectors and its payload."""
-
-    id: str
-    dense: Sequence[float]
-    sparse: SparseVector
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRef:
-    """Where a stored chunk came from: enough to find chunks left over from an older version."""
-
-    id: str
-    doc_id: str
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One search result: a chunk id, its score in the query's scale, and its payload."""
-
-    id: str
-    score: float
-    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -244,47 +162,7 @@ class VectorStore(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def build_filter(where: FilterSpec | None) -> models.Filter | None:
-    """Turn a :data:`FilterSpec` into a qdrant-client ``Filter``."""
-    if where is None or isinstance(where, models.Filter):
-        return where
-    conditions: list[models.Condition] = []
-    for key, value in where.items():
-        if isinstance(value, list | tuple | set | frozenset):
-            values = list(value)
-            all_str = all(isinstance(v, str) for v in values)
-            all_int = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-            if not values or not (all_str or all_int):
-                msg = f"filter {key!r}: a list must hold only strings or only integers, got {values!r}"
-                raise ValueError(msg)
-            conditions.append(models.FieldCondition(key=key, match=models.MatchAny(any=values)))
-        elif isinstance(value, str | int | bool):
-            conditions.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        else:
-            msg = f"filter {key!r}: match a string, integer, boolean or a list of them, got {value!r}"
-            raise ValueError(msg)
-    return models.Filter(must=conditions)
-
-
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def _source_must_exist(method: _Method) -> _Method:
-    """Turn qdrant's "collection not found" (ValueError locally, 404 remotely) into SourceNotFoundError."""
-
-    @functools.wraps(method)
-    def wrapper(self: QdrantStore, source: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, source, *args, **kwargs)
-        except (ValueError, UnexpectedResponse):
-            if self._client.collection_exists(source):
-                raise
-            raise SourceNotFoundError(missing_source_message(source, self._source_names())) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class QdrantStore:
+class QdrantStore(Store):
     """:class:`VectorStore` over qdrant-client: in memory, on disk, or on a Qdrant server.
 
     Local mode (``":memory:"`` or ``path=``) is qdrant-client's pure-Python engine: exact
@@ -299,6 +177,8 @@ class QdrantStore:
         batch_size: Points per upsert request.
     """
 
+    _engine: QdrantEngine
+
     def __init__(
         self,
         location: str | Path = ":memory:",
@@ -308,269 +188,117 @@ class QdrantStore:
         batch_size: int = 256,
     ) -> None:
         self.location = str(location)
-        self.batch_size = batch_size
-        self._client = _open_client(self.location, api_key, timeout)
         self.is_local = not self.location.startswith(("http://", "https://"))
+        engine = QdrantEngine(_open_client(self.location, api_key, timeout), local=self.is_local)
+        super().__init__(engine, batch_size=batch_size)
 
-    # -- sources -------------------------------------------------------------------------
 
-    def create_source(
-        self,
-        name: str,
-        *,
-        description: str,
-        dimension: int,
-        embedding_model: str,
-        bm25_avgdl: float,
-    ) -> Source:
-        """Create a source; an existing one with the same vector size is returned as is."""
-        check_source_name(name)
-        if self._client.collection_exists(name):
-            existing = self.get_source(name)
-            if existing.dimension != dimension or existing.embedding_model != embedding_model:
-                msg = (
-                    f"source {name!r} holds {existing.dimension}-d vectors of "
-                    f"{existing.embedding_model!r}, not {dimension}-d of {embedding_model!r}; "
-                    f"ingest into another source or delete this one first (arag sources --delete {name})"
-                )
-                raise SourceExistsError(msg)
-            return existing
-        metadata = source_metadata(description, dimension, embedding_model, bm25_avgdl)
-        self._client.create_collection(
+class QdrantEngine:
+    """The qdrant-client engine of :class:`QdrantStore`: collections of one client, as they are.
+
+    Args:
+        client: An open client (local mode or a server).
+        local: Whether it is local mode: exact already, and numpy-bound (one BLAS thread).
+    """
+
+    not_found: tuple[type[Exception], ...] = (ValueError, UnexpectedResponse)
+    """Local mode raises ``ValueError`` for a missing collection, a server answers 404."""
+    match_any_limit: int | None = _MATCH_ANY_LIMIT
+    """Local mode checks a match-any filter value by value: a scan is cheaper past this many."""
+
+    def __init__(self, client: QdrantClient, *, local: bool) -> None:
+        self.client = client
+        self.local = local
+
+    def exists(self, name: str) -> bool:
+        return bool(self.client.collection_exists(name))
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return {c.name: self._metadata(c.name) for c in self.client.get_collections().collections}
+
+    def metadata(self, name: str) -> dict[str, Any] | None:
+        return self._metadata(name) if self.client.collection_exists(name) else None
+
+    def _metadata(self, name: str) -> dict[str, Any]:
+        return dict(self.client.get_collection(name).config.metadata or {})
+
+    def create(self, name: str, *, dimension: int, metadata: dict[str, Any], indexed: Sequence[str]) -> None:
+        self.client.create_collection(
             name,
             vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata=metadata,
         )
-        for field_name in _INDEXED_FIELDS:
-            self._payload_index(name, field_name)
-        return self.get_source(name)
-
-    def get_source(self, name: str) -> Source:
-        """The source called ``name``; raises :class:`SourceNotFoundError`."""
-        if not self._client.collection_exists(name):
-            raise SourceNotFoundError(missing_source_message(name, self._source_names()))
-        meta = self._client.get_collection(name).config.metadata or {}
-        if "arag_schema" not in meta:
-            msg = f"collection {name!r} was not created by arag (no source metadata); pick another name"
-            raise SourceNotFoundError(msg)
-        return source_from_metadata(name, meta)
-
-    def list_sources(self, *, with_counts: bool = False) -> list[Source]:
-        """Every source in the store, by name (collections not made by arag are left out)."""
-        sources = []
-        for name in self._source_names():
-            meta = self._client.get_collection(name).config.metadata or {}
-            source = source_from_metadata(name, meta)
-            if with_counts:
-                source = replace(source, points=self.count(name))
-            sources.append(source)
-        return sources
-
-    def set_description(self, name: str, description: str) -> None:
-        """Replace a source's description."""
-        self.get_source(name)
-        self._client.update_collection(name, metadata={"description": description})
-
-    def delete_source(self, name: str) -> None:
-        """Drop a source and all its chunks."""
-        self.get_source(name)
-        self._client.delete_collection(name)
-
-    def _source_names(self) -> list[str]:
-        names = []
-        for collection in self._client.get_collections().collections:
-            meta = self._client.get_collection(collection.name).config.metadata or {}
-            if "arag_schema" in meta:
-                names.append(collection.name)
-        return sorted(names)
-
-    def _payload_index(self, name: str, field_name: str) -> None:
         # A server needs keyword indexes for fast filters and deletes by source or document;
         # local mode has no indexes and says so in a warning that would only confuse users.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._client.create_payload_index(name, field_name, models.PayloadSchemaType.KEYWORD)
+            for field_name in indexed:
+                self.client.create_payload_index(name, field_name, models.PayloadSchemaType.KEYWORD)
 
-    # -- points --------------------------------------------------------------------------
+    def update_metadata(self, name: str, changes: dict[str, Any]) -> None:
+        self.client.update_collection(name, metadata=changes)  # qdrant merges metadata keys
 
-    @_source_must_exist
-    def upsert(self, source: str, points: Sequence[Point]) -> None:
-        """Insert or replace points in batches of ``batch_size``."""
-        for start in range(0, len(points), self.batch_size):
-            batch = points[start : start + self.batch_size]
-            self._client.upsert(
-                source,
-                points=[
-                    models.PointStruct(
-                        id=p.id,
-                        vector={
-                            DENSE: list(p.dense),
-                            SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
-                        },
-                        payload=p.payload,
-                    )
-                    for p in batch
-                ],
-                wait=True,
-            )
+    def drop(self, name: str) -> None:
+        self.client.delete_collection(name)
 
-    @_source_must_exist
-    def existing_ids(self, source: str, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` already stored."""
-        found: set[str] = set()
-        for start in range(0, len(ids), 1000):
-            records = self._client.retrieve(
-                source, ids=list(ids[start : start + 1000]), with_payload=False, with_vectors=False
-            )
-            found.update(str(r.id) for r in records)
-        return found
+    def upsert(self, name: str, points: Sequence[Point]) -> None:
+        structs = [
+            models.PointStruct(id=p.id, vector={DENSE: _vector(p.dense), SPARSE: _vector(p.sparse)}, payload=p.payload)
+            for p in points
+        ]
+        self.client.upsert(name, points=structs, wait=True)
 
-    @_source_must_exist
-    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
-        """Id, document id and path of every stored chunk of the given documents."""
-        wanted = set(doc_ids)
-        if not wanted:
-            return []
-        if len(wanted) > _MATCH_ANY_LIMIT:
-            # One pass over every chunk's (doc_id, path): local mode checks a match-any filter
-            # value by value, so a filter of thousands of ids costs thousands of passes.
-            records: Iterable[models.Record] = self._scroll(source, None, payload=["doc_id", "path"])
-        else:
-            records = self._scroll(source, build_filter({"doc_id": sorted(wanted)}), payload=["doc_id", "path"])
-        refs = (
-            ChunkRef(str(r.id), str((r.payload or {}).get("doc_id")), str((r.payload or {}).get("path")))
-            for r in records
-        )
-        return [ref for ref in refs if ref.doc_id in wanted]
+    def retrieve(self, name: str, ids: Sequence[str], *, payload: bool) -> Sequence[Record]:
+        return self.client.retrieve(name, ids=list(ids), with_payload=payload, with_vectors=False)
 
-    @_source_must_exist
-    def delete(self, source: str, *, ids: Sequence[str] | None = None, where: FilterSpec | None = None) -> None:
-        """Delete points by id or by payload filter (exactly one of the two)."""
-        if (ids is None) == (where is None):
-            msg = "delete takes ids or where, not both and not neither"
-            raise ValueError(msg)
-        selector: models.PointIdsList | models.FilterSelector
-        if ids is not None:
-            if not ids:
-                return
-            selector = models.PointIdsList(points=list(ids))
-        else:
-            built = build_filter(where)
-            assert built is not None
-            selector = models.FilterSelector(filter=built)
-        self._client.delete(source, points_selector=selector, wait=True)
-
-    @_source_must_exist
-    def count(self, source: str, where: FilterSpec | None = None) -> int:
-        """Exact number of points, optionally matching a filter."""
-        return int(self._client.count(source, count_filter=build_filter(where), exact=True).count)
-
-    def scroll(self, source: str, where: FilterSpec | None = None) -> Iterator[Hit]:
-        """Every point (optionally matching a filter) with its payload, in id order."""
-        self.get_source(source)  # fail now, not at the first iteration
-        return (
-            Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {}))
-            for r in self._scroll(source, build_filter(where), payload=True)
+    def scroll(self, name: str, page: Page) -> tuple[Sequence[Record], Any]:
+        return self.client.scroll(
+            name,
+            scroll_filter=page.where,
+            limit=page.limit,
+            offset=page.offset,
+            with_payload=page.payload,
+            with_vectors=page.vectors,
         )
 
-    def _scroll(self, source: str, where: models.Filter | None, payload: bool | list[str]) -> Iterator[models.Record]:
-        offset: models.ExtendedPointId | None = None
-        while True:
-            records, offset = self._client.scroll(
-                source, scroll_filter=where, limit=_PAGE, offset=offset, with_payload=payload, with_vectors=False
-            )
-            yield from records
-            if offset is None:
-                return
+    def count(self, name: str, where: models.Filter | None) -> int:
+        return int(self.client.count(name, count_filter=where, exact=True).count)
 
-    # -- search --------------------------------------------------------------------------
+    def delete(self, name: str, selector: Sequence[str] | models.Filter) -> None:
+        points: models.PointIdsList | models.FilterSelector = (
+            models.FilterSelector(filter=selector)
+            if isinstance(selector, models.Filter)
+            else models.PointIdsList(points=list(selector))
+        )
+        self.client.delete(name, points_selector=points, wait=True)
 
-    @_source_must_exist
-    def search(
-        self,
-        source: str,
-        *,
-        dense: Sequence[float] | None = None,
-        sparse: SparseVector | None = None,
-        limit: int = 10,
-        where: FilterSpec | None = None,
-        prefetch_limit: int | None = None,
-        rrf_k: int = 60,
-        exact: bool = False,
-    ) -> list[Hit]:
-        """Dense, sparse, or hybrid search of one source.
-
-        With both vectors, each ranks ``prefetch_limit`` candidates (default ``limit``) and the two
-        lists are fused by reciprocal rank fusion with constant ``rrf_k`` (standard: 60). Equal
-        scores are ordered by id, so a query gets the same hits every run.
-        """
-        if dense is None and sparse is None:
-            msg = "search needs a dense vector, a sparse vector, or both"
-            raise ValueError(msg)
-        query_filter = build_filter(where)
+    def query(self, name: str, query: Query) -> list[Sequence[Scored]]:
         # Local mode is always exact (and warns about search params); a server may need telling.
-        params = models.SearchParams(exact=True) if exact and not self.is_local else None
-        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values) if sparse is not None else None
-        if sparse is not None and not sparse.indices:
-            sparse_query = None  # a query of stopwords only: BM25 has nothing to match
-            if dense is None:
-                return []
-        # Ids and scores first (hybrid: both rankings in one batch, fused here), ties ordered by id,
-        # then the payloads of the kept points: the same hits every run (see stable_top).
-        depth = max(limit, prefetch_limit or limit) if dense is not None and sparse_query is not None else limit
-        requests = []
-        if dense is not None:
-            requests.append(models.QueryRequest(query=list(dense), using=DENSE, params=params))
-        if sparse_query is not None:
-            requests.append(models.QueryRequest(query=sparse_query, using=SPARSE))
-        for request in requests:
-            request.filter, request.limit, request.with_payload = query_filter, depth + TIE_MARGIN, False
-        with _one_blas_thread() if self.is_local else nullcontext():
-            responses = self._client.query_batch_points(source, requests=requests)
-            rankings = [stable_top(((str(p.id), float(p.score)) for p in r.points), depth) for r in responses]
-            kept = rrf_scores(rankings, rrf_k)[:limit] if len(rankings) == 2 else rankings[0]
-            records = self._client.retrieve(source, [i for i, _ in kept], with_payload=True) if kept else []
-        payloads = {str(r.id): dict(r.payload or {}) for r in records}
-        return [Hit(id=i, score=score, payload=payloads.get(i, {})) for i, score in kept]
-
-    @_source_must_exist
-    def points(self, source: str) -> Iterator[Point]:
-        """Every point with both vectors and its payload (for export and migration)."""
-        offset: models.ExtendedPointId | None = None
-        while True:
-            records, offset = self._client.scroll(
-                source, limit=_PAGE, offset=offset, with_payload=True, with_vectors=True
+        params = models.SearchParams(exact=True) if query.exact and not self.local else None
+        requests = [
+            models.QueryRequest(
+                query=_vector(vector),
+                using=using,
+                params=params if using == DENSE else None,
+                filter=query.where,
+                limit=query.limit,
+                with_payload=False,
             )
-            for r in records:
-                vectors = r.vector if isinstance(r.vector, dict) else {}
-                dense = vectors.get(DENSE)
-                sparse = vectors.get(SPARSE)
-                yield Point(
-                    str(r.id),
-                    [float(x) for x in dense] if isinstance(dense, list) else [],  # type: ignore[arg-type]
-                    SparseVector(list(sparse.indices), list(sparse.values))
-                    if isinstance(sparse, models.SparseVector)
-                    else SparseVector([], []),
-                    dict(r.payload or {}),
-                )
-            if offset is None:
-                return
-
-    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
-        """Nothing to do: local mode has no index, and a server indexes in the background."""
-        self.get_source(source)
-        return False
+            for using, vector in query.vectors()
+        ]
+        with _one_blas_thread() if self.local else nullcontext():
+            responses = self.client.query_batch_points(name, requests=requests)
+        return [r.points for r in responses]
 
     def close(self) -> None:
-        """Release the store (and its lock, for an embedded one)."""
-        self._client.close()
+        self.client.close()
 
-    def __enter__(self) -> QdrantStore:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _vector(vector: Sequence[float] | SparseVector) -> list[float] | models.SparseVector:
+    if isinstance(vector, SparseVector):
+        return models.SparseVector(indices=vector.indices, values=vector.values)
+    return list(vector)
 
 
 @functools.cache
@@ -607,41 +335,3 @@ def _open_client(location: str, api_key: str | None, timeout: float) -> QdrantCl
             )
             raise StoreLockedError(msg) from None
         raise
-
-
-def source_metadata(description: str, dimension: int, embedding_model: str, bm25_avgdl: float) -> dict[str, Any]:
-    """What a store records about a new source (collection metadata, or a file beside a shard)."""
-    return {
-        "arag_schema": _SCHEMA_VERSION,
-        "description": description,
-        "dimension": dimension,
-        "embedding_model": embedding_model,
-        "bm25_avgdl": bm25_avgdl,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
-def check_source_name(name: str) -> None:
-    """Raise ``ValueError`` unless ``name`` is a valid source name."""
-    if not _SOURCE_NAME.match(name):
-        msg = f"invalid source name {name!r}: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-        raise ValueError(msg)
-
-
-def missing_source_message(name: str, known: Iterable[str]) -> str:
-    """The error message for a source that does not exist, naming the ones that do."""
-    names = ", ".join(known)
-    hint = f"known sources: {names}" if names else "the store has no sources yet"
-    return f"source {name!r} does not exist ({hint}); run `arag ingest PATH --source {name}` first"
-
-
-def source_from_metadata(name: str, meta: Mapping[str, Any]) -> Source:
-    """A :class:`Source` from what :func:`source_metadata` recorded."""
-    return Source(
-        name=name,
-        description=str(meta.get("description", "")),
-        dimension=int(meta.get("dimension", 0)),
-        embedding_model=str(meta.get("embedding_model", "")),
-        bm25_avgdl=float(meta.get("bm25_avgdl", 1.0)),
-        created_at=str(meta.get("created_at", "")),
-    )
