@@ -38,7 +38,7 @@ browser:
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@command -v chromium || command -v chromium-browser
 
-# Debian's bubblewrap: the OS boundary of code mode's sandbox (tools/_isolation.py).
+# Debian's bubblewrap: the OS boundary of code mode's sandbox (tools/sandbox/_isolation.py).
 sandbox:
 	@command -v bwrap >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }

@@ -18,8 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tools._isolation import isolation_problem
 from tools.sandbox import Sandbox, SandboxLimits
+from tools.sandbox._isolation import isolation_problem
 
 __all__ = ["bench_sandbox", "main"]
 

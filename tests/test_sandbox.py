@@ -13,8 +13,8 @@ from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
 from agents.testing import function_model, scripted
 from graphs.broker import RlmLimits
-from tools._isolation import isolation_problem
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
+from tools.sandbox._isolation import isolation_problem
 
 SUBCLASS_OS = "w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]\n"
 

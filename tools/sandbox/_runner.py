@@ -3,12 +3,12 @@
 Threat model: the code is hostile. It may come from a model that read an injected instruction
 in a document, and it owns the whole interpreter it runs in: any check written in Python inside
 that process can be switched off by the code (frames, ``__globals__``, closures, monkeypatching).
-So the boundary is the operating system (``tools/_isolation.py``): bubblewrap namespaces (user,
+So the boundary is the operating system (``tools/sandbox/_isolation.py``): bubblewrap namespaces (user,
 pid, network, mount, ipc, uts), uid 65534 with no capabilities, ``no_new_privs``, a seccomp
 filter, a read-only root with a size-capped tmpfs as the only writable place, resource limits
 (CPU, address space, file size, open files, processes), and a memory cgroup per run where one
-can be made (``tools/_cgroup.py``). The child's own Python guard
-(``tools/_sandbox_child.py``) is an extra layer that turns honest mistakes into clear errors.
+can be made (``tools/sandbox/_cgroup.py``). The child's own Python guard
+(``tools/sandbox/_child.py``) is an extra layer that turns honest mistakes into clear errors.
 
 The parent treats the child as hostile too. Every message it reads is size-capped and checked
 against a schema; anything else ends the child with ``error="protocol violation: ..."``. Replies
@@ -45,8 +45,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tools._cgroup import cgroup_problem
-from tools._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem, release, wait_for
+from tools.sandbox._cgroup import cgroup_problem
+from tools.sandbox._isolation import CONTEXT_PATH, SCRATCH, Jail, Jailed, isolation_problem, release, wait_for
 
 __all__ = ["DEFAULT_IMPORTS", "Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable"]
 
@@ -73,7 +73,7 @@ DEFAULT_IMPORTS: tuple[str, ...] = (
     "typing",
     "unicodedata",
 )
-_CHILD = Path(__file__).with_name("_sandbox_child.py")
+_CHILD = Path(__file__).with_name("_child.py")
 _GRACE_S = 1.0
 """How long a child that said it is done may take to exit, and the wait for its tree to go."""
 _TEARDOWN_S = 15.0
@@ -115,7 +115,7 @@ class SandboxLimits:
     """Processes and threads of the code at once (``RLIMIT_NPROC`` in its own user namespace)."""
     tree_memory_mb: int = 1024
     """Memory of all the run's processes together, kernel memory and the tmpfs included (a memory
-    cgroup, where one can be made: see ``tools/_cgroup.py``)."""
+    cgroup, where one can be made: see ``tools/sandbox/_cgroup.py``)."""
     wall_s: float = 300.0
     """Wall-clock seconds of the whole run, time spent answering ``llm_query`` included."""
     max_llm_queries: int = 100

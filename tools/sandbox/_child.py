@@ -1,7 +1,7 @@
 """The sandboxed side of code mode: runs one piece of model-written Python and reports back.
 
 Started by :class:`tools.sandbox.Sandbox` as ``python -I -S -B this_file`` inside the OS boundary
-of ``tools/_isolation.py`` (namespaces, uid 65534, seccomp, a read-only root and a small tmpfs).
+of ``tools/sandbox/_isolation.py`` (namespaces, uid 65534, seccomp, a read-only root and a small tmpfs).
 It uses the standard library only. Protocol: one JSON header line on stdin; JSON lines on
 stdout (``llm_query`` requests, then one ``done``); each reply to ``llm_query`` arrives as one
 JSON line on stdin before the next request may be sent.

@@ -32,7 +32,7 @@ the kernel:
   family but ``AF_UNIX``; other architectures' system calls (x32,
   ``int 0x80``) kill the process;
 - ``--die-with-parent``, a new session, and, where one can be made, a memory cgroup per run
-  (``tools/_cgroup.py``) that caps all its processes together, kernel memory included, and
+  (``tools/sandbox/_cgroup.py``) that caps all its processes together, kernel memory included, and
   finds every one of them when the run ends.
 
 The resource limits (CPU, address space, file size, open files, processes, pending signals,
@@ -70,7 +70,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools._cgroup import MemoryCgroup, cgroup_problem
+from tools.sandbox._cgroup import MemoryCgroup, cgroup_problem
 
 __all__ = [
     "SANDBOX_GID",
