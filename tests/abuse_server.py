@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
-from agents.server import create_app, uvicorn_config
+from agents.serve import create_app, uvicorn_config
 from agents.settings import Settings
 from agents.testing import FakeEmbeddings
 from tests.serving import offline_agents

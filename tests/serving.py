@@ -15,7 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.rag_agent import RagAgent
 from agents.rlm_agent import RlmAgent
-from agents.server import ServerAgents
+from agents.serve import ServerAgents
 from tools.ingest import Ingestor
 from tools.loaders import Document
 from tools.retrieval import Retriever

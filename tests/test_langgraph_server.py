@@ -1,4 +1,4 @@
-"""The LangGraph server graphs (``agents.langgraph_app``): in-process, and served by a real
+"""The LangGraph server graphs (``agents.serve.langgraph_app``): in-process, and served by a real
 ``langgraph dev`` from the project's ``langgraph.json`` to a ``langgraph_sdk`` client."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph_sdk import get_sync_client
 
-from agents import langgraph_app
 from agents.cli import main
 from agents.rag_agent import RagAgent
+from agents.serve import langgraph_app
 from agents.testing import FakeEmbeddings, OpenAIStub
 from tools.ingest import Ingestor
 from tools.retrieval import Retriever

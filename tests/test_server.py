@@ -21,7 +21,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from agents.react_agent import ReactAgent
-from agents.server import create_app
+from agents.serve import create_app
 from agents.settings import Settings
 from agents.testing import ChatReply, FakeEmbeddings, OpenAIStub
 from graphs.llm import RetryPolicy

@@ -19,12 +19,13 @@ import openai
 import pytest
 from pydantic import ValidationError
 
-import agents.server as server_module
-from agents.chat import neutralise_markdown
+import agents.serve.runs as server_module
+import agents.serve.wire as wire_module
 from agents.cli import main as cli_main
 from agents.events import AgentResult
 from agents.rag_agent import RagAgent
-from agents.server import ServerAgents, check_exposure, create_app
+from agents.serve import ServerAgents, check_exposure, create_app
+from agents.serve.chat import neutralise_markdown
 from agents.settings import Settings
 from agents.testing import FakeEmbeddings
 from tests.serving import offline_agents, running
@@ -195,7 +196,7 @@ def test_a_stream_that_breaks_in_the_server_ends_with_an_error_event_and_done(
         msg = "citation table /srv/x corrupt"
         raise KeyError(msg)
 
-    monkeypatch.setattr(server_module, "citation_payload", broken)
+    monkeypatch.setattr(wire_module, "citation_payload", broken)
     body = {"model": "rag", "messages": _user(EIFFEL), "stream": True}
     events = _events(httpx.post(server + "/v1/chat/completions", json=body).text)
     error = events[-1]["error"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents.server import create_app
+from agents.serve import create_app
 from agents.settings import Settings
 from agents.testing import FakeEmbeddings
 from tests.browser import screenshot_path

@@ -1,4 +1,5 @@
-"""How ``arag serve`` holds connections: uvicorn's settings, and the limits uvicorn lacks.
+"""How ``arag serve`` holds connections: uvicorn's settings (:func:`uvicorn_config`), and the
+limits uvicorn lacks.
 
 Threat model: anyone who can reach the port. They may open many connections and send nothing,
 send request headers or a body a few bytes at a time (slowloris), send endless headers, or hang
@@ -29,7 +30,7 @@ import json
 import logging
 import resource
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from agents.settings import Settings
 
@@ -42,6 +43,7 @@ __all__ = [
     "is_loopback",
     "log_config",
     "open_files_limit",
+    "uvicorn_config",
 ]
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -206,3 +208,52 @@ def guarded_protocol(
 
     Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
     return Guarded
+
+
+def uvicorn_config(app: Any, settings: Settings, *, log_level: Literal["debug", "info", "warning"] = "info") -> Any:
+    """The ``uvicorn.Config`` that ``arag serve`` runs ``app`` (from
+    :func:`agents.serve.app.create_app`) with.
+
+    uvicorn's own limits: ``limit_concurrency`` (:func:`connection_limit`:
+    ``ARAG_SERVER_LIMIT_CONCURRENCY`` lowered to the open-files limit minus 64) and
+    ``timeout_keep_alive`` (``ARAG_SERVER_KEEP_ALIVE``); the HTTP protocol is uvicorn's own with
+    the header deadline (``ARAG_SERVER_HEADER_TIMEOUT``), a 64 KiB header cap and the connection
+    cap added (:func:`guarded_protocol`), refusals counted by the app's server. WebSockets are off.
+    """
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    limit = connection_limit(settings)
+    protocol = guarded_protocol(
+        AutoHTTPProtocol,
+        header_timeout=settings.server_header_timeout,
+        max_connections=limit,
+        refuse=app.state.server.refuse,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.server_host,
+        port=settings.server_port,
+        http=protocol,
+        ws="none",
+        lifespan="on",
+        log_level=log_level,
+        log_config=log_config(log_level),
+        limit_concurrency=limit,
+        timeout_keep_alive=settings.server_keep_alive,
+        timeout_graceful_shutdown=10,
+    )
+    logger.info(
+        "limits: %d connections (open-files limit %s), headers within %g s, bodies of %d bytes within %g s, "
+        "keep-alive %d s, %d runs + %d waiting, %g s per request",
+        limit,
+        open_files_limit(),
+        settings.server_header_timeout,
+        settings.server_max_body,
+        settings.server_body_timeout,
+        settings.server_keep_alive,
+        settings.server_max_runs,
+        settings.server_max_queue,
+        settings.server_deadline,
+    )
+    return config

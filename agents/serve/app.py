@@ -1,0 +1,450 @@
+"""``arag serve``: the agents behind an OpenAI-compatible HTTP API, plus a web chat page.
+
+```bash
+arag serve                                   # http://127.0.0.1:8000, settings from ARAG_* / .env
+curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
+     -d '{"model": "rag", "messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]}'
+```
+
+Routes (:class:`ChatServer`):
+- ``GET /v1/models``: the agents as models: ``rag`` (agentic RAG; works without a chat model),
+  ``react`` (tool-calling agent; needs ``ARAG_CHAT_MODEL``), ``rlm`` (recursive agent over a long
+  text sent in the conversation).
+- ``POST /v1/chat/completions``: with and without ``stream``. The message list is the
+  conversation (stateless, as Open WebUI sends it); a ``thread_id`` field keeps the conversation
+  on the server instead (SQLite checkpointer; ``rag`` and ``react`` each keep their own thread
+  under one id) and then only the last user message is read. Answers carry numbered references
+  in the text (``"references": false`` leaves them out) and a structured ``citations`` list
+  beside the message. While streaming, step progress arrives as ``reasoning_content`` deltas
+  (clients that do not know the field ignore it) and as ``arag`` objects on the chunks; the
+  verified answer follows as ``content``, then ``data: [DONE]``.
+- ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
+- ``GET /health``, and ``GET /``: the web chat page.
+
+The shapes on the wire are :mod:`agents.serve.wire`; which agent runs, admission and the worker
+are :mod:`agents.serve.runs`; uvicorn's set-up and connection limits :mod:`agents.serve._connections`.
+
+Protections, each refusal an OpenAI-style ``{"error": {"message", "type", "param", "code"}}``
+object, one log line (logger ``arag.server``) and one count in ``/health``'s ``refused``:
+
+- a bearer key (``ARAG_API_KEY``; 401 without it). ``serve`` refuses a non-loopback host without
+  a key unless ``server_no_auth`` (``arag serve --no-auth``) says so; a blank key is an error.
+- bodies (:mod:`agents.serve._bodies`): at most ``ARAG_SERVER_MAX_BODY`` bytes (413), sent within
+  ``ARAG_SERVER_BODY_TIMEOUT`` s (408); strict UTF-8 JSON nested at most 64 levels, no integer
+  over 100 digits, no ``NaN``, no lone surrogate (400). A client that hangs up mid-upload is one
+  ``client_disconnected`` log line.
+- connections (:mod:`agents.serve._connections`, uvicorn underneath): request headers within
+  ``ARAG_SERVER_HEADER_TIMEOUT`` s (408, or closed when nothing came), idle keep-alive closed
+  after ``ARAG_SERVER_KEEP_ALIVE`` s, at most ``ARAG_SERVER_LIMIT_CONCURRENCY`` connections
+  (lowered to the open-files limit minus 64; 503 past it).
+- runs: at most ``ARAG_SERVER_MAX_RUNS`` at once with ``ARAG_SERVER_MAX_QUEUE`` waiting (429
+  with ``Retry-After`` past that), a deadline per request (``ARAG_SERVER_DEADLINE``; 504, or an
+  error event while streaming).
+- failures: a run or the server failing is a 500 (or, mid-stream, an error event followed by
+  ``data: [DONE]``) that carries an error id, never the exception's text; the log line with that
+  id has the exception (its traceback at log level debug).
+- answers: with ``ARAG_SERVER_SAFE_MARKDOWN`` (on by default) Markdown images and raw HTML in
+  answers, references and step lines are neutralised (:func:`agents.serve.chat.neutralise_markdown`),
+  so a document carrying an injected image cannot make a Markdown front end fetch a URL. The
+  structured ``citations`` carry passages as stored: render them as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agents.serve import wire
+from agents.serve._bodies import BodyError, parse_body
+from agents.serve._connections import check_exposure, uvicorn_config
+from agents.serve.chat import background_task_reply, neutralise_markdown, split_conversation
+from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan
+from agents.serve.wire import ApiError, ChatRequest, SafeJSONResponse
+from agents.settings import Settings
+
+__all__ = ["ChatServer", "create_app", "serve"]
+
+logger = logging.getLogger("arag.server")
+
+WEB_PAGE = Path(__file__).with_name("web") / "index.html"
+
+# The page loads nothing from elsewhere; the policy keeps injected markup from running or calling out.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+MODEL_DESCRIPTIONS = {
+    "rag": "Agentic RAG over the ingested sources: expands the question, retrieves, grades, answers with citations.",
+    "react": "Tool-calling agent with a search tool per source (needs ARAG_CHAT_MODEL).",
+    "rlm": "Recursive agent over a long text pasted in the conversation (earlier user messages are the text).",
+}
+
+_QUEUED_AFTER = 0.05
+"""Seconds a streaming request waits for a slot before the client is told it is queued."""
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+class ChatServer:
+    """The routes and what they share: settings, agents, runs (admission and workers), refusal counts."""
+
+    def __init__(self, settings: Settings, agents: ServerAgents, *, owns_agents: bool = False) -> None:
+        self.settings = settings
+        self.agents = agents
+        self.owns_agents = owns_agents
+        self.key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.runs = Runs(settings.server_max_runs, settings.server_max_queue, settings.server_deadline)
+        self.admission = self.runs.admission
+        self.started = time.time()
+        self.refused: Counter[str] = Counter()
+        """Refused requests and connections by reason (``/health`` shows them)."""
+
+    def refuse(self, reason: str, message: str, *, level: int = logging.INFO) -> None:
+        """Count and log one refused request or connection."""
+        self.refused[reason] += 1
+        logger.log(level, "refused (%s): %s", reason, message)
+
+    def close(self) -> None:
+        self.runs.close()
+        if self.owns_agents:
+            self.agents.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """The app's lifespan: closed (workers, and agents built by :func:`create_app`) at shutdown."""
+        try:
+            yield
+        finally:
+            self.close()
+
+    # -- request checks ------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> None:
+        if self.key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.key.encode()):
+            raise ApiError(
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer <ARAG_API_KEY>'",
+                code="invalid_api_key",
+            )
+
+    async def read_json(self, request: Request) -> Any:
+        """The body as JSON: size, time and content checked (see :mod:`agents.serve._bodies`)."""
+        limit, timeout = self.settings.server_max_body, self.settings.server_body_timeout
+        close = {"Connection": "close"}  # the rest of a refused body is not read
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(
+                413,
+                f"the request body is {declared} bytes; the limit is {limit} (ARAG_SERVER_MAX_BODY)",
+                code="body_too_large",
+                headers=close,
+            )
+        body = bytearray()
+        try:
+            async with asyncio.timeout(timeout):
+                async for part in request.stream():
+                    body += part
+                    if len(body) > limit:
+                        raise ApiError(
+                            413,
+                            f"the request body is over {limit} bytes (ARAG_SERVER_MAX_BODY)",
+                            code="body_too_large",
+                            headers=close,
+                        )
+        except TimeoutError:
+            raise ApiError(
+                408,
+                f"the request body did not arrive within {timeout:g} s ({len(body)} bytes came; "
+                "ARAG_SERVER_BODY_TIMEOUT)",
+                code="body_timeout",
+                headers=close,
+            ) from None
+        except ClientDisconnect:
+            # Nobody is left to answer; the ApiError only ends the request (and logs one line).
+            raise ApiError(
+                400, f"the client hung up during the upload, after {len(body)} bytes", code="client_disconnected"
+            ) from None
+        try:
+            return parse_body(bytes(body))
+        except BodyError as exc:
+            raise ApiError(400, exc.message, code="invalid_body", param=exc.param) from None
+
+    # -- routes --------------------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        self.authorize(request)
+        unavailable = self.agents.unavailable
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": int(self.started),
+                "owned_by": "arag",
+                "description": MODEL_DESCRIPTIONS[name],
+                "available": getattr(self.agents, name) is not None,
+                **({"unavailable_reason": unavailable[name]} if name in unavailable else {}),
+            }
+            for name in MODEL_NAMES
+        ]
+        return SafeJSONResponse({"object": "list", "data": data})
+
+    async def health(self, request: Request) -> Response:
+        a = self.admission
+        return SafeJSONResponse(
+            {
+                "status": "ok",
+                "models": self.agents.names(),
+                "running": a.running,
+                "waiting": a.waiting,
+                "max_runs": a.max_runs,
+                "max_queue": a.max_queue,
+                "refused": dict(self.refused),
+            }
+        )
+
+    async def thread(self, request: Request) -> Response:
+        """The messages of a stored ``rag`` thread (assistant turns neutralised like answers)."""
+        self.authorize(request)
+        thread_id = request.path_params["thread_id"]
+        rag = self.agents.rag
+        if rag is None or rag.checkpointer is None:
+            raise ApiError(404, "this server keeps no threads", code="not_found")
+        messages = await asyncio.to_thread(rag.thread_messages, thread_id)
+        if not messages:
+            raise ApiError(404, f"no thread {thread_id!r}", code="not_found")
+        safe = self.settings.server_safe_markdown
+        shown = []
+        for m in messages:
+            role = _ROLES.get(m.type, m.type)
+            text = neutralise_markdown(m.text) if safe and role == "assistant" else m.text
+            shown.append({"role": role, "content": text})
+        return SafeJSONResponse({"id": thread_id, "messages": shown})
+
+    async def page(self, request: Request) -> Response:
+        if not WEB_PAGE.is_file():
+            raise ApiError(404, "the web page is not installed (agents/serve/web/index.html)", code="not_found")
+        return FileResponse(WEB_PAGE, media_type="text/html", headers=PAGE_HEADERS)
+
+    async def completions(self, request: Request) -> Response:
+        self.authorize(request)
+        body = wire.parse_request(await self.read_json(request))
+        deadline = time.monotonic() + self.settings.server_deadline
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        try:
+            question, history = split_conversation(body.messages)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+        if (chore := background_task_reply(question)) is not None:
+            self.agents.get(body.model)  # an unknown model is still an error
+            return _answer_now(rid, body, created, chore)
+        run = plan(self.agents, body, question, history)
+        self.admission.admit()
+        if body.stream:
+            return StreamingResponse(
+                self._stream(run, body, rid, created, deadline),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        await self.runs.start(deadline)
+        final: dict[str, Any] | None = None
+        async for item in self.runs.items(run, deadline):
+            if item["type"] == "final":
+                final = item
+            elif item["type"] == "failed":
+                raise wire.run_failed(str(item["error_id"]))
+        if final is None:
+            raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
+        return SafeJSONResponse(
+            wire.final_completion(rid, body, created, final, safe=self.settings.server_safe_markdown)
+        )
+
+    async def _stream(self, run: Run, body: ChatRequest, rid: str, created: int, deadline: float) -> AsyncIterator[str]:
+        """The chunks of a streamed chat: accepted, queued (when no slot is free at once), a status
+        per step, the answer, then ``[DONE]``; a failure midway is an error event before ``[DONE]``."""
+        safe = self.settings.server_safe_markdown
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            return wire.chunk(rid, body.model, created, delta, finish, **extra)
+
+        yield chunk({"role": "assistant", "content": ""}, arag={"status": "accepted", "thread_id": body.thread_id})
+        try:
+            async with contextlib.aclosing(self._take_slot(deadline)) as notices:
+                async for status in notices:
+                    yield chunk({"reasoning_content": status}, arag={"status": "queued"})
+            async for item in self.runs.items(run, deadline):
+                kind = item["type"]
+                if kind == "status":
+                    text = neutralise_markdown(item["text"]) if safe else item["text"]
+                    yield chunk({"reasoning_content": text + "\n"}, arag={"step": wire.jsonable(item["data"])})
+                elif kind == "draft":
+                    yield chunk({}, arag={"draft": item["text"]})
+                elif kind == "failed":
+                    raise wire.run_failed(str(item["error_id"]))
+                else:
+                    for last in wire.final_chunks(rid, body, created, item, safe=safe):
+                        yield last
+        except ApiError as exc:
+            yield wire.sse(exc.body())
+        except Exception as exc:  # whatever breaks midway, the client hears it and the stream ends properly
+            yield wire.sse(wire.failure(wire.log_failure("streamed chat", exc)).body())
+        yield wire.DONE
+
+    async def _take_slot(self, deadline: float) -> AsyncGenerator[str, None]:
+        """Take a run slot for a stream; when none is free at once, first yield one status line
+        (so the client hears at once that it waits). A slot taken or waited for by a client that
+        has gone is given back."""
+        slot = asyncio.ensure_future(self.runs.start(deadline))
+        try:
+            if not (await asyncio.wait({slot}, timeout=_QUEUED_AFTER))[0]:
+                yield f"waiting for a free run slot ({self.admission.waiting} waiting)\n"
+            await slot
+        except BaseException:
+            # start() gives the admission up when cancelled, but a slot that came as it was
+            # cancelled (or before) is taken all the same: it goes back once the wait is over.
+            slot.cancel()
+            slot.add_done_callback(self._give_back)
+            raise
+
+    def _give_back(self, slot: asyncio.Future[None]) -> None:
+        """Release the slot a stream took for a client that has gone."""
+        if not slot.cancelled() and slot.exception() is None:
+            self.admission.release(0.0)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    async def api_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        if exc.status < 500:
+            self.refuse(exc.code or exc.type, f"{_who(request)}: {exc.status} {exc.message}")
+        elif exc.code != "run_failed":  # a failed run is logged with its exception already
+            logger.warning("%s: %s %s", _who(request), exc.status, exc.message)
+        return exc.response()
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        error = ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code)
+        return await self.api_error(request, error)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/health", self.health, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.completions, methods=["POST"]),
+            Route("/v1/threads/{thread_id}", self.thread, methods=["GET"]),
+        ]
+
+
+def _who(request: Request) -> str:
+    client = request.client
+    where = f"{client.host}:{client.port}" if client else "a client"
+    return f"{where} {request.method} {request.url.path}"
+
+
+def _answer_now(rid: str, body: ChatRequest, created: int, text: str) -> Response:
+    """The reply to a front end's background request, without a run."""
+    if not body.stream:
+        return SafeJSONResponse(
+            wire.completion(rid, body.model, created, text, usage=wire.usage({}), arag={"background": True})
+        )
+
+    async def chunks() -> AsyncIterator[str]:
+        yield wire.chunk(rid, body.model, created, {"role": "assistant", "content": text})
+        yield wire.chunk(rid, body.model, created, {}, "stop", arag={"background": True})
+        yield wire.DONE
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")
+
+
+class _Contained:
+    """Whatever escapes a route becomes a 500 error object and one log line with an error id:
+    no exception reaches Starlette's error middleware, which would re-raise it to uvicorn (and
+    uvicorn would log an ASGI traceback)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            error_id = wire.log_failure(f"{scope.get('method')} {scope.get('path')}", exc)
+            if not started:  # else the response is cut short: nothing more can be sent
+                await wire.failure(error_id).response()(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, agents: ServerAgents | None = None) -> Starlette:
+    """The ASGI app (run it with any ASGI server; ``arag serve`` uses uvicorn).
+
+    Args:
+        settings: Defaults to ``Settings()``: limits, key, and the agents when ``agents`` is not given.
+        agents: The agents to serve (tests inject them); closed with the app when built here.
+    """
+    settings = settings or Settings()
+    built = agents is None
+    server = ChatServer(
+        settings, agents if agents is not None else ServerAgents.from_settings(settings), owns_agents=built
+    )
+    app = Starlette(
+        routes=server.routes(),
+        middleware=[Middleware(_Contained)],
+        exception_handlers={ApiError: server.api_error, HTTPException: server.http_error},
+        lifespan=server.lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info", "warning"] = "info") -> None:
+    """Build the agents and serve them with uvicorn until interrupted.
+
+    Raises:
+        ValueError: A non-loopback host without an API key and without ``server_no_auth``
+            (see :func:`~agents.serve._connections.check_exposure`).
+    """
+    import uvicorn
+
+    settings = settings or Settings()
+    check_exposure(settings)
+    agents = ServerAgents.from_settings(settings)
+    if agents.rag is not None:
+        agents.rag.retriever.embeddings.embed_query("warm up")  # load the model before the first request
+    app = create_app(settings, agents=agents)
+    config = uvicorn_config(app, settings, log_level=log_level)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        agents.close()
