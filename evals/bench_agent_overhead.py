@@ -3,11 +3,12 @@
 Both agents get the same zero-latency chat model (one :class:`~agents.testing.FunctionChatModel`
 class: it asks for one call of a trivial ``add`` tool per turn until ``--calls`` tool results are
 in the conversation, then answers; each reply carries usage metadata, as a server's would), the
-same tool and the same system prompt. They run alternately in one process, after a warm-up, so
-the ratio compares like with like. A step is a model turn plus its tool call: ms per step is a
-whole run's wall time (``ReactAgent.invoke`` / ``create_agent(...).invoke``, the final answer
-turn included) divided by ``--calls``. Medians over ``--runs``; the CPU time of the process
-(every thread) is reported too, as it moves less than wall-clock time on a busy machine.
+same tool and the same system prompt. They run alternately in one process after a warm-up, each
+side first in every other round and the heap collected before each run, so the ratio compares
+like with like. A step is a model turn plus its tool call: ms per step is a whole run's wall time
+(``ReactAgent.invoke`` / ``create_agent(...).invoke``, the final answer turn included) divided by
+``--calls``. Medians over ``--runs``; the CPU time of the process (every thread) is reported too,
+as it moves less than wall-clock time on a busy machine.
 
     python -m evals.bench_agent_overhead --runs 30 --json runs/bench-agent-overhead.json
     python -m evals.bench_agent_overhead --profile   # cProfile of our agent's runs, top 30
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import pstats
 import statistics
@@ -108,9 +110,13 @@ def bench_agent_overhead(runs: int, calls: int = 20, warmup: int = 3) -> dict[st
             _ms_per_step(run, calls)
     wall: dict[str, list[float]] = {name: [] for name in sides}
     cpu: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(runs):
-        for name, run in sides.items():
-            ms, cpu_ms = _ms_per_step(run, calls)
+    names = list(sides)
+    for i in range(runs):
+        # Each side goes first every other round, and each run starts from a collected heap, so
+        # neither pays for the other's garbage or for its place in the round.
+        for name in names if i % 2 == 0 else names[::-1]:
+            gc.collect()
+            ms, cpu_ms = _ms_per_step(sides[name], calls)
             wall[name].append(ms)
             cpu[name].append(cpu_ms)
     rows = {
