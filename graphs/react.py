@@ -2,42 +2,66 @@
 user tools) until it answers.
 
 ```
-START -> agent -> tools -> agent ... -> finish
+START -> agent -> tool (one task per call: Send) -> agent ... -> finish
 ```
 
-Tool calls of one model turn run in parallel. A tool that raises, an unknown tool, or arguments
-that are not valid JSON go back to the model as an error ``ToolMessage`` so it can correct itself.
-The step limit, the run's budget and model failures end the run at ``finish`` with an
-``exit_reason``; they never escape as exceptions.
+Each tool call of a model turn is a task of its own (``Send("tool", call)``), so several calls
+run side by side, at most ``max_parallel_tools`` at a time, and a single one runs in the caller's
+thread (LangGraph runs a lone task inline: no thread hand-off per step). A tool that raises, an
+unknown tool, or arguments that are not valid JSON go back to the model as an error
+``ToolMessage`` so it can correct itself. The turn limit, the run's budget and model failures end
+the run at ``finish`` with an ``exit_reason``; they never escape as exceptions.
+
+Progress is the graph's own stream: with ``stream_mode="tasks"`` an ``agent`` task starting is a
+model turn, and a ``tool`` task's result carries its ``tool_calls`` record (tool, args, status,
+ms). The graph writes no custom events, since a custom stream makes LangGraph run every node in a
+worker thread (:class:`~agents.react_agent.ReactAgent` turns the task stream into its events).
 """
 
 from __future__ import annotations
 
-import contextvars
+import operator
 import re
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict, cast
+from typing import Annotated, Any, NotRequired, cast
 
-from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    InvalidToolCall,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
 from langchain_core.tools import BaseTool, StructuredTool
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer
+from langgraph.types import Checkpointer, Command, Overwrite, Send
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
-from graphs._state import extend_or_reset
 from graphs.budget import Budget, BudgetExceeded, Limits
 from graphs.llm import ModelClient, ModelError
 from tools.retrieval import Retriever
 from tools.store import Source
 
-__all__ = ["ReactContext", "ReactState", "build_react_graph", "source_tool", "source_tools"]
+__all__ = [
+    "ReactContext",
+    "ReactInput",
+    "ReactOutput",
+    "ReactState",
+    "build_react_graph",
+    "initial_state",
+    "source_tool",
+    "source_tools",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You answer questions with the tools you have. Search before answering; search again with other words "
@@ -46,13 +70,50 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+class ReactInput(TypedDict):
+    """What a run starts from (:func:`initial_state` builds it): the new messages, and the
+    question's counters reset (a thread keeps the previous question's)."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """Appended to the thread's conversation (the whole conversation when there is no thread)."""
+    turns: NotRequired[int]
+    exit_reason: NotRequired[str]
+    error: NotRequired[str | None]
+    tool_calls: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+    """``Overwrite([])`` starts the question's record afresh."""
+
+
+class ReactOutput(TypedDict, total=False):
+    """What a run hands back."""
+
+    messages: list[AnyMessage]
+    """The conversation; the last message is the answer when ``exit_reason`` is ``answered``."""
+    exit_reason: str
+    """``answered``, ``budget``, ``max_iterations`` or ``error``."""
+    error: str | None
+    tool_calls: list[dict[str, Any]]
+    """The question's tool calls, in call order: tool, args, status, ms."""
+
+
 class ReactState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     turns: int
     """Model turns of the current question."""
     exit_reason: str
     error: str | None
-    tool_calls: Annotated[list[dict[str, Any]], extend_or_reset]
+    tool_calls: Annotated[list[dict[str, Any]], operator.add]
+
+
+def initial_state(question: str, history: Sequence[BaseMessage] | None = None) -> ReactInput:
+    """The input of a run: the conversation sent whole (``history``, if any) and the question,
+    with the question's turn count, exit reason, error and tool calls reset."""
+    return {
+        "messages": [*cast(Sequence[AnyMessage], history or []), HumanMessage(question)],
+        "turns": 0,
+        "exit_reason": "",
+        "error": None,
+        "tool_calls": cast(list[dict[str, Any]], Overwrite([])),
+    }
 
 
 @dataclass(frozen=True)
@@ -65,6 +126,10 @@ class ReactContext:
     """Model turns before the run stops with ``max_iterations``."""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_parallel_tools: int = 4
+    """Tool calls of one turn that run at the same time."""
+    _by_name: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
+    _system: SystemMessage = field(init=False, repr=False, compare=False)
+    _slots: threading.BoundedSemaphore = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.budget is None:
@@ -73,6 +138,13 @@ class ReactContext:
         if len(set(names)) != len(names):
             msg = f"tool names must be unique, got {names}"
             raise ValueError(msg)
+        if self.max_parallel_tools < 1:
+            msg = f"max_parallel_tools must be >= 1, got {self.max_parallel_tools}"
+            raise ValueError(msg)
+        # Built once per run, not once per step.
+        object.__setattr__(self, "_by_name", {t.name: t for t in self.tools})
+        object.__setattr__(self, "_system", SystemMessage(self.system_prompt))
+        object.__setattr__(self, "_slots", threading.BoundedSemaphore(self.max_parallel_tools))
 
     @property
     def meter(self) -> Budget:
@@ -80,69 +152,77 @@ class ReactContext:
         return self.budget
 
 
-def agent(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, Any]:
+def agent(state: ReactState, runtime: Runtime[ReactContext]) -> Command[str]:
+    """A model turn, and where it leads: a ``tool`` task per call of the reply (invalid ones
+    included) while turns remain, else ``finish``. The node routes (a ``Command``) rather than a
+    conditional edge, which would read the whole state again, the conversation included."""
     ctx = runtime.context
-    turns = state.get("turns", 0)
-    get_stream_writer()({"event": "step_start", "node": "agent", "turn": turns + 1})
-    prompt = [SystemMessage(ctx.system_prompt), *state.get("messages", [])]
     try:
-        reply = ctx.client.invoke(prompt, ctx.meter, tools=ctx.tools, tags=["agent"])
+        reply = ctx.client.invoke([ctx._system, *state["messages"]], ctx.meter, tools=ctx.tools)
     except BudgetExceeded as exc:
-        return {"exit_reason": "budget", "error": str(exc)}
+        return Command(update={"exit_reason": "budget", "error": str(exc)}, goto="finish")
     except ModelError as exc:
-        return {"exit_reason": "error", "error": str(exc)}
-    return {"messages": [reply], "turns": turns + 1}
+        return Command(update={"exit_reason": "error", "error": str(exc)}, goto="finish")
+    turns = state.get("turns", 0) + 1
+    sends: list[Send] = []
+    if turns < ctx.max_turns:
+        sends = [Send("tool", {**c, "type": "tool_call"}) for c in reply.tool_calls]
+        sends += [Send("tool", {**c, "type": "invalid_tool_call"}) for c in reply.invalid_tool_calls]
+    return Command(update={"messages": [reply], "turns": turns}, goto=sends or "finish")
 
 
-def run_tools(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, Any]:
+def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -> dict[str, Any]:
+    """One tool call of the model's turn (a ``Send`` task): its ``ToolMessage`` and its record."""
     ctx = runtime.context
-    last = state["messages"][-1]
-    assert isinstance(last, AIMessage)
-    by_name = {t.name: t for t in ctx.tools}
-    writer = get_stream_writer()
-
-    def call(tool_call: dict[str, Any]) -> tuple[ToolMessage, dict[str, Any]]:
-        started = time.perf_counter()
-        name, call_id = tool_call["name"], tool_call["id"] or ""
-        tool = by_name.get(name)
-        artifact: Any = None
-        if tool is None:
-            content, status = f"Error: no tool named {name!r}; use one of {sorted(by_name)}", "error"
-        else:
+    name, call_id = call.get("name") or "", call.get("id") or ""
+    if call.get("type") == "invalid_tool_call":
+        content = (
+            f"Error: the arguments of {name!r} are not valid JSON ({call.get('error') or 'unparseable'}). "
+            "Call again with a valid JSON object."
+        )
+        record = {"tool": call.get("name"), "args": call.get("args"), "status": "invalid_arguments", "ms": 0.0}
+        message = ToolMessage(content, tool_call_id=call_id, name=name, status="error")
+        return {"messages": [message], "tool_calls": [record]}
+    started = time.perf_counter()
+    tool = ctx._by_name.get(name)
+    if tool is None:
+        message = ToolMessage(
+            f"Error: no tool named {name!r}; use one of {sorted(ctx._by_name)}",
+            tool_call_id=call_id,
+            name=name,
+            status="error",
+        )
+    else:
+        with ctx._slots:
+            started = time.perf_counter()  # the call's own time, not its wait for a slot
             try:
                 # Invoked with the whole call, a tool answers with a ToolMessage: its content for the
                 # model, and its artifact (the search tools' passages) for the code.
-                output = tool.invoke({**tool_call, "type": "tool_call"})
-                content, status = str(output.content), "success"
-                artifact = output.artifact
+                output = tool.invoke(cast(ToolCall, call))
+                message = (
+                    output
+                    if isinstance(output, ToolMessage) and isinstance(output.content, str)
+                    else ToolMessage(
+                        str(getattr(output, "content", output)),
+                        tool_call_id=call_id,
+                        name=name,
+                        artifact=getattr(output, "artifact", None),
+                    )
+                )
             except Exception as exc:  # the model sees the error and can fix its call
-                content, status = f"Error: {type(exc).__name__}: {exc}. Fix the arguments and call again.", "error"
-        record = {
-            "tool": name,
-            "args": tool_call["args"],
-            "status": status,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-        writer({"event": "tool", **record})
-        return ToolMessage(content, tool_call_id=call_id, name=name, status=status, artifact=artifact), record
-
-    results = []
-    if last.tool_calls:
-        with ThreadPoolExecutor(max_workers=max(1, min(ctx.max_parallel_tools, len(last.tool_calls)))) as pool:
-            # Each call runs in a copy of this node's context, where the stream writer works.
-            calls = [(contextvars.copy_context(), dict(c)) for c in last.tool_calls]
-            results = list(pool.map(lambda pair: pair[0].run(call, pair[1]), calls))
-    for bad in last.invalid_tool_calls:
-        content = (
-            f"Error: the arguments of {bad.get('name')!r} are not valid JSON ({bad.get('error') or 'unparseable'}). "
-            "Call again with a valid JSON object."
-        )
-        record = {"tool": bad.get("name"), "args": bad.get("args"), "status": "invalid_arguments", "ms": 0.0}
-        writer({"event": "tool", **record})
-        results.append(
-            (ToolMessage(content, tool_call_id=bad.get("id") or "", name=bad.get("name") or "", status="error"), record)
-        )
-    return {"messages": [m for m, _ in results], "tool_calls": [r for _, r in results]}
+                message = ToolMessage(
+                    f"Error: {type(exc).__name__}: {exc}. Fix the arguments and call again.",
+                    tool_call_id=call_id,
+                    name=name,
+                    status="error",
+                )
+    record = {
+        "tool": name,
+        "args": call["args"],
+        "status": message.status,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    return {"messages": [message], "tool_calls": [record]}
 
 
 def finish(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, Any]:
@@ -154,27 +234,17 @@ def finish(state: ReactState, runtime: Runtime[ReactContext]) -> dict[str, Any]:
     return {"exit_reason": "max_iterations", "error": f"stopped after {state.get('turns', 0)} model turns"}
 
 
-def route_after_agent(state: ReactState, runtime: Runtime[ReactContext]) -> str:
-    if state.get("exit_reason"):
-        return "finish"
-    last = state["messages"][-1]
-    wants_tools = isinstance(last, AIMessage) and bool(last.tool_calls or last.invalid_tool_calls)
-    if wants_tools and state.get("turns", 0) < runtime.context.max_turns:
-        return "tools"
-    return "finish"
-
-
 def build_react_graph(
     *, checkpointer: Checkpointer = None, name: str = "react"
-) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the ReAct graph; pass a :class:`ReactContext` as ``context=`` when running it."""
-    builder = StateGraph(ReactState, context_schema=ReactContext)
-    builder.add_node("agent", cast(Any, agent))
-    builder.add_node("tools", cast(Any, run_tools))
+) -> CompiledStateGraph[ReactState, ReactContext, ReactInput, ReactOutput]:
+    """Compile the ReAct graph; start it from :func:`initial_state` and pass a
+    :class:`ReactContext` as ``context=``."""
+    builder = StateGraph(ReactState, context_schema=ReactContext, input_schema=ReactInput, output_schema=ReactOutput)
+    builder.add_node("agent", cast(Any, agent), destinations=("tool", "finish"))
+    builder.add_node("tool", cast(Any, run_tool))
     builder.add_node("finish", cast(Any, finish))
     builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", route_after_agent, ["tools", "finish"])
-    builder.add_edge("tools", "agent")
+    builder.add_edge("tool", "agent")
     builder.add_edge("finish", END)
     return builder.compile(checkpointer=checkpointer, name=name)
 

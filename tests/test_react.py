@@ -1,18 +1,22 @@
 """The ReAct tool-calling graph with a scripted model: parallel tool calls, tool errors, step limit,
-budget, and bad set-ups."""
+budget, threads, the graph's contract, and bad set-ups."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
 
 from agents.react_agent import ReactAgent
 from agents.settings import Settings
 from agents.testing import scripted
 from graphs.budget import Limits
+from graphs.llm import ModelClient
+from graphs.react import ReactContext, build_react_graph, initial_state
 
 
 @tool
@@ -88,3 +92,101 @@ def test_bad_setups_fail_early_with_a_fix() -> None:
         ReactAgent(scripted("x"), tools=[slow_double, slow_double])
     with pytest.raises(ValueError, match="ARAG_CHAT_MODEL"):
         ReactAgent.from_settings(Settings())
+
+
+def test_a_lone_tool_call_runs_in_the_callers_thread_and_streams_its_events() -> None:
+    seen: list[int] = []
+
+    @tool
+    def where(x: int) -> int:
+        """Report the thread."""
+        seen.append(threading.get_ident())
+        return x
+
+    model = scripted(AIMessage("", tool_calls=[call("where", {"x": 1}, "a")]), "done")
+    events = list(ReactAgent(model, tools=[where]).stream("where?"))
+    # No worker thread per step: that hand-off cost more than the rest of a step.
+    assert seen == [threading.get_ident()]
+    assert [(e.kind, e.data.get("event")) for e in events[:-1]] == [
+        ("step", "step_start"),
+        ("tool", "tool"),
+        ("step", "step_start"),
+    ]
+    assert [e.data["turn"] for e in events if e.kind == "step"] == [1, 2]
+    assert events[1].data["tool"] == "where"
+    assert events[1].data["args"] == {"x": 1}
+    assert events[1].data["status"] == "success"
+    assert isinstance(events[1].data["ms"], float)
+
+
+def test_unknown_tools_go_back_to_the_model() -> None:
+    model = scripted(AIMessage("", tool_calls=[call("nope", {}, "a")]), "sorry")
+    result = ReactAgent(model, tools=[slow_double]).invoke("x")
+    assert result.exit_reason == "answered"
+    assert result.tool_calls[0]["status"] == "error"
+    reply = model.prompts[1][-1]
+    assert isinstance(reply, ToolMessage)
+    assert "no tool named 'nope'" in str(reply.content)
+    assert "slow_double" in str(reply.content)
+
+
+def test_max_parallel_tools_caps_the_calls_running_at_once() -> None:
+    running, peak, lock = [0], [0], threading.Lock()
+
+    @tool
+    def busy(x: int) -> int:
+        """Take a while."""
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.1)
+        with lock:
+            running[0] -= 1
+        return x
+
+    model = scripted(AIMessage("", tool_calls=[call("busy", {"x": i}, f"c{i}") for i in range(5)]), "done")
+    context = ReactContext(client=ModelClient(model), tools=[busy], max_parallel_tools=2)
+    out = build_react_graph().invoke(initial_state("go"), context=context)
+    assert out["exit_reason"] == "answered"
+    assert peak[0] == 2
+    # Messages and records keep the order of the model's calls, whichever finished first.
+    assert [m.tool_call_id for m in out["messages"] if isinstance(m, ToolMessage)] == [f"c{i}" for i in range(5)]
+    assert [r["args"]["x"] for r in out["tool_calls"]] == list(range(5))
+    with pytest.raises(ValueError, match="max_parallel_tools"):
+        ReactContext(client=ModelClient(model), tools=[busy], max_parallel_tools=0)
+
+
+def test_each_question_of_a_thread_starts_afresh() -> None:
+    model = scripted(
+        AIMessage("", tool_calls=[call("slow_double", {"x": 1}, "a")]),
+        "2",
+        AIMessage("", tool_calls=[call("slow_double", {"x": 3}, "b")]),
+        "6",
+    )
+    agent = ReactAgent(model, tools=[slow_double], checkpointer=InMemorySaver(), max_turns=2)
+    first = agent.invoke("double 1", thread_id="t")
+    second = agent.invoke("double 3", thread_id="t")
+    assert (first.answer, second.answer) == ("2", "6")
+    # Turns and tool calls are the question's own (Overwrite), the conversation is the thread's.
+    assert second.exit_reason == "answered"  # 2 turns again, within max_turns=2
+    assert [c["args"] for c in second.tool_calls] == [{"x": 3}]
+    assert [m.content for m in second.messages if isinstance(m, HumanMessage)] == ["double 1", "double 3"]
+
+
+def test_the_graph_declares_what_it_takes_and_gives() -> None:
+    graph = build_react_graph()
+    taken = graph.get_input_jsonschema()
+    assert sorted(taken["properties"]) == ["error", "exit_reason", "messages", "tool_calls", "turns"]
+    assert taken["required"] == ["messages"]
+    assert sorted(graph.get_output_jsonschema()["properties"]) == ["error", "exit_reason", "messages", "tool_calls"]
+    start = initial_state("q", [AIMessage("earlier")])
+    assert [type(m).__name__ for m in start["messages"]] == ["AIMessage", "HumanMessage"]
+    assert (start["turns"], start["exit_reason"], start["error"]) == (0, "", None)
+    edges = {(e.source, e.target, e.conditional) for e in graph.get_graph().edges}
+    assert edges == {
+        ("__start__", "agent", False),
+        ("agent", "tool", True),
+        ("agent", "finish", True),
+        ("tool", "agent", False),
+        ("finish", "__end__", False),
+    }
