@@ -128,33 +128,27 @@ class ModelClient:
         runnable: Any = self.model.bind_tools(list(tools)) if tools else self.model
         if tags:
             runnable = runnable.with_config(tags=list(tags))
-        policy = self.retry
-        backoff = wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter)
-
-        def wait(state: RetryCallState) -> float:
-            asked = _retry_after(state.outcome.exception() if state.outcome else None)
-            seconds = min(policy.max_wait, asked) if asked is not None else backoff(state)
-            remaining = budget.remaining_s
-            return seconds if remaining is None else min(seconds, remaining)
-
-        def before_sleep(state: RetryCallState) -> None:
-            budget.count_retry()
-
-        retrying = Retrying(
-            stop=stop_after_attempt(policy.max_attempts),
-            wait=wait,
-            retry=retry_if_exception(is_transient),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        attempts = 0
+        attempts = 1
         try:
-            for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    if attempts > 1:
+            replay: BaseException | None = None
+            try:
+                # The first attempt goes straight to the model: tenacity's loop costs about as much
+                # as a zero-latency model call, and most calls need no retry.
+                response = runnable.invoke(list(messages))
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                replay = exc
+            if replay is not None:
+                attempts = 0
+                for attempt in self._retrying(budget):
+                    with attempt:
+                        attempts += 1
+                        if replay is not None:  # tenacity sees the first failure as its attempt 1
+                            failure, replay = replay, None
+                            raise failure
                         budget.check()  # the deadline may have passed while waiting
-                    response = runnable.invoke(list(messages))
+                        response = runnable.invoke(list(messages))
         except openai.APIStatusError as exc:
             msg = f"model {self.name!r} failed after {attempts} attempt(s): HTTP {exc.status_code}: {_brief(exc)}"
             raise ModelError(msg, attempts=attempts, cause=exc) from exc
@@ -167,6 +161,29 @@ class ModelClient:
             response = AIMessage(content=str(getattr(response, "content", response)))
         self._charge(budget, messages, response)
         return response
+
+    def _retrying(self, budget: Budget) -> Retrying:
+        """The retry loop after a transient failure: the policy's backoff (or the server's
+        ``Retry-After``), capped by the time the budget has left; each retry counted."""
+        policy = self.retry
+        backoff = wait_exponential_jitter(multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter)
+
+        def wait(state: RetryCallState) -> float:
+            asked = _retry_after(state.outcome.exception() if state.outcome else None)
+            seconds = min(policy.max_wait, asked) if asked is not None else backoff(state)
+            remaining = budget.remaining_s
+            return seconds if remaining is None else min(seconds, remaining)
+
+        def before_sleep(state: RetryCallState) -> None:
+            budget.count_retry()
+
+        return Retrying(
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait,
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
 
     def structured(
         self,
