@@ -26,6 +26,7 @@ Kinds:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,20 @@ class Citation:
     doc_id: str
     path: str
     text: str
+
+    @classmethod
+    def from_chunk(cls, number: int, chunk: Mapping[str, Any]) -> Citation:
+        """Citation ``number`` of a chunk in its plain-data form (what the graphs' state and the
+        search tools' artifacts hold: id, source, doc_id, title, path, text)."""
+        return cls(
+            number=number,
+            chunk_id=str(chunk["id"]),
+            source=str(chunk.get("source", "")),
+            title=str(chunk.get("title", "")),
+            doc_id=str(chunk.get("doc_id", "")),
+            path=str(chunk.get("path", "")),
+            text=str(chunk.get("text", "")),
+        )
 
     @property
     def snippet(self) -> str:

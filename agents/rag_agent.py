@@ -187,18 +187,7 @@ class RagAgent(OwnsResources):
                 if metadata.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.text:
                     yield AgentEvent("token", text=message.text)
         usage = {**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)}
-        citations = [
-            Citation(
-                number=i,
-                chunk_id=c["id"],
-                source=c["source"],
-                title=c["title"],
-                doc_id=c["doc_id"],
-                path=c["path"],
-                text=c["text"],
-            )
-            for i, c in enumerate(state.get("citations", []), 1)
-        ]
+        citations = [Citation.from_chunk(i, c) for i, c in enumerate(state.get("citations", []), 1)]
         result = RagResult(
             question=question,
             answer=state.get("answer", ""),
