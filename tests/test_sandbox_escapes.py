@@ -12,6 +12,7 @@ The sandbox must be available: these tests fail, not skip, where the OS boundary
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -20,7 +21,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -737,6 +738,7 @@ RAW = GUARD_OFF + "def raw(data):\n    os.write(1, data)\n"
         (b"\xff\xfe\n", "not a valid message"),
         (b"x" * 5_000_000, "longer than"),
         (b'{"type": "done", "stdout": "' + b"y" * 30_000 + b'", "error": null, "submitted": null, "dropped": 0}\n', ""),
+        (b'{"type": "ready"}\n', "a second 'ready'"),
     ],
     ids=[
         "not-json",
@@ -750,6 +752,7 @@ RAW = GUARD_OFF + "def raw(data):\n    os.write(1, data)\n"
         "bad-utf8",
         "no-newline",
         "stdout-over-cap",
+        "second-ready",
     ],
 )
 def test_malformed_messages_end_the_child(sandbox: Sandbox, payload: bytes, why: str) -> None:
@@ -834,30 +837,77 @@ def test_the_unprivileged_path_as_another_user() -> None:
     assert done.stdout.strip() == "1 None", done.stderr[-2000:]
 
 
-def test_the_sandbox_dies_with_its_parent() -> None:
-    """The caller killed outright (SIGKILL: no finally runs): the run's processes go with it."""
-    script = (
-        "import sys\n"
-        "from tools.sandbox import Sandbox, SandboxLimits\n"
-        "print('started', flush=True)\n"
-        "Sandbox(SandboxLimits(timeout_s=60, cpu_s=60)).run('while True:\\n    pass\\n')\n"
-    )
+_CALLER = (
+    "from tools.sandbox import Sandbox, SandboxLimits\n"
+    "print('started', flush=True)\n"
+    "Sandbox(SandboxLimits(timeout_s=60, cpu_s=60)).run('while True:\\n    pass\\n')\n"
+)
+
+
+def _caller() -> subprocess.Popen[str]:
     caller = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
+        [sys.executable, "-c", _CALLER], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
     )
+    assert caller.stdout is not None
+    assert caller.stdout.readline().strip() == "started"
+    return caller
+
+
+def _code_runs() -> bool:
+    """The child script runs (bubblewrap has exec'd it: its argv[0] is the interpreter)."""
+    return any(not line.split(": ", 1)[1].startswith(("/usr/bin/bwrap", "/bin/sh")) for line in sandbox_processes())
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_sandbox_dies_with_its_parent() -> None:
+    """The caller killed outright (SIGKILL: no finally runs) while the code runs: the run's
+    processes go with it (bubblewrap's parent-death signal, set again by setpriv after the uid
+    switch, which clears it)."""
+    caller = _caller()
     try:
-        assert caller.stdout is not None
-        assert caller.stdout.readline().strip() == "started"
-        deadline = time.monotonic() + 30  # a loaded machine starts it slowly
-        while not sandbox_processes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sandbox_processes(), "the sandbox never started"
+        _wait_until(_code_runs, 30)  # a loaded machine starts it slowly
+        assert _code_runs(), "the sandbox never started"
     finally:
         caller.kill()
         caller.wait()
-    deadline = time.monotonic() + 10
-    while sandbox_processes() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: not sandbox_processes(), 10)
+    assert sandbox_processes() == []
+
+
+@pytest.mark.skipif(cgroup_problem() is not None, reason=f"no memory cgroup here: {cgroup_problem()}")
+def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
+    """Killed while bubblewrap still sets the namespace up (before its processes bind their
+    lives to the caller), a caller can leave a process of bubblewrap's waiting for a go-ahead that
+    never comes. It never runs code (the code goes only after the child's "ready"), it sits in the
+    dead caller's cgroup, and the next caller's clean-up kills it."""
+    for attempt in range(12):
+        caller = _caller()
+        try:
+            _wait_until(lambda: bool(sandbox_processes()), 30)
+            time.sleep(attempt * 0.004)  # kill at a different point of the start-up each time
+        finally:
+            caller.kill()
+            caller.wait()
+        _wait_until(lambda: not _code_runs(), 5)  # a child that got no code exits on its stdin's end
+        for line in sandbox_processes():  # what is left is held, not running the code
+            pid = line.split(":", 1)[0]
+            with contextlib.suppress(OSError):
+                assert "arag-sandbox-" in Path(f"/proc/{pid}/cgroup").read_text(), line
+        assert not _code_runs(), "the code ran on after its caller was killed"
+    done = subprocess.run(
+        [sys.executable, "-c", "from tools.sandbox import Sandbox\nprint(Sandbox().run('print(1)').stdout)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.stdout.strip() == "1", done.stderr[-2000:]
+    _wait_until(lambda: not sandbox_processes(), 10)
     assert sandbox_processes() == []
 
 

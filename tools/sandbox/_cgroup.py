@@ -159,8 +159,14 @@ def cgroup_problem() -> str | None:
 
 
 def _remove_stale(base: Path) -> None:
-    """Remove the run cgroups a killed process left behind (their processes died with it)."""
+    """Remove the run cgroups a killed process left behind, killing what is still in them.
+
+    A run's processes die with their caller once the child runs, but a caller killed during the
+    start-up (between bubblewrap binding its own life to the caller and letting its child go on)
+    leaves that child waiting forever for a go-ahead that cannot come."""
     for path in base.glob("arag-sandbox-*-*"):
         pid = path.name.split("-")[2]
         if pid.isdigit() and not Path("/proc", pid).exists():
-            MemoryCgroup(path, v2=(path / "memory.max").exists()).remove()
+            group = MemoryCgroup(path, v2=(path / "memory.max").exists())
+            group.kill(wait_s=2)
+            group.remove()

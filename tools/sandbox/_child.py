@@ -2,9 +2,9 @@
 
 Started by :class:`tools.sandbox.Sandbox` as ``python -I -S -B this_file`` inside the OS boundary
 of ``tools/sandbox/_isolation.py`` (namespaces, uid 65534, seccomp, a read-only root and a small tmpfs).
-It uses the standard library only. Protocol: one JSON header line on stdin; JSON lines on
-stdout (``llm_query`` requests, then one ``done``); each reply to ``llm_query`` arrives as one
-JSON line on stdin before the next request may be sent.
+It uses the standard library only. Protocol: ``ready`` on stdout, then one JSON header line on
+stdin; JSON lines on stdout (``llm_query`` requests, then one ``done``); each reply to
+``llm_query`` arrives as one JSON line on stdin before the next request may be sent.
 
 What this script enforces, in order:
 
@@ -129,6 +129,7 @@ def main() -> None:
     # Nothing but the three pipes: bubblewrap leaves its --userns-block-fd pipe open (its writer is
     # closed, so it is harmless, but the code has no business with any other descriptor).
     os.closerange(3, 1 << 16)
+    _send({"type": "ready"})  # the parent sends the code only now (see _runner._Session.run)
     header = json.loads(_read_line())
     _set_limits(header["limits"])
     tmp = _realpath(header["tmpdir"])

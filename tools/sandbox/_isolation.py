@@ -31,9 +31,10 @@ the kernel:
   inotify), the host's page cache (``fadvise64``, ``mincore``, ``cachestat``), and every socket
   family but ``AF_UNIX``; other architectures' system calls (x32,
   ``int 0x80``) kill the process;
-- ``--die-with-parent``, a new session, and, where one can be made, a memory cgroup per run
-  (``tools/sandbox/_cgroup.py``) that caps all its processes together, kernel memory included, and
-  finds every one of them when the run ends.
+- ``--die-with-parent`` (and, as root, ``setpriv --pdeathsig=KILL``: the kernel clears the
+  parent-death signal when the uid changes), a new session, and, where one can be made, a memory
+  cgroup per run (``tools/sandbox/_cgroup.py``) that caps all its processes together, kernel
+  memory included, and finds every one of them when the run ends.
 
 The resource limits (CPU, address space, file size, open files, processes, pending signals,
 message queues, locked memory) are set by the child's own script before it reads the model's
@@ -44,7 +45,10 @@ kernel to tear the namespace down, which takes up to about 4 s per GB of ``tree_
 code filled (millions of files); ``fs.file-max`` is host-wide and open files are not a cgroup
 resource, so on hosts with a low ``fs.file-max`` a run can hold many (each mapping of a file
 keeps it open past ``RLIMIT_NOFILE``): keep systemd's default (``LONG_MAX``); ``/proc/self/cgroup``
-and ``mountinfo`` show the run cgroup's name (this process's pid) and the interpreter's path.
+and ``mountinfo`` show the run cgroup's name (this process's pid) and the interpreter's path; a
+caller killed during a run's start-up (a few milliseconds before the child runs, while bubblewrap
+waits for the user namespace's map) leaves a blocked bubblewrap process that never runs code,
+which the next caller's clean-up kills where runs get a cgroup, and which stays otherwise.
 
 Requirements: Linux with user namespaces, Debian's ``bubblewrap`` (``apt-get install
 bubblewrap``; ``bwrap`` 0.8 or newer), ``libseccomp`` (``libseccomp2``, in every Debian base
@@ -356,7 +360,9 @@ class Jail:
         args += ["--setenv", "LANG", "C.UTF-8", "--"]
         if self.root:
             ids = [f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups"]
-            args += [self.setpriv, *ids, "--inh-caps=-all", "--bounding-set=-all", "--"]
+            # The kernel clears the parent-death signal bubblewrap set when the uid changes;
+            # setpriv sets it again after the switch, or the child outlives a killed caller.
+            args += [self.setpriv, *ids, "--inh-caps=-all", "--bounding-set=-all", "--pdeathsig=KILL", "--"]
         return [*args, runtime.executable, "-I", "-S", "-B", CHILD_PATH]
 
     def start(self, child_source: bytes, context: bytes) -> Jailed:
@@ -365,6 +371,12 @@ class Jail:
         Raises:
             OSError: bubblewrap could not be started or did not set the namespaces up.
         """
+        group = None
+        if self.tree_memory_mb is not None and cgroup_problem() is None:
+            # Made first, and bubblewrap starts in it (a shell joins it, then execs bubblewrap):
+            # should this process die during the start-up below, before bubblewrap's processes
+            # bind their lives to it, the next caller's clean-up finds them (``_remove_stale``).
+            group = MemoryCgroup.create(self.tree_memory_mb * 1024 * 1024)
         program = seccomp_program()
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe() if self.root else (-1, -1)
@@ -375,16 +387,19 @@ class Jail:
         os.lseek(context_fd, 0, os.SEEK_SET)
         empty = [_filled_pipe(b"") for _ in _PROC_MASKED]
         passed = [info_w, seccomp_r, child_r, context_fd, *empty] + ([block_r] if self.root else [])
+        command = self.command(
+            info_fd=info_w,
+            block_fd=block_r if self.root else None,
+            seccomp_fd=seccomp_r,
+            child_fd=child_r,
+            context_fd=context_fd,
+            empty_fds=empty,
+        )
+        if group is not None:
+            command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group.path / "cgroup.procs"), *command]
         try:
             process = subprocess.Popen(  # noqa: S603 - bwrap with arguments built here
-                self.command(
-                    info_fd=info_w,
-                    block_fd=block_r if self.root else None,
-                    seccomp_fd=seccomp_r,
-                    child_fd=child_r,
-                    context_fd=context_fd,
-                    empty_fds=empty,
-                ),
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -393,21 +408,21 @@ class Jail:
                 umask=0o022,
                 start_new_session=True,
             )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            os.close(info_r)
+            if self.root:
+                os.close(block_w)
+            raise
         finally:
             for fd in passed:
                 os.close(fd)
-        group = None
         slot = _take_slot() if self.root else None
         try:
             info = _read_info(info_r, timeout=10.0)
             init_pid = int(str(info["child-pid"]))
             pidfd = _pidfd(init_pid)
-            if self.tree_memory_mb is not None and cgroup_problem() is None:
-                # Before the child runs anything of the code's (it waits for its header first).
-                group = MemoryCgroup.create(self.tree_memory_mb * 1024 * 1024)
-                for pid in (process.pid, init_pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        group.add(pid)
             for pid in (process.pid, init_pid):  # the kernel's OOM killer takes the run, not the caller
                 with contextlib.suppress(OSError):
                     Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
@@ -520,7 +535,8 @@ def isolation_problem() -> str | None:
         return str(exc)
     probe = b"import os, sys\nsys.stdout.write(str(os.getuid()))\n"
     try:
-        jailed = Jail(disk_mb=1).start(probe, b"")
+        # In a cgroup where runs get one, like every run (see Jail.start on why).
+        jailed = Jail(disk_mb=1, tree_memory_mb=64 if cgroup_problem() is None else None).start(probe, b"")
         out, err = jailed.process.communicate(timeout=20)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bubblewrap could not start a sandbox: {exc}"
@@ -529,6 +545,10 @@ def isolation_problem() -> str | None:
             _end(jailed.process)
             if jailed.pidfd is not None:
                 os.close(jailed.pidfd)
+            if jailed.cgroup is not None:
+                jailed.cgroup.kill(wait_s=5)
+                jailed.cgroup.remove()
+            release(jailed)
     if out.strip() != str(SANDBOX_UID).encode():
         detail = err.decode(errors="replace").strip().splitlines()
         why = detail[-1] if detail else f"exit code {jailed.process.returncode}"

@@ -144,6 +144,13 @@ class SandboxResult:
         return "\n".join(parts) or "(no output)"
 
 
+class _Ready(BaseModel):
+    """The child's first line: it runs, bound to die with its parent; only now is the code sent."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["ready"]
+
+
 class _LlmQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["llm_query"]
@@ -159,7 +166,9 @@ class _Done(BaseModel):
     dropped: int = Field(ge=0, le=10**15)
 
 
-_MESSAGE: TypeAdapter[_LlmQuery | _Done] = TypeAdapter(Annotated[_LlmQuery | _Done, Field(discriminator="type")])
+_MESSAGE: TypeAdapter[_Ready | _LlmQuery | _Done] = TypeAdapter(
+    Annotated[_Ready | _LlmQuery | _Done, Field(discriminator="type")]
+)
 
 
 class _Violation(Exception):  # noqa: N818 - internal signal, never leaves this module
@@ -306,7 +315,10 @@ class _Session:
         stdin, stdout, stderr = self.process.stdin.fileno(), self.process.stdout.fileno(), self.process.stderr.fileno()
         for fd in (stdin, stdout, stderr):
             os.set_blocking(fd, False)
-        pending = header  # bytes still to write to the child
+        # The header (the code) goes only after the child's "ready": a caller killed while
+        # bubblewrap still sets the namespace up (when the child could miss its parent-death
+        # signal) has then sent no code, and the child exits on its stdin's end.
+        pending, ready = b"", False  # bytes still to write to the child
         buffer = bytearray()
         reading = {stdout, stderr}
         spent = 0.0  # seconds of code time so far (llm_query time excluded)
@@ -344,6 +356,13 @@ class _Session:
                     line = bytes(buffer[:end])
                     del buffer[: end + 1]
                     message = self._parse(line)
+                    if isinstance(message, _Ready):
+                        if ready:
+                            raise _Violation("a second 'ready'")
+                        pending, ready = header, True
+                        continue
+                    if not ready:
+                        raise _Violation("a message before 'ready'")
                     if isinstance(message, _Done):
                         return self._done(message)
                     if pending:
@@ -356,7 +375,7 @@ class _Session:
             except _Violation as exc:
                 return _stopped("protocol", f"protocol violation: {exc}", prefix="")
 
-    def _parse(self, line: bytes) -> _LlmQuery | _Done:
+    def _parse(self, line: bytes) -> _Ready | _LlmQuery | _Done:
         if len(line) > self.line_cap:
             raise _Violation(f"a message longer than {self.line_cap} bytes")
         try:
@@ -368,7 +387,7 @@ class _Session:
         limits = self.limits
         if isinstance(message, _LlmQuery):
             _check_length("prompt", message.prompt, limits.prompt_chars)
-        else:
+        elif isinstance(message, _Done):
             _check_length("stdout", message.stdout, limits.output_chars)
             _check_length("error", message.error, _ERROR_CHARS)
             _check_length("submitted", message.submitted, limits.answer_chars)
