@@ -63,19 +63,7 @@ def answer_citations(answer: str, messages: Sequence[BaseMessage]) -> list[Citat
                 if isinstance(passage, dict) and "id" in passage:
                     latest[n] = passage
     marks = dict.fromkeys(int(m) for m in CITATION.findall(answer))
-    return [
-        Citation(
-            number=n,
-            chunk_id=str(p["id"]),
-            source=str(p.get("source", "")),
-            title=str(p.get("title", "")),
-            doc_id=str(p.get("doc_id", "")),
-            path=str(p.get("path", "")),
-            text=str(p.get("text", "")),
-        )
-        for n in marks
-        if (p := latest.get(n)) is not None
-    ]
+    return [Citation.from_chunk(n, p) for n in marks if (p := latest.get(n)) is not None]
 
 
 class ReactAgent(OwnsResources):
