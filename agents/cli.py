@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -373,12 +374,19 @@ def _chunk_json(chunk: RetrievedChunk) -> dict[str, Any]:
 
 
 def _register_subcommands() -> None:
-    # The CLI is the composition root, so it may reach into evals (which builds on agents).
+    """``arag store`` from this package; the others (``arag eval``, from evals/, which builds on
+    agents/) from the ``arag.commands`` entry points, so no arrow points up from here. A
+    sub-command that fails to load is left out with a warning instead of taking the CLI down."""
     from agents.store_cli import store_app
-    from evals.cli import eval_app
 
     app.add_typer(store_app, name="store")
-    app.add_typer(eval_app, name="eval")
+    for entry in sorted(entry_points(group="arag.commands"), key=lambda e: e.name):
+        try:
+            command = entry.load()
+        except Exception as exc:  # a broken plug-in must not break `arag ask`
+            err.print(f"warning: `arag {entry.name}` is unavailable: {entry.value} did not load ({exc})")
+            continue
+        app.add_typer(command, name=entry.name)
 
 
 _register_subcommands()

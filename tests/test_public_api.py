@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
+PACKAGES = ["agents", "agents.serve", "agents.testing", "tools", "tools.sandbox", "graphs", "evals"]
 
-@pytest.mark.parametrize("package", ["agents", "tools", "graphs", "evals", "agents.testing"])
+
+@pytest.mark.parametrize("package", PACKAGES)
 def test_public_names_import(package: str) -> None:
     module = importlib.import_module(package)
     assert isinstance(module.__all__, list)
