@@ -8,11 +8,10 @@ from __future__ import annotations
 from langchain_core.embeddings import Embeddings
 
 from agents.settings import Settings
-from tools.edge_store import EdgeStore
 from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.ingest import Chunker, Ingestor, Progress
 from tools.retrieval import Retriever
-from tools.store import QdrantStore, VectorStore
+from tools.store import EdgeStore, QdrantStore, VectorStore
 
 __all__ = ["build_embeddings", "build_ingestor", "build_retriever", "build_store"]
 

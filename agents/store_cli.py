@@ -11,9 +11,8 @@ from rich.markup import escape
 from agents._console import out, progress_bars
 from agents.components import build_store
 from agents.settings import Settings
-from tools.edge_store import EdgeStore
-from tools.migrate import copy_sources, export_sources, import_sources
-from tools.store import QdrantStore, VectorStore
+from tools.store import EdgeStore, QdrantStore, VectorStore
+from tools.store.migrate import copy_sources, export_sources, import_sources
 
 __all__ = ["store_app"]
 

@@ -52,7 +52,7 @@ def scifact_base(data_dir: Path, dataset: Path) -> dict[str, Any]:
     from evals.beir import load_beir
     from tools.embeddings import CachedEmbeddings, LocalEmbeddings
     from tools.ingest import Chunker
-    from tools.loaders import load_file
+    from tools.ingest.loaders import load_file
     from tools.sparse import Bm25Encoder
 
     beir = load_beir(dataset, "test")
@@ -142,9 +142,8 @@ class Collection:
 
 
 def measure(kind: str, size: int, backend: str, queries: int, folder: Path, base_path: Path | None) -> dict[str, Any]:
-    from tools.edge_store import EdgeStore
     from tools.sparse import SparseVector
-    from tools.store import Point, QdrantStore, VectorStore
+    from tools.store import EdgeStore, Point, QdrantStore, VectorStore
 
     base = dict(np.load(base_path)) if base_path else None
     collection = Collection(kind, size, base)

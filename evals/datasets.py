@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from evals.beir import load_beir
 from evals.niah import DEFAULT_ESSAYS, haystack, niah_needles
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 
 __all__ = ["DATA_DIR", "EvalDataset", "EvalItem", "eval_data_dir", "load_dataset"]
 

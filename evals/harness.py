@@ -52,10 +52,9 @@ from evals.metrics import mrr_at_k, ndcg_at_k, percentile
 from evals.report import render_compare_markdown, write_report
 from graphs.budget import Budget, Limits
 from graphs.llm import ModelClient
-from tools.edge_store import EdgeStore
 from tools.embeddings import model_identity
 from tools.retrieval import Retriever
-from tools.store import VectorStore
+from tools.store import EdgeStore, VectorStore
 
 __all__ = ["AGENTS", "RunResult", "assert_no_regression", "compare", "load_run", "run", "summarize"]
 

@@ -22,12 +22,11 @@ from langchain_core.embeddings import Embeddings
 
 from evals.beir import BeirDataset
 from evals.metrics import mean_metric, percentile
-from tools.edge_store import EdgeStore
 from tools.embeddings import embed_array
 from tools.ingest import Chunker, Ingestor
-from tools.loaders import load_file
+from tools.ingest.loaders import load_file
 from tools.retrieval import Mode, Retriever
-from tools.store import QdrantStore, VectorStore
+from tools.store import EdgeStore, QdrantStore, VectorStore
 
 __all__ = ["IngestStats", "index_folder", "ingest_corpus", "run_queries"]
 

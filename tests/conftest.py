@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from agents.testing import FakeEmbeddings
-from tools.edge_store import EdgeStore
 from tools.embeddings import LocalEmbeddings
-from tools.store import QdrantStore, VectorStore
+from tools.store import EdgeStore, QdrantStore, VectorStore
 
 # The `browser` fixture (headless Chromium) for the tests that look at pages.
 pytest_plugins = ["tests.browser"]

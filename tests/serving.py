@@ -17,7 +17,7 @@ from agents.rag_agent import RagAgent
 from agents.rlm_agent import RlmAgent
 from agents.serve import ServerAgents
 from tools.ingest import Ingestor
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 from tools.retrieval import Retriever
 from tools.store import VectorStore
 

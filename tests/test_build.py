@@ -15,8 +15,7 @@ from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
 from agents.testing import FakeEmbeddings, scripted
 from tests.serving import ingest_corpus
-from tools.edge_store import EdgeStore
-from tools.store import SourceNotFoundError
+from tools.store import EdgeStore, SourceNotFoundError
 
 
 @pytest.fixture

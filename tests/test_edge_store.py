@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
-from tools._store_core import Engine
-from tools.edge_store import EdgeEngine, EdgeStore, to_edge_filter
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import Hit, Point, QdrantEngine, QdrantStore, SourceNotFoundError, StoreError, StoreLockedError
+from tools.store._core import Engine
+from tools.store.edge import EdgeEngine, EdgeStore, to_edge_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 ENCODER = Bm25Encoder()
@@ -205,7 +205,7 @@ def test_persists_across_processes(tmp_path: Path, points: list[Point]) -> None:
         store.set_description("kb", "words, renamed")
     script = textwrap.dedent(
         f"""
-        from tools.edge_store import EdgeStore
+        from tools.store import EdgeStore
         with EdgeStore({str(tmp_path / "edge")!r}) as store:
             print(store.count("kb"), store.get_source("kb").description)
         """
@@ -228,7 +228,7 @@ def test_second_opener_gets_a_clear_error(tmp_path: Path) -> None:
         fill(store, corpus_points(5))
         with pytest.raises(StoreLockedError, match=r"another process.*ARAG_QDRANT_URL"):
             EdgeStore(tmp_path / "edge")
-        script = f"from tools.edge_store import EdgeStore\nEdgeStore({str(tmp_path / 'edge')!r})"
+        script = f"from tools.store.edge import EdgeStore\nEdgeStore({str(tmp_path / 'edge')!r})"
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
         assert result.returncode != 0
         assert "StoreLockedError" in result.stderr

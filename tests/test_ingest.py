@@ -13,7 +13,7 @@ import pytest
 from agents.testing import FakeEmbeddings
 from tests.conftest import make_pdf
 from tools.ingest import Chunker, IngestError, Ingestor, chunk_id
-from tools.loaders import Document, find_files, load_file
+from tools.ingest.loaders import Document, find_files, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, QdrantStore, SourceNotFoundError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_pdf
-from tools.loaders import SUPPORTED_SUFFIXES, LoadError, find_files, load_file
+from tools.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, find_files, load_file
 
 
 def _reason(path: Path) -> str:

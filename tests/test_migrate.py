@@ -10,10 +10,9 @@ import pytest
 
 from agents.cli import main
 from tests.test_edge_store import assert_same_ranking, corpus_points, fill, query_vector
-from tools.edge_store import EdgeStore
-from tools.migrate import copy_sources, export_sources, import_sources
 from tools.sparse import Bm25Encoder
-from tools.store import QdrantStore
+from tools.store import EdgeStore, QdrantStore
+from tools.store.migrate import copy_sources, export_sources, import_sources
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from agents.testing import ChatReply, FakeEmbeddings, Fault, OpenAIStub
 from graphs.budget import Budget, Limits
 from graphs.llm import ModelClient, ModelError, RetryPolicy
 from tools.ingest import Ingestor
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 from tools.retrieval import Retriever
 from tools.store import QdrantStore
 

@@ -21,7 +21,7 @@ from graphs.rag import build_rag_graph
 from graphs.strategies import Selection, Strategies
 from tests.conftest import open_store
 from tools.ingest import Ingestor
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.store import QdrantStore, VectorStore
 

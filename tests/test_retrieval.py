@@ -11,7 +11,7 @@ from langchain_core.documents import Document as LangChainDocument
 from agents.testing import FakeEmbeddings
 from tools.embeddings import LocalEmbeddings
 from tools.ingest import Chunker, Ingestor
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 from tools.retrieval import MODES, RetrievedChunk, Retriever, fuse_rrf
 from tools.store import QdrantStore
 

@@ -19,8 +19,9 @@ from agents.testing import ChatReply, FakeEmbeddings, Fault, OpenAIStub, scripte
 from graphs.broker import RlmLimits
 from graphs.llm import RetryPolicy
 from tests.test_rlm import NEEDLE, QUESTION, haystack
-from tools.ingest import Chunker, Ingestor, chunk_offsets
-from tools.loaders import Document
+from tools.ingest import Chunker, Ingestor
+from tools.ingest._pipeline import chunk_offsets
+from tools.ingest.loaders import Document
 from tools.retrieval import Retriever, join_chunks
 from tools.store import QdrantStore
 

@@ -31,7 +31,7 @@ from agents.testing import FakeEmbeddings
 from tests.serving import offline_agents, running
 from tools.embeddings import CachedEmbeddings
 from tools.ingest import Ingestor
-from tools.loaders import Document
+from tools.ingest.loaders import Document
 from tools.retrieval import Retriever
 from tools.store import QdrantStore
 

@@ -9,9 +9,8 @@ from pydantic import ValidationError
 
 from agents.components import build_embeddings, build_store
 from agents.settings import Settings
-from tools.edge_store import EdgeStore
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings
-from tools.store import QdrantStore
+from tools.store import EdgeStore, QdrantStore
 
 
 def test_defaults_are_embedded_and_heuristic(tmp_path: Path) -> None:

@@ -1,15 +1,15 @@
 """What graphs call: the Qdrant store, embeddings, BM25 vectors, ingestion and retrieval."""
 
 from tools.context import ContextInfo, ContextStore, load_context
-from tools.edge_store import EdgeStore
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.extractive import ExtractiveAnswer, extractive_answer
 from tools.ingest import Chunker, Ingestor, IngestReport
-from tools.loaders import Document, LoadError, load_file
+from tools.ingest.loaders import Document, LoadError, load_file
 from tools.retrieval import RetrievedChunk, Retriever, StoredDocument
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import (
+    EdgeStore,
     Hit,
     Point,
     QdrantStore,

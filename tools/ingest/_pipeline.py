@@ -21,7 +21,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from tools.embeddings import embed_array, embedding_dimension, model_identity
-from tools.loaders import Document, LoadError, find_files, load_file
+from tools.ingest.loaders import Document, LoadError, find_files, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, SourceNotFoundError, VectorStore
 

@@ -7,8 +7,8 @@ rule users can see: source names and metadata, the source checks (a missing sour
 paging, payload filters, hybrid search with RRF, and the order of equal scores
 (:mod:`tools._fusion`). An engine only stores and finds: it runs queries (ids and scores),
 retrieves payloads by id, scrolls, upserts, counts, deletes, and keeps each source's metadata.
-The engines are Qdrant Edge (:class:`tools.edge_store.EdgeEngine`) and qdrant-client
-(:class:`tools.store.QdrantEngine`). The vocabulary they share is :mod:`tools._store_types`.
+The engines are Qdrant Edge (:class:`tools.store.edge.EdgeEngine`) and qdrant-client
+(:class:`tools.store.qdrant.QdrantEngine`). The vocabulary they share is :mod:`tools.store._types`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any, Protocol, Self
 from qdrant_client import models
 
 from tools._fusion import TIE_MARGIN, rrf, stable_top
-from tools._store_types import (
+from tools.sparse import SparseVector
+from tools.store._types import (
     DENSE,
     INDEXED_FIELDS,
     SPARSE,
@@ -39,7 +40,6 @@ from tools._store_types import (
     source_from_metadata,
     source_metadata,
 )
-from tools.sparse import SparseVector
 
 __all__ = ["Engine", "Page", "Query", "Record", "Scored", "Store"]
 

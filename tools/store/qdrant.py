@@ -1,165 +1,32 @@
-"""The vector store: one small interface, and the store on qdrant-client.
+"""The store on qdrant-client: :class:`QdrantStore`, the shared store semantics over :class:`QdrantEngine`.
 
-Graphs and retrievers depend only on :class:`VectorStore`. Both stores implement it with the same
-semantics (:class:`tools._store_core.Store`: source checks, hybrid search, RRF, tie order) over a
-narrow engine. :class:`QdrantStore` is the qdrant-client engine: ``":memory:"`` (tests),
-``path=`` (local mode, for debugging) and ``url=`` (a Qdrant server or cluster), all with the
-same code. :class:`tools.edge_store.EdgeStore`, the embedded default, is the Qdrant Edge engine.
-
-Each *source* is one collection holding chunks with a named dense vector (``dense``, cosine) and
-a named sparse vector (``bm25``, with Qdrant's IDF modifier). The source's description and the
-statistics ingestion needs (embedding model, BM25 average length) live in the collection's
-metadata, so a store folder or server is self-describing.
+One code path for ``":memory:"`` (tests), ``path=`` (local mode, for debugging) and ``url=`` (a
+Qdrant server or cluster). Each *source* is one collection holding chunks with a named dense
+vector (``dense``, cosine) and a named sparse vector (``bm25``, with Qdrant's IDF modifier). The
+source's description and the statistics ingestion needs (embedding model, BM25 average length)
+live in the collection's metadata, so a store folder or server is self-describing.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 from threadpoolctl import ThreadpoolController
 
-from tools._store_core import Page, Query, Record, Scored, Store
-from tools._store_types import (
-    DENSE,
-    SPARSE,
-    ChunkRef,
-    FilterSpec,
-    Hit,
-    Point,
-    Progress,
-    Source,
-    SourceExistsError,
-    SourceNotFoundError,
-    StoreError,
-    StoreLockedError,
-    build_filter,
-    check_source_name,
-    missing_source_message,
-    source_from_metadata,
-    source_metadata,
-)
 from tools.sparse import SparseVector
+from tools.store._core import Page, Query, Record, Scored, Store
+from tools.store._types import DENSE, SPARSE, Point, StoreError, StoreLockedError
 
-__all__ = [
-    "DENSE",
-    "SPARSE",
-    "ChunkRef",
-    "FilterSpec",
-    "Hit",
-    "Point",
-    "Progress",
-    "QdrantEngine",
-    "QdrantStore",
-    "Source",
-    "SourceExistsError",
-    "SourceNotFoundError",
-    "StoreError",
-    "StoreLockedError",
-    "VectorStore",
-    "build_filter",
-    "check_source_name",
-    "missing_source_message",
-    "source_from_metadata",
-    "source_metadata",
-]
+__all__ = ["QdrantEngine", "QdrantStore"]
 
 _MATCH_ANY_LIMIT = 64
-
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """What retrieval and ingestion need from a vector store."""
-
-    def create_source(
-        self,
-        name: str,
-        *,
-        description: str,
-        dimension: int,
-        embedding_model: str,
-        bm25_avgdl: float,
-    ) -> Source:
-        """Create a source; an existing one with the same vector size is returned as is."""
-        ...
-
-    def get_source(self, name: str) -> Source:
-        """The source called ``name``; raises :class:`SourceNotFoundError`."""
-        ...
-
-    def list_sources(self, *, with_counts: bool = False) -> list[Source]:
-        """Every source in the store, by name."""
-        ...
-
-    def set_description(self, name: str, description: str) -> None:
-        """Replace a source's description."""
-        ...
-
-    def delete_source(self, name: str) -> None:
-        """Drop a source and all its chunks."""
-        ...
-
-    def upsert(self, source: str, points: Sequence[Point]) -> None:
-        """Insert or replace points (same id = same chunk)."""
-        ...
-
-    def existing_ids(self, source: str, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` already stored."""
-        ...
-
-    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
-        """Id, document id and path of every stored chunk of the given documents."""
-        ...
-
-    def delete(self, source: str, *, ids: Sequence[str] | None = None, where: FilterSpec | None = None) -> None:
-        """Delete points by id or by payload filter."""
-        ...
-
-    def count(self, source: str, where: FilterSpec | None = None) -> int:
-        """Exact number of points, optionally matching a filter."""
-        ...
-
-    def search(
-        self,
-        source: str,
-        *,
-        dense: Sequence[float] | None = None,
-        sparse: SparseVector | None = None,
-        limit: int = 10,
-        where: FilterSpec | None = None,
-        prefetch_limit: int | None = None,
-        rrf_k: int = 60,
-        exact: bool = False,
-    ) -> list[Hit]:
-        """Dense, sparse, or hybrid (both given: RRF over the two rankings) search; ``exact``
-        bypasses approximate indexes."""
-        ...
-
-    def scroll(self, source: str, where: FilterSpec | None = None) -> Iterator[Hit]:
-        """Every point (optionally matching a filter) with its payload, in id order."""
-        ...
-
-    def points(self, source: str) -> Iterator[Point]:
-        """Every point with both vectors and its payload (for export and migration)."""
-        ...
-
-    def refresh_index(self, source: str, *, force: bool = False, progress: Progress | None = None) -> bool:
-        """Bring the source's vector index up to date after an ingest; returns whether work was done."""
-        ...
-
-    def close(self) -> None:
-        """Release the store (and its lock, for an embedded one)."""
-        ...
-
-    def __enter__(self) -> VectorStore: ...
-
-    def __exit__(self, *exc: object) -> None: ...
 
 
 class QdrantStore(Store):

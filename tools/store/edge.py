@@ -5,7 +5,7 @@ qdrant-client's local mode is exact brute force in Python (a sparse query over 1
 inside this process: HNSW for dense vectors, an inverted index for sparse ones, payload indexes,
 and the same Query API. This module is the only one that imports it; its API is not
 qdrant-client's and may change, so the version is pinned. :class:`EdgeStore` is the shared store
-semantics (:class:`tools._store_core.Store`) over :class:`EdgeEngine`, which only stores and finds.
+semantics (:class:`tools.store._core.Store`) over :class:`EdgeEngine`, which only stores and finds.
 
 Layout on disk: ``<path>/<source>/shard/`` is an Edge shard, ``<path>/<source>/source.json`` the
 source's description and ingest statistics. One process at a time may open ``<path>``.
@@ -33,8 +33,9 @@ from typing import IO, Any
 import qdrant_edge as edge
 from qdrant_client import models
 
-from tools._store_core import Page, Query, Record, Scored, Store
-from tools._store_types import (
+from tools.sparse import SparseVector
+from tools.store._core import Page, Query, Record, Scored, Store
+from tools.store._types import (
     DENSE,
     SPARSE,
     FilterSpec,
@@ -45,7 +46,6 @@ from tools._store_types import (
     StoreLockedError,
     build_filter,
 )
-from tools.sparse import SparseVector
 
 __all__ = ["EDGE_VERSION", "EdgeEngine", "EdgeStore"]
 

@@ -1,6 +1,6 @@
 """The store's vocabulary: what a source, a point and a hit are, the errors, filters and names.
 
-Shared by the store semantics (:mod:`tools._store_core`), both engines and their users, who
+Shared by the store semantics (:mod:`tools.store._core`), both engines and their users, who
 import it from :mod:`tools.store`.
 """
 
