@@ -97,7 +97,7 @@ def corpus(store: QdrantStore) -> QdrantStore:
 # -- sources ---------------------------------------------------------------------------------
 
 
-def test_store_implements_the_protocol(store: QdrantStore) -> None:
+def test_store_is_a_vector_store(store: QdrantStore) -> None:
     assert isinstance(store, VectorStore)
     assert store.is_local
 

@@ -1,7 +1,7 @@
 """The store's semantics, once: how a source is checked, how a search ranks, how calls page.
 
-:class:`Store` implements :class:`~tools.store.VectorStore` over a narrow :class:`Engine`, the
-way qdrant-client's public client forwards to a local or a remote backend. The store owns every
+:class:`VectorStore` is the store's one API, over a narrow :class:`Engine`, the way
+qdrant-client's public client forwards to a local or a remote backend. The store owns every
 rule users can see: source names and metadata, the source checks (a missing source is a
 :class:`~tools.store.SourceNotFoundError` that names the sources there are), batching and
 paging, payload filters, hybrid search with RRF, and the order of equal scores
@@ -41,7 +41,7 @@ from tools.store._types import (
     source_metadata,
 )
 
-__all__ = ["Engine", "Page", "Query", "Record", "Scored", "Store"]
+__all__ = ["Engine", "Page", "Query", "Record", "Scored", "VectorStore"]
 
 _PAGE = 1000
 """Ids per retrieve call, points per scroll page, document ids per match-any filter."""
@@ -107,7 +107,7 @@ class Query:
 
 
 class Engine(Protocol):
-    """What a :class:`Store` needs from a storage engine, and nothing more.
+    """What a :class:`VectorStore` needs from a storage engine, and nothing more.
 
     Sources are named collections with a dense vector :data:`DENSE` (cosine) and a sparse vector
     :data:`SPARSE` (IDF modifier). Filters arrive as qdrant-client ``Filter``s, already checked.
@@ -178,8 +178,12 @@ class Engine(Protocol):
         ...
 
 
-class Store:
-    """:class:`~tools.store.VectorStore` over an :class:`Engine`: the semantics every engine shares.
+class VectorStore:
+    """What retrieval and ingestion need from a vector store: the semantics every engine shares.
+
+    Graphs, retrievers and ingestion take a ``VectorStore``; :class:`~tools.store.EdgeStore` and
+    :class:`~tools.store.QdrantStore` are this class over their engines. A new backend is a new
+    :class:`Engine`, not a second copy of these rules.
 
     Args:
         engine: Where the points live.

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from qdrant_client import models
@@ -144,6 +145,28 @@ def missing_source_message(name: str, known: Iterable[str]) -> str:
     names = ", ".join(known)
     hint = f"known sources: {names}" if names else "the store has no sources yet"
     return f"source {name!r} does not exist ({hint}); run `arag ingest PATH --source {name}` first"
+
+
+def store_folder(location: str | Path) -> Path:
+    """The folder of a store on disk, created if missing.
+
+    Raises:
+        StoreError: ``location`` is a file.
+    """
+    path = Path(location).expanduser()
+    if path.exists() and not path.is_dir():
+        msg = f"the store path {path} is a file; give a folder (it is created if missing)"
+        raise StoreError(msg)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def locked_message(path: Path) -> str:
+    """The error message for a store on disk that another process holds."""
+    return (
+        f"the store at {path} is open in another process (an embedded store allows one process at a "
+        "time); close that process, or run a Qdrant server and set ARAG_QDRANT_URL for concurrent access"
+    )
 
 
 def source_from_metadata(name: str, meta: Mapping[str, Any]) -> Source:

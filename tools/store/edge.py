@@ -5,7 +5,7 @@ qdrant-client's local mode is exact brute force in Python (a sparse query over 1
 inside this process: HNSW for dense vectors, an inverted index for sparse ones, payload indexes,
 and the same Query API. This module is the only one that imports it; its API is not
 qdrant-client's and may change, so the version is pinned. :class:`EdgeStore` is the shared store
-semantics (:class:`tools.store._core.Store`) over :class:`EdgeEngine`, which only stores and finds.
+semantics (:class:`~tools.store.VectorStore`) over :class:`EdgeEngine`, which only stores and finds.
 
 Layout on disk: ``<path>/<source>/shard/`` is an Edge shard, ``<path>/<source>/source.json`` the
 source's description and ingest statistics. One process at a time may open ``<path>``.
@@ -34,7 +34,7 @@ import qdrant_edge as edge
 from qdrant_client import models
 
 from tools.sparse import SparseVector
-from tools.store._core import Page, Query, Record, Scored, Store
+from tools.store._core import Page, Query, Record, Scored, VectorStore
 from tools.store._types import (
     DENSE,
     SPARSE,
@@ -45,6 +45,8 @@ from tools.store._types import (
     StoreError,
     StoreLockedError,
     build_filter,
+    locked_message,
+    store_folder,
 )
 
 __all__ = ["EDGE_VERSION", "EdgeEngine", "EdgeStore"]
@@ -56,7 +58,7 @@ _META_FILE = "source.json"
 _SHARD_DIR = "shard"
 
 
-class EdgeStore(Store):
+class EdgeStore(VectorStore):
     """:class:`~tools.store.VectorStore` on Qdrant Edge shards in a folder, one per source.
 
     Args:
@@ -77,11 +79,7 @@ class EdgeStore(Store):
         index_threshold: int = 20_000,
         batch_size: int = 1024,
     ) -> None:
-        self.path = Path(path).expanduser()
-        if self.path.exists() and not self.path.is_dir():
-            msg = f"the store path {self.path} is a file; give a folder (it is created if missing)"
-            raise StoreError(msg)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = store_folder(path)
         self.location = str(self.path)
         self.is_local = True
         self.index_threshold = index_threshold
@@ -242,7 +240,7 @@ class EdgeEngine:
                 shard = edge.EdgeShard.load(str(self.path / name / _SHARD_DIR))
             except Exception as exc:
                 if "WouldBlock" in str(exc):
-                    raise StoreLockedError(_locked_message(self.path)) from None
+                    raise StoreLockedError(locked_message(self.path)) from None
                 raise
             self._shards[name] = shard
         return shard
@@ -359,15 +357,8 @@ def _lock_folder(path: Path) -> IO[str]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise StoreLockedError(_locked_message(path)) from None
+        raise StoreLockedError(locked_message(path)) from None
     return handle
-
-
-def _locked_message(path: Path) -> str:
-    return (
-        f"the store at {path} is open in another process (an embedded store allows one process at a "
-        "time); close that process, or run a Qdrant server and set ARAG_QDRANT_URL for concurrent access"
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

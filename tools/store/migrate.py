@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from tools.sparse import SparseVector
-from tools.store import Point, Source, VectorStore
+from tools.store import Point, Progress, Source, VectorStore
 
 __all__ = ["TransferReport", "copy_sources", "export_sources", "import_sources"]
 
-Progress = Callable[[str, int, int], None]
 _BATCH = 512
 
 

@@ -21,15 +21,15 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from threadpoolctl import ThreadpoolController
 
 from tools.sparse import SparseVector
-from tools.store._core import Page, Query, Record, Scored, Store
-from tools.store._types import DENSE, SPARSE, Point, StoreError, StoreLockedError
+from tools.store._core import Page, Query, Record, Scored, VectorStore
+from tools.store._types import DENSE, SPARSE, Point, StoreLockedError, locked_message, store_folder
 
 __all__ = ["QdrantEngine", "QdrantStore"]
 
 _MATCH_ANY_LIMIT = 64
 
 
-class QdrantStore(Store):
+class QdrantStore(VectorStore):
     """:class:`VectorStore` over qdrant-client: in memory, on disk, or on a Qdrant server.
 
     Local mode (``":memory:"`` or ``path=``) is qdrant-client's pure-Python engine: exact
@@ -186,19 +186,10 @@ def _open_client(location: str, api_key: str | None, timeout: float) -> QdrantCl
         return QdrantClient(location=":memory:")
     if location.startswith(("http://", "https://")):
         return QdrantClient(url=location, api_key=api_key, timeout=int(timeout))
-    path = Path(location).expanduser()
-    if path.exists() and not path.is_dir():
-        msg = f"the Qdrant path {path} is a file; give a folder (it is created if missing)"
-        raise StoreError(msg)
-    path.mkdir(parents=True, exist_ok=True)
+    path = store_folder(location)
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
-            msg = (
-                f"the store at {path} is open in another process (an embedded store allows one "
-                "process at a time); close that process, or run a Qdrant server and set "
-                "ARAG_QDRANT_URL for concurrent access"
-            )
-            raise StoreLockedError(msg) from None
+            raise StoreLockedError(locked_message(path)) from None
         raise
