@@ -1,4 +1,4 @@
-"""What graphs call: the Qdrant store, embeddings, BM25 vectors, ingestion and retrieval."""
+"""What graphs call: the vector store, embeddings, BM25 vectors, ingestion, retrieval, long contexts."""
 
 from tools.context import ContextInfo, ContextStore, load_context
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
