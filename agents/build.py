@@ -58,43 +58,43 @@ REACT_NEEDS_A_MODEL = (
 def rag_limits(settings: Settings) -> Limits:
     """Per-question limits of the RAG and ReAct agents."""
     return Limits(
-        max_iterations=settings.max_iterations,
-        max_answer_attempts=settings.max_answer_attempts,
-        max_model_calls=settings.max_model_calls,
-        max_tokens=settings.max_tokens,
-        deadline_s=settings.run_deadline,
+        max_iterations=settings.limits.max_iterations,
+        max_answer_attempts=settings.limits.max_answer_attempts,
+        max_model_calls=settings.limits.max_model_calls,
+        max_tokens=settings.limits.max_tokens,
+        deadline_s=settings.limits.deadline,
     )
 
 
 def rlm_limits(settings: Settings) -> RlmLimits:
     """The recursive agent's budget for a whole tree."""
     return RlmLimits(
-        max_iterations=settings.rlm_max_iterations,
-        max_depth=settings.rlm_max_depth,
-        max_sub_calls=settings.rlm_max_sub_calls,
-        max_tokens=settings.rlm_max_tokens,
-        deadline_s=settings.rlm_deadline,
-        max_concurrency=settings.rlm_max_concurrency,
-        sub_context_chars=settings.rlm_sub_context_chars,
+        max_iterations=settings.rlm.max_iterations,
+        max_depth=settings.rlm.max_depth,
+        max_sub_calls=settings.rlm.max_sub_calls,
+        max_tokens=settings.rlm.max_tokens,
+        deadline_s=settings.rlm.deadline,
+        max_concurrency=settings.rlm.max_concurrency,
+        sub_context_chars=settings.rlm.sub_context_chars,
     )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
     """How model calls are retried."""
-    return RetryPolicy(max_attempts=settings.model_max_attempts)
+    return RetryPolicy(max_attempts=settings.model.max_attempts)
 
 
 def build_rlm_agent(settings: Settings, *, chat_model: BaseChatModel | None = None) -> RlmAgent:
     """The recursive agent: the settings' model (or ``chat_model``) at the root, the sub-call
     model (``ARAG_SUB_CHAT_MODEL``) below it, code mode when ``ARAG_RLM_CODE_MODE`` and a model."""
     model = chat_model if chat_model is not None else build_chat_model(settings)
-    sub = build_chat_model(settings, settings.sub_chat_model) if settings.sub_chat_model else None
+    sub = build_chat_model(settings, settings.rlm.sub_model) if settings.rlm.sub_model else None
     return RlmAgent(
         model,
         sub_model=sub,
         limits=rlm_limits(settings),
-        code_mode=settings.rlm_code_mode and model is not None,
-        code_mode_unsafe=settings.rlm_code_mode_unsafe,
+        code_mode=settings.rlm.code_mode and model is not None,
+        code_mode_unsafe=settings.rlm.code_mode_unsafe,
         retry=retry_policy(settings),
     )
 
@@ -199,8 +199,8 @@ def build_agents(
         model = chat_model if chat_model is not None else build_chat_model(settings)
         checkpointer = None
         if threads:
-            settings.threads_file.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(settings.threads_file, check_same_thread=False)
+            settings.store.threads_file.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(settings.store.threads_file, check_same_thread=False)
             owned.append(connection)
             checkpointer = SqliteSaver(connection)
         close = getattr(embeddings, "close", None)

@@ -229,15 +229,15 @@ def serve(
 
     if log_level not in ("debug", "info", "warning"):
         raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
-    overrides: dict[str, Any] = {"server_host": host, "server_port": port, "api_key": api_key}
-    if no_auth:
-        overrides["server_no_auth"] = True
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    given = {"host": host, "port": port, "api_key": api_key, "no_auth": no_auth or None}
+    # A dict, not a ServerSettings: the options merge with the other ARAG_SERVER_* variables.
+    overrides: dict[str, Any] = {"server": {k: v for k, v in given.items() if v is not None}}
+    settings = Settings(**overrides)
     check_exposure(settings)  # before the agents load: a refusal costs nothing
-    where = f"http://{settings.server_host}:{settings.server_port}"
-    if settings.api_key:
+    where = f"http://{settings.server.host}:{settings.server.port}"
+    if settings.server.api_key:
         auth = "bearer key required"
-    elif settings.server_no_auth:
+    elif settings.server.no_auth:
         auth = "[yellow]no key (--no-auth): anyone who can reach the port can use the agents[/]"
     else:
         auth = "no key (set ARAG_API_KEY to require one)"

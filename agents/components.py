@@ -19,33 +19,34 @@ __all__ = ["build_embeddings", "build_ingestor", "build_retriever", "build_store
 def build_store(settings: Settings) -> VectorStore:
     """The store of the settings' backend: Qdrant Edge (embedded), qdrant-client local mode, or a
     Qdrant server."""
-    if settings.backend == "embedded":
-        return EdgeStore(settings.store_location, hnsw_ef=settings.hnsw_ef, index_threshold=settings.index_threshold)
-    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    return QdrantStore(settings.store_location, api_key=api_key, timeout=settings.request_timeout)
+    store = settings.store
+    if store.effective_backend == "embedded":
+        return EdgeStore(store.location, hnsw_ef=store.hnsw_ef, index_threshold=store.index_threshold)
+    api_key = store.qdrant_api_key.get_secret_value() if store.qdrant_api_key else None
+    return QdrantStore(store.location, api_key=api_key, timeout=settings.model.request_timeout)
 
 
 def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embeddings:
     """The embedding model of the settings, behind the disk cache unless it is turned off."""
     inner: Embeddings
-    if settings.embedding_provider == "local":
-        if settings.embedding_model != LOCAL_MODEL_NAME:
+    if settings.embeddings.provider == "local":
+        if settings.embeddings.model != LOCAL_MODEL_NAME:
             msg = (
-                f"the local embedding provider has only {LOCAL_MODEL_NAME}, not {settings.embedding_model!r}; "
+                f"the local embedding provider has only {LOCAL_MODEL_NAME}, not {settings.embeddings.model!r}; "
                 "set ARAG_EMBEDDING_PROVIDER=openai (with ARAG_OPENAI_BASE_URL) for other models"
             )
             raise ValueError(msg)
-        inner = LocalEmbeddings(batch_size=settings.embedding_batch_size, threads=settings.torch_threads)
+        inner = LocalEmbeddings(batch_size=settings.embeddings.batch_size, threads=settings.embeddings.torch_threads)
     else:
-        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        api_key = settings.model.api_key.get_secret_value() if settings.model.api_key else None
         inner = openai_compatible_embeddings(
-            settings.embedding_model,
-            base_url=settings.openai_base_url,
+            settings.embeddings.model,
+            base_url=settings.model.base_url,
             api_key=api_key,
-            timeout=settings.request_timeout,
+            timeout=settings.model.request_timeout,
         )
-    use_cache = settings.embedding_cache if cache is None else cache
-    return CachedEmbeddings(inner, settings.cache_path) if use_cache else inner
+    use_cache = settings.embeddings.cache if cache is None else cache
+    return CachedEmbeddings(inner, settings.store.cache_path) if use_cache else inner
 
 
 def build_retriever(settings: Settings, store: VectorStore, embeddings: Embeddings) -> Retriever:
@@ -53,10 +54,10 @@ def build_retriever(settings: Settings, store: VectorStore, embeddings: Embeddin
     return Retriever(
         store=store,
         embeddings=embeddings,
-        mode=settings.retrieval_mode,
-        k=settings.top_k,
-        prefetch_limit=settings.prefetch_limit,
-        rrf_k=settings.rrf_k,
+        mode=settings.retrieval.mode,
+        k=settings.retrieval.top_k,
+        prefetch_limit=settings.retrieval.prefetch_limit,
+        rrf_k=settings.retrieval.rrf_k,
     )
 
 
@@ -67,7 +68,7 @@ def build_ingestor(
     return Ingestor(
         store,
         embeddings,
-        chunker=Chunker(settings.chunk_size, settings.chunk_overlap),
-        batch_size=settings.ingest_batch_size,
+        chunker=Chunker(settings.ingest.chunk_size, settings.ingest.chunk_overlap),
+        batch_size=settings.ingest.batch_size,
         progress=progress,
     )

@@ -15,13 +15,13 @@ def build_chat_model(settings: Settings, model: str | None = None) -> BaseChatMo
     ``ChatOpenAI(base_url=...)`` reaches OpenAI, vLLM, Ollama, llama.cpp and LM Studio. The client's
     own retries are off: :class:`graphs.llm.ModelClient` retries, so attempts are counted once.
     """
-    name = model or settings.chat_model
+    name = model or settings.model.name
     if not name:
         return None
     from langchain_openai import ChatOpenAI
 
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    if api_key is None and settings.openai_base_url is None:
+    api_key = settings.model.api_key.get_secret_value() if settings.model.api_key else None
+    if api_key is None and settings.model.base_url is None:
         msg = (
             f"chat model {name!r} needs ARAG_OPENAI_API_KEY (OpenAI) or "
             "ARAG_OPENAI_BASE_URL (a local server such as vLLM, Ollama or llama.cpp)"
@@ -29,9 +29,9 @@ def build_chat_model(settings: Settings, model: str | None = None) -> BaseChatMo
         raise ValueError(msg)
     return ChatOpenAI(
         model=name,
-        base_url=settings.openai_base_url,
+        base_url=settings.model.base_url,
         api_key=api_key or "not-needed",  # type: ignore[arg-type]
-        timeout=settings.request_timeout,
+        timeout=settings.model.request_timeout,
         max_retries=0,
         stream_usage=True,
     )

@@ -127,7 +127,7 @@ class ReactAgent(OwnsResources):
         from agents.build import REACT_NEEDS_A_MODEL, build_agents  # here: agents.build imports this module
 
         settings = settings or Settings()
-        if chat_model is None and not settings.chat_model:
+        if chat_model is None and not settings.model.name:
             raise ValueError(REACT_NEEDS_A_MODEL)
         built = build_agents(settings, chat_model=chat_model, threads=False, tools=tools)
         assert built.react is not None  # a model was given or configured

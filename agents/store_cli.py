@@ -31,7 +31,7 @@ def info() -> None:
     """Show the backend, where it keeps its data, and each source's size and index state."""
     settings = Settings()
     with build_store(settings) as store:
-        out.print(f"backend: {settings.backend} ({escape(settings.store_location)})")
+        out.print(f"backend: {settings.store.effective_backend} ({escape(settings.store.location)})")
         for source in store.list_sources(with_counts=True):
             pending = store.pending_index(source.name) if isinstance(store, EdgeStore) else None
             index = f", {pending} vectors awaiting the index" if pending else ""

@@ -49,8 +49,9 @@ def retrieval(
         data = type(data)(data.name, data.corpus_path, kept, {q: data.qrels[q] for q in kept}, split)
     settings = Settings()
     embeddings = build_embeddings(settings, cache=False)  # timings must not come from a cache
-    chunker = Chunker(settings.chunk_size, settings.chunk_overlap)
-    folder = index_folder(settings.data_dir, data, chunker, model_identity(embeddings), settings.backend)
+    chunker = Chunker(settings.ingest.chunk_size, settings.ingest.chunk_overlap)
+    backend = settings.store.effective_backend
+    folder = index_folder(settings.store.data_dir, data, chunker, model_identity(embeddings), backend)
     source = re.sub(r"[^A-Za-z0-9_-]", "-", data.name)[:64] or "corpus"
     with progress_bars(enabled=not quiet) as progress:
         store, stats = ingest_corpus(
@@ -59,11 +60,11 @@ def retrieval(
             embeddings,
             chunker,
             source=source,
-            backend=settings.backend,
+            backend=backend,
             fresh=fresh,
             build_index=build_index,
             time_model=time_model,
-            batch_size=settings.ingest_batch_size,
+            batch_size=settings.ingest.batch_size,
             progress=progress,
         )
         with store:
@@ -71,12 +72,12 @@ def retrieval(
                 store=store,
                 embeddings=embeddings,
                 sources=[source],
-                prefetch_limit=settings.prefetch_limit,
-                rrf_k=settings.rrf_k,
+                prefetch_limit=settings.retrieval.prefetch_limit,
+                rrf_k=settings.retrieval.rrf_k,
             )
             results = run_queries(retriever, data, chosen, progress=progress)
 
-    title = f"{data.name} · {split} · {len(data.queries)} queries · {stats.chunks} chunks · {settings.backend}"
+    title = f"{data.name} · {split} · {len(data.queries)} queries · {stats.chunks} chunks · {backend}"
     table = Table(title=title)
     table.add_column("mode")
     for name in (*METRICS, "p50 ms", "p95 ms"):
@@ -96,7 +97,7 @@ def retrieval(
         f"{stats.ingest_seconds:.1f} s ({ingest['docs_per_s']} docs/s){model}"
     )
     if json_path:
-        run = {"dataset": data.name, "split": split, "queries": len(data.queries), "backend": settings.backend}
+        run = {"dataset": data.name, "split": split, "queries": len(data.queries), "backend": backend}
         payload = {**results, "ingest": ingest, "run": run}
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(payload, indent=2))

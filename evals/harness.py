@@ -201,7 +201,7 @@ def _manifest(
     seed: int,
     limit: int | None,
 ) -> dict[str, Any]:
-    values = settings.model_dump(mode="json")
+    values = settings.flat_dump()  # flat names: manifests compare across versions
     for key in _SECRET_SETTINGS:
         values[key] = "***" if values.get(key) else None
     for key in ("data_dir", "qdrant_path", "edge_path", "threads_path"):
@@ -291,9 +291,10 @@ def _retriever(stack: ExitStack, data: EvalDataset, settings: Settings, embeddin
         store.get_source(data.source)  # an unknown source fails now, naming the ones there are
     else:
         model = "".join(ch if ch.isalnum() else "-" for ch in model_identity(embeddings))[:60]
-        name = f"{data.name}-{data.corpus_fingerprint()[:12]}-c{settings.chunk_size}o{settings.chunk_overlap}-{model}"
-        folder = settings.data_dir / "evals" / name
-        store = stack.enter_context(EdgeStore(folder / "edge", index_threshold=settings.index_threshold))
+        chunking = f"c{settings.ingest.chunk_size}o{settings.ingest.chunk_overlap}"
+        name = f"{data.name}-{data.corpus_fingerprint()[:12]}-{chunking}-{model}"
+        folder = settings.store.data_dir / "evals" / name
+        store = stack.enter_context(EdgeStore(folder / "edge", index_threshold=settings.store.index_threshold))
         marker = folder / "ingested.json"
         if not marker.is_file():
             report = build_ingestor(settings, store, embeddings).ingest_documents(list(data.corpus()), data.source)

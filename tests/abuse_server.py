@@ -30,7 +30,7 @@ def main() -> None:
     if len(sys.argv) > 2:
         nofile = int(sys.argv[2])
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-    settings = Settings(server_port=0)
+    settings = Settings(server={"port": 0})
     embeddings = CachedEmbeddings(FakeEmbeddings(), data_dir / "cache" / "embeddings.sqlite")
     agents = offline_agents(QdrantStore(":memory:"), embeddings)
     agents.owned.append(embeddings)

@@ -35,7 +35,7 @@ def _serve(store: QdrantStore, max_runs: int, max_queue: int, slow: float = 0.0)
             yield from stream(*args, **kwargs)
 
         agents.rag.stream = slowed  # type: ignore[method-assign]
-    return running(create_app(Settings(server_max_runs=max_runs, server_max_queue=max_queue), agents=agents))
+    return running(create_app(Settings(server={"max_runs": max_runs, "max_queue": max_queue}), agents=agents))
 
 
 def test_percentiles() -> None:

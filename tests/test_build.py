@@ -23,8 +23,13 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
     """An embedded store holding the test corpus, and a fake embedder in place of the real model."""
     embeddings = FakeEmbeddings()
     monkeypatch.setattr(build, "build_embeddings", lambda settings: embeddings)
-    settings = Settings(data_dir=tmp_path / "data", max_iterations=3, model_max_attempts=5, rlm_max_depth=1)
-    with EdgeStore(settings.store_location) as store:
+    settings = Settings(
+        store={"data_dir": tmp_path / "data"},
+        limits={"max_iterations": 3},
+        model={"max_attempts": 5},
+        rlm={"max_depth": 1},
+    )
+    with EdgeStore(settings.store.location) as store:
         ingest_corpus(store, embeddings)
     return settings
 
@@ -40,7 +45,7 @@ def test_without_a_model_rag_and_rlm_share_the_parts_and_react_says_why_not(sett
         assert agents.rag.checkpointer is agents.checkpointer is not None
         assert agents.rag.invoke("How tall is the Eiffel Tower?").exit_reason == "answered"
     # closed: the embedded store's lock is free for the next process
-    with EdgeStore(settings.store_location) as store:
+    with EdgeStore(settings.store.location) as store:
         assert {s.name for s in store.list_sources()} == {"landmarks", "bees"}
 
 
@@ -84,5 +89,5 @@ def test_a_failed_build_releases_what_it_opened(settings: Settings, monkeypatch:
     monkeypatch.setattr(build, "build_embeddings", broken)
     with pytest.raises(RuntimeError, match="refused"):
         build_agents(settings)
-    with EdgeStore(settings.store_location) as store:  # not left locked
+    with EdgeStore(settings.store.location) as store:  # not left locked
         assert store.list_sources()

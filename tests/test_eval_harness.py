@@ -136,7 +136,7 @@ def test_compare_reports_deltas_flips_and_gates(hotpot_dir: Path, tmp_path: Path
         run_id="weak",
         runs_dir=tmp_path / "runs",
         embeddings=FakeEmbeddings(),
-        settings=Settings(top_k=1, max_iterations=1),
+        settings=Settings(retrieval={"top_k": 1}, limits={"max_iterations": 1}),
     )
     same = evals.compare(full.dir, full.dir)
     assert not same["regressions"]

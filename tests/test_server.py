@@ -278,7 +278,7 @@ def test_bad_requests_get_openai_error_objects(server: str, body: bytes, status:
 
 
 def test_huge_bodies_are_refused_before_they_are_read() -> None:
-    for url, _ in _serve(Settings(server_max_body=10_000)):
+    for url, _ in _serve(Settings(server={"max_body": 10_000})):
         declared = httpx.post(url + "/v1/chat/completions", content=b"x" * 20_000, headers=HEADERS)
         assert declared.status_code == 413
         assert "ARAG_SERVER_MAX_BODY" in declared.json()["error"]["message"]
@@ -299,7 +299,7 @@ def test_unknown_routes_and_methods_get_error_objects(server: str) -> None:
 
 
 def test_api_key_is_required_when_set() -> None:
-    for url, _ in _serve(Settings(api_key="s3cret")):
+    for url, _ in _serve(Settings(server={"api_key": "s3cret"})):
         for key in ("wrong", None):
             headers = {"authorization": f"Bearer {key}"} if key else {}
             response = httpx.post(url + "/v1/chat/completions", json={"model": "rag"}, headers=headers)
@@ -343,7 +343,7 @@ def _post_all(url: str, n: int, *, stream: bool = False) -> list[httpx.Response]
 
 
 def test_past_runs_and_queue_clients_get_429_with_retry_after() -> None:
-    for url, _ in _serve(Settings(server_max_runs=1, server_max_queue=1), delay=0.4):
+    for url, _ in _serve(Settings(server={"max_runs": 1, "max_queue": 1}), delay=0.4):
         responses = _post_all(url, 5)
         codes = sorted(r.status_code for r in responses)
         assert codes == [200, 200, 429, 429, 429]
@@ -356,7 +356,7 @@ def test_past_runs_and_queue_clients_get_429_with_retry_after() -> None:
 
 
 def test_a_streaming_client_waiting_for_a_slot_is_told_so() -> None:
-    for url, _ in _serve(Settings(server_max_runs=1, server_max_queue=2), delay=0.3):
+    for url, _ in _serve(Settings(server={"max_runs": 1, "max_queue": 2}), delay=0.3):
         responses = _post_all(url, 2, stream=True)
         assert all(r.status_code == 200 for r in responses)
         texts = [r.text for r in responses]
@@ -365,7 +365,7 @@ def test_a_streaming_client_waiting_for_a_slot_is_told_so() -> None:
 
 
 def test_the_deadline_stops_a_run_with_504_or_an_error_event() -> None:
-    for url, embeddings in _serve(Settings(server_deadline=0.3), delay=1.0):
+    for url, embeddings in _serve(Settings(server={"deadline": 0.3}), delay=1.0):
         response = httpx.post(url + "/v1/chat/completions", json={"model": "rag", "messages": _user(EIFFEL)})
         assert response.status_code == 504
         assert "ARAG_SERVER_DEADLINE" in response.json()["error"]["message"]

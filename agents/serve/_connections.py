@@ -70,16 +70,16 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to serve without a key on a non-loopback address unless ``server_no_auth`` is set.
+    """Refuse to serve without a key on a non-loopback address unless ``settings.server.no_auth`` is set.
 
     Raises:
         ValueError: With what to do: set a key, or say ``--no-auth`` explicitly.
     """
-    host = settings.server_host
-    if settings.server_no_auth and settings.api_key is not None:
+    host = settings.server.host
+    if settings.server.no_auth and settings.server.api_key is not None:
         msg = "--no-auth (ARAG_SERVER_NO_AUTH) and an API key are both set: drop one of them"
         raise ValueError(msg)
-    if settings.api_key is None and not settings.server_no_auth and not is_loopback(host):
+    if settings.server.api_key is None and not settings.server.no_auth and not is_loopback(host):
         msg = (
             f"refusing to serve {host!r} without an API key: anyone who can reach it could use the agents. "
             "Set ARAG_API_KEY (or --api-key), or pass --no-auth to serve it without one on purpose"
@@ -97,8 +97,8 @@ def connection_limit(settings: Settings) -> int:
     """``server_limit_concurrency``, lowered to the open-files limit less :data:`RESERVED_FILES`."""
     soft = open_files_limit()
     if soft is None:
-        return settings.server_limit_concurrency
-    return max(1, min(settings.server_limit_concurrency, soft - RESERVED_FILES))
+        return settings.server.limit_concurrency
+    return max(1, min(settings.server.limit_concurrency, soft - RESERVED_FILES))
 
 
 def log_config(level: str = "info") -> dict[str, Any]:
@@ -226,21 +226,21 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: Literal["debug", 
     limit = connection_limit(settings)
     protocol = guarded_protocol(
         AutoHTTPProtocol,
-        header_timeout=settings.server_header_timeout,
+        header_timeout=settings.server.header_timeout,
         max_connections=limit,
         refuse=app.state.server.refuse,
     )
     config = uvicorn.Config(
         app,
-        host=settings.server_host,
-        port=settings.server_port,
+        host=settings.server.host,
+        port=settings.server.port,
         http=protocol,
         ws="none",
         lifespan="on",
         log_level=log_level,
         log_config=log_config(log_level),
         limit_concurrency=limit,
-        timeout_keep_alive=settings.server_keep_alive,
+        timeout_keep_alive=settings.server.keep_alive,
         timeout_graceful_shutdown=10,
     )
     logger.info(
@@ -248,12 +248,12 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: Literal["debug", 
         "keep-alive %d s, %d runs + %d waiting, %g s per request",
         limit,
         open_files_limit(),
-        settings.server_header_timeout,
-        settings.server_max_body,
-        settings.server_body_timeout,
-        settings.server_keep_alive,
-        settings.server_max_runs,
-        settings.server_max_queue,
-        settings.server_deadline,
+        settings.server.header_timeout,
+        settings.server.max_body,
+        settings.server.body_timeout,
+        settings.server.keep_alive,
+        settings.server.max_runs,
+        settings.server.max_queue,
+        settings.server.deadline,
     )
     return config

@@ -28,7 +28,7 @@ Protections, each refusal an OpenAI-style ``{"error": {"message", "type", "param
 object, one log line (logger ``arag.server``) and one count in ``/health``'s ``refused``:
 
 - a bearer key (``ARAG_API_KEY``; 401 without it). ``serve`` refuses a non-loopback host without
-  a key unless ``server_no_auth`` (``arag serve --no-auth``) says so; a blank key is an error.
+  a key unless ``settings.server.no_auth`` (``arag serve --no-auth``) says so; a blank key is an error.
 - bodies (:mod:`agents.serve._bodies`): at most ``ARAG_SERVER_MAX_BODY`` bytes (413), sent within
   ``ARAG_SERVER_BODY_TIMEOUT`` s (408); strict UTF-8 JSON nested at most 64 levels, no integer
   over 100 digits, no ``NaN``, no lone surrogate (400). A client that hangs up mid-upload is one
@@ -111,8 +111,8 @@ class ChatServer:
         self.settings = settings
         self.agents = agents
         self.owns_agents = owns_agents
-        self.key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.runs = Runs(settings.server_max_runs, settings.server_max_queue, settings.server_deadline)
+        self.key = settings.server.api_key.get_secret_value() if settings.server.api_key else None
+        self.runs = Runs(settings.server.max_runs, settings.server.max_queue, settings.server.deadline)
         self.admission = self.runs.admission
         self.started = time.time()
         self.refused: Counter[str] = Counter()
@@ -151,7 +151,7 @@ class ChatServer:
 
     async def read_json(self, request: Request) -> Any:
         """The body as JSON: size, time and content checked (see :mod:`agents.serve._bodies`)."""
-        limit, timeout = self.settings.server_max_body, self.settings.server_body_timeout
+        limit, timeout = self.settings.server.max_body, self.settings.server.body_timeout
         close = {"Connection": "close"}  # the rest of a refused body is not read
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -234,7 +234,7 @@ class ChatServer:
         messages = await asyncio.to_thread(rag.thread_messages, thread_id)
         if not messages:
             raise ApiError(404, f"no thread {thread_id!r}", code="not_found")
-        safe = self.settings.server_safe_markdown
+        safe = self.settings.server.safe_markdown
         shown = []
         for m in messages:
             role = _ROLES.get(m.type, m.type)
@@ -250,7 +250,7 @@ class ChatServer:
     async def completions(self, request: Request) -> Response:
         self.authorize(request)
         body = wire.parse_request(await self.read_json(request))
-        deadline = time.monotonic() + self.settings.server_deadline
+        deadline = time.monotonic() + self.settings.server.deadline
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             question, history = split_conversation(body.messages)
@@ -277,13 +277,13 @@ class ChatServer:
         if final is None:
             raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
         return SafeJSONResponse(
-            wire.final_completion(rid, body, created, final, safe=self.settings.server_safe_markdown)
+            wire.final_completion(rid, body, created, final, safe=self.settings.server.safe_markdown)
         )
 
     async def _stream(self, run: Run, body: ChatRequest, rid: str, created: int, deadline: float) -> AsyncIterator[str]:
         """The chunks of a streamed chat: accepted, queued (when no slot is free at once), a status
         per step, the answer, then ``[DONE]``; a failure midway is an error event before ``[DONE]``."""
-        safe = self.settings.server_safe_markdown
+        safe = self.settings.server.safe_markdown
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             return wire.chunk(rid, body.model, created, delta, finish, **extra)
@@ -432,7 +432,7 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
     """Build the agents and serve them with uvicorn until interrupted.
 
     Raises:
-        ValueError: A non-loopback host without an API key and without ``server_no_auth``
+        ValueError: A non-loopback host without an API key and without ``settings.server.no_auth``
             (see :func:`~agents.serve._connections.check_exposure`).
     """
     import uvicorn

@@ -97,7 +97,7 @@ _settings: _Lazy[Settings] = _Lazy(Settings)
 def _shown(text: str) -> str:
     """The answer as a Markdown front end may render it: images and raw HTML from documents made
     inert (``ARAG_SERVER_SAFE_MARKDOWN``, on by default), as ``arag serve`` does."""
-    return neutralise_markdown(text) if _settings.get().server_safe_markdown else text
+    return neutralise_markdown(text) if _settings.get().server.safe_markdown else text
 
 
 def _conversation(messages: Sequence[BaseMessage]) -> tuple[str, list[BaseMessage]]:
