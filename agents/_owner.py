@@ -1,21 +1,24 @@
-"""The close-and-``with`` behaviour shared by the agents that ``from_settings`` builds."""
+"""The close-and-``with`` behaviour shared by the agents that ``from_settings`` builds and by the
+sets of agents :func:`agents.build.build_agents` and the server build."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 
 class OwnsResources:
-    """Closes what the agent opened for itself (store, thread database) on :meth:`close` or at the
-    end of a ``with`` block; an agent built from parts you pass in owns nothing."""
+    """Closes what was opened for it (store, thread database, embedding cache) on :meth:`close`
+    or at the end of a ``with`` block; an agent built from parts you pass in owns nothing."""
 
-    _owned: list[Any]
+    owned: Sequence[Any] = ()
+    """What :meth:`close` closes, in order."""
 
     def close(self) -> None:
-        """Close what :meth:`from_settings` opened (store, thread database)."""
-        for resource in self._owned:
+        """Close what was opened for this object (store, thread database)."""
+        for resource in self.owned:
             resource.close()
-        self._owned = []
+        self.owned = []
 
     def __enter__(self) -> Self:
         return self

@@ -35,7 +35,7 @@ from langgraph.checkpoint.base import (
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
-__all__ = ["ROOT_NAMESPACE_GRAPHS", "NamespacedSaver", "ThreadedGraph", "thread_namespace"]
+__all__ = ["ROOT_NAMESPACE_GRAPHS", "KeepsThreads", "NamespacedSaver", "ThreadedGraph", "thread_namespace"]
 
 Graph = CompiledStateGraph[Any, Any, Any, Any]
 
@@ -206,3 +206,20 @@ class ThreadedGraph:
             return self._stateless, "", {}
         thread = thread_id or uuid.uuid4().hex
         return self.graph, thread, {"configurable": {"thread_id": thread}}
+
+
+class KeepsThreads:
+    """An agent whose graph keeps chat threads (the RAG and the ReAct agent): it sets
+    ``self._threads`` and has the graph and the checkpointer from it."""
+
+    _threads: ThreadedGraph
+
+    @property
+    def graph(self) -> Graph:
+        """The graph, compiled with the checkpointer when there is one."""
+        return self._threads.graph
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """Where the threads are kept (``None``: nowhere; a conversation is then sent whole)."""
+        return self._threads.checkpointer

@@ -17,16 +17,19 @@ chat model) come from :mod:`agents.components` and :mod:`agents.models`.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer
+from pydantic import BaseModel
 
+from agents._owner import OwnsResources
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import RagAgent
@@ -37,6 +40,11 @@ from graphs.broker import RlmLimits
 from graphs.budget import Limits
 from graphs.llm import RetryPolicy
 from tools.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_L = TypeVar("_L", bound="DataclassInstance")
 
 __all__ = [
     "Agents",
@@ -56,27 +64,20 @@ REACT_NEEDS_A_MODEL = (
 
 
 def rag_limits(settings: Settings) -> Limits:
-    """Per-question limits of the RAG and ReAct agents."""
-    return Limits(
-        max_iterations=settings.limits.max_iterations,
-        max_answer_attempts=settings.limits.max_answer_attempts,
-        max_model_calls=settings.limits.max_model_calls,
-        max_tokens=settings.limits.max_tokens,
-        deadline_s=settings.limits.deadline,
-    )
+    """Per-question limits of the RAG and ReAct agents (``settings.limits``)."""
+    return _from_group(Limits, settings.limits)
 
 
 def rlm_limits(settings: Settings) -> RlmLimits:
-    """The recursive agent's budget for a whole tree."""
-    return RlmLimits(
-        max_iterations=settings.rlm.max_iterations,
-        max_depth=settings.rlm.max_depth,
-        max_sub_calls=settings.rlm.max_sub_calls,
-        max_tokens=settings.rlm.max_tokens,
-        deadline_s=settings.rlm.deadline,
-        max_concurrency=settings.rlm.max_concurrency,
-        sub_context_chars=settings.rlm.sub_context_chars,
-    )
+    """The recursive agent's budget for a whole tree (``settings.rlm``)."""
+    return _from_group(RlmLimits, settings.rlm)
+
+
+def _from_group(limits: type[_L], group: BaseModel) -> _L:
+    # Every field of the graphs' limits has the settings field of its name; a graph's deadline is
+    # ``deadline_s`` (seconds), the setting's ``deadline``.
+    names = {f.name: "deadline" if f.name == "deadline_s" else f.name for f in dataclasses.fields(limits)}
+    return limits(**{name: getattr(group, setting) for name, setting in names.items()})
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -139,7 +140,7 @@ def build_react_agent(
 
 
 @dataclass
-class Agents:
+class Agents(OwnsResources):
     """The agents of one set of settings, sharing one store, retriever, chat model and thread store.
 
     ``react`` is ``None`` without a chat model (``unavailable["react"]`` says why). Close it (or use
@@ -156,17 +157,6 @@ class Agents:
     unavailable: dict[str, str] = field(default_factory=dict)
     owned: list[Any] = field(default_factory=list)
     """What :meth:`close` closes, in order."""
-
-    def close(self) -> None:
-        for resource in self.owned:
-            resource.close()
-        self.owned = []
-
-    def __enter__(self) -> Agents:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def build_agents(

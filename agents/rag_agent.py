@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langgraph.types import Checkpointer, StreamMode
 
 from agents._owner import OwnsResources
-from agents._threads import ThreadedGraph
+from agents._threads import KeepsThreads, ThreadedGraph
 from agents.events import AgentEvent, AgentResult, Citation
 from agents.settings import Settings
 from graphs.budget import Budget, Limits
@@ -60,7 +60,7 @@ class RagResult(AgentResult):
         }
 
 
-class RagAgent(OwnsResources):
+class RagAgent(OwnsResources, KeepsThreads):
     """Answers questions over the store's sources with the agentic RAG graph.
 
     Args:
@@ -90,10 +90,7 @@ class RagAgent(OwnsResources):
                 llm_strategies(self.client, retriever) if self.client is not None else heuristic_strategies(retriever)
             )
         self.strategies = strategies
-        self.checkpointer = checkpointer
         self._threads = ThreadedGraph(lambda saver: build_rag_graph(checkpointer=saver), checkpointer)
-        self.graph = self._threads.graph
-        self._owned: list[Any] = []
 
     @classmethod
     def from_settings(
@@ -116,7 +113,7 @@ class RagAgent(OwnsResources):
         from agents.build import build_agents  # here: agents.build imports this module
 
         built = build_agents(settings, chat_model=chat_model, threads=threads, sources=sources)
-        built.rag._owned = built.owned
+        built.rag.owned = built.owned
         return built.rag
 
     @property

@@ -21,7 +21,7 @@ from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from agents._owner import OwnsResources
-from agents._threads import ThreadedGraph
+from agents._threads import KeepsThreads, ThreadedGraph
 from agents.events import AgentEvent, AgentResult, Citation
 from agents.rlm_agent import RlmAgent, read_document_tool
 from agents.settings import Settings
@@ -66,7 +66,7 @@ def answer_citations(answer: str, messages: Sequence[BaseMessage]) -> list[Citat
     return [Citation.from_chunk(n, p) for n in marks if (p := latest.get(n)) is not None]
 
 
-class ReactAgent(OwnsResources):
+class ReactAgent(OwnsResources, KeepsThreads):
     """Runs the ReAct graph with a chat model, a search tool per source and ``tools``.
 
     Args:
@@ -108,10 +108,7 @@ class ReactAgent(OwnsResources):
         self.limits = limits or Limits()
         self.max_turns = max_turns
         self.system_prompt = system_prompt
-        self.checkpointer = checkpointer
         self._threads = ThreadedGraph(lambda saver: build_react_graph(checkpointer=saver), checkpointer)
-        self.graph = self._threads.graph
-        self._owned: list[Any] = []
 
     @classmethod
     def from_settings(
@@ -131,7 +128,7 @@ class ReactAgent(OwnsResources):
             raise ValueError(REACT_NEEDS_A_MODEL)
         built = build_agents(settings, chat_model=chat_model, threads=False, tools=tools)
         assert built.react is not None  # a model was given or configured
-        built.react._owned = built.owned
+        built.react.owned = built.owned
         return built.react
 
     def invoke(

@@ -14,6 +14,8 @@ from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
 from agents.testing import FakeEmbeddings, scripted
+from graphs.broker import RlmLimits
+from graphs.budget import Limits
 from tests.serving import ingest_corpus
 from tools.store import EdgeStore, SourceNotFoundError
 
@@ -91,3 +93,30 @@ def test_a_failed_build_releases_what_it_opened(settings: Settings, monkeypatch:
         build_agents(settings)
     with EdgeStore(settings.store.location) as store:  # not left locked
         assert store.list_sources()
+
+
+def test_the_limits_are_their_groups_settings() -> None:
+    settings = Settings(
+        limits={"max_iterations": 5, "max_answer_attempts": 4, "max_model_calls": 7, "max_tokens": 99, "deadline": 9.5},
+        rlm={
+            "max_iterations": 6,
+            "max_depth": 0,
+            "max_sub_calls": 8,
+            "max_tokens": 77,
+            "deadline": 3.5,
+            "max_concurrency": 2,
+            "sub_context_chars": 500,
+        },
+    )
+    assert rag_limits(settings) == Limits(
+        max_iterations=5, max_answer_attempts=4, max_model_calls=7, max_tokens=99, deadline_s=9.5
+    )
+    assert rlm_limits(settings) == RlmLimits(
+        max_iterations=6,
+        max_depth=0,
+        max_sub_calls=8,
+        max_tokens=77,
+        deadline_s=3.5,
+        max_concurrency=2,
+        sub_context_chars=500,
+    )

@@ -31,6 +31,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from agents._owner import OwnsResources
 from agents.build import build_agents
 from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
@@ -51,7 +52,7 @@ _END = object()
 
 
 @dataclass
-class ServerAgents:
+class ServerAgents(OwnsResources):
     """The agents the server runs, by model name; ``None`` where one is not available, with
     the reason in ``unavailable``."""
 
@@ -89,11 +90,6 @@ class ServerAgents:
 
     def names(self) -> list[str]:
         return [n for n in MODEL_NAMES if getattr(self, n) is not None]
-
-    def close(self) -> None:
-        for resource in self.owned:
-            resource.close()
-        self.owned = []
 
 
 def plan(agents: ServerAgents, body: ChatRequest, question: str, history: list[BaseMessage]) -> Run:
