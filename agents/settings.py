@@ -40,7 +40,8 @@ class _Group(BaseModel):
     the variable (``server.ARAG_SERVER_PORT``); keyword arguments use the field's name and win.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
+    # hide_input_in_errors: a group's input holds its secrets (API keys), and errors end up in logs.
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, hide_input_in_errors=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -336,7 +337,9 @@ class Settings(BaseSettings):
     (``Settings(server={"port": 0})``), win over both, field by field.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="forbid", hide_input_in_errors=True
+    )
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     """Where data lives, and the vector store backend."""

@@ -191,3 +191,13 @@ def test_group_variables_are_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARAG_SERVER", '{"port": 1}')
     settings = Settings()
     assert (settings.model.name, settings.server.port) == (None, 8000)
+
+
+def test_a_validation_error_does_not_print_the_secrets_beside_the_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARAG_QDRANT_API_KEY", "sekrit-qdrant-key")
+    monkeypatch.setenv("ARAG_OPENAI_API_KEY", "sekrit-openai-key")
+    monkeypatch.setenv("ARAG_QDRANT_URL", "not-a-url")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    assert "ARAG_QDRANT_URL" in str(caught.value)
+    assert "sekrit" not in str(caught.value)
