@@ -7,9 +7,10 @@ curl localhost:8000/v1/chat/completions -H 'content-type: application/json' \\
 ```
 
 Routes (:class:`ChatServer`):
-- ``GET /v1/models``: the agents as models: ``rag`` (agentic RAG; works without a chat model),
-  ``react`` (tool-calling agent; needs ``ARAG_CHAT_MODEL``), ``rlm`` (recursive agent over a long
-  text sent in the conversation).
+- ``GET /v1/models``: the agents that can answer now, as models: ``rag`` (agentic RAG; works
+  without a chat model), ``react`` (tool-calling agent; needs ``ARAG_CHAT_MODEL``), ``rlm``
+  (recursive agent over a long text sent in the conversation). ``GET /health`` names the
+  others under ``unavailable``, each with the reason and how to fix it.
 - ``POST /v1/chat/completions``: with and without ``stream``. The message list is the
   conversation (stateless, as Open WebUI sends it); a ``thread_id`` field keeps the conversation
   on the server instead (SQLite checkpointer; ``rag`` and ``react`` each keep their own thread
@@ -194,8 +195,8 @@ class ChatServer:
     # -- routes --------------------------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
+        """The agents that can answer now; the others are in ``/health`` with the reason."""
         self.authorize(request)
-        unavailable = self.agents.unavailable
         data = [
             {
                 "id": name,
@@ -203,10 +204,9 @@ class ChatServer:
                 "created": int(self.started),
                 "owned_by": "arag",
                 "description": MODEL_DESCRIPTIONS[name],
-                "available": getattr(self.agents, name) is not None,
-                **({"unavailable_reason": unavailable[name]} if name in unavailable else {}),
+                "available": True,
             }
-            for name in MODEL_NAMES
+            for name in self.agents.names()
         ]
         return SafeJSONResponse({"object": "list", "data": data})
 
@@ -216,6 +216,7 @@ class ChatServer:
             {
                 "status": "ok",
                 "models": self.agents.names(),
+                "unavailable": {n: self.agents.unavailable[n] for n in MODEL_NAMES if n in self.agents.unavailable},
                 "running": a.running,
                 "waiting": a.waiting,
                 "max_runs": a.max_runs,
