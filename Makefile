@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ARAG_DATA_DIR=.arag/demo
 
-.PHONY: install demo test lint format browser sandbox eval-scifact clean
+.PHONY: install demo test lint format browser sandbox openwebui eval-scifact clean
 
 $(BIN)/arag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,22 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Open WebUI from PyPI in a virtualenv of its own (about 2.9 GB, 3-4 minutes), for the integration
+# test tests/test_open_webui.py, which skips, saying so, without it. Versions: the constraints file.
+OPENWEBUI_VENV ?= .openwebui/venv
+OPENWEBUI_CONSTRAINTS := tests/open_webui/constraints.txt
+
+$(OPENWEBUI_VENV)/bin/open-webui: $(OPENWEBUI_CONSTRAINTS)
+	$(PYTHON) -m venv $(OPENWEBUI_VENV)
+	$(OPENWEBUI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPENWEBUI_VENV)/bin/python -m pip install -qq -c $(OPENWEBUI_CONSTRAINTS) torch open-webui
+	touch $@
+
+openwebui: $(OPENWEBUI_VENV)/bin/open-webui
+	@$(OPENWEBUI_VENV)/bin/python -c 'import importlib.metadata as m; print("open-webui", m.version("open-webui"), "in $(OPENWEBUI_VENV)")'
+
 eval-scifact: install
 	$(BIN)/arag eval retrieval --dataset ../shared/data/beir_scifact --json runs/scifact-retrieval.json
 
 clean:
-	rm -rf $(VENV) .arag .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .openwebui .arag .pytest_cache .mypy_cache .ruff_cache *.egg-info
