@@ -222,6 +222,12 @@ class ServerSettings(_Group):
     front end fetch a URL (images are shown as their text, tags are escaped; ``[n]`` citations and other
     Markdown are kept)."""
 
+    open_webui_references: bool = Field(default=False, validation_alias="ARAG_SERVER_OPEN_WEBUI_REFERENCES")
+    """Append the text "Sources" list to answers for Open WebUI too. Off: Open WebUI gets the
+    references as source events only, which it shows as chips on the ``[n]`` marks (how its
+    requests are recognised: :mod:`agents.serve.open_webui`). A request's own ``references``
+    field wins over this."""
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _blank_key_is_an_error(cls, value: object) -> object:

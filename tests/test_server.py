@@ -95,8 +95,8 @@ def test_openai_client_gets_an_answer_with_citations(client: openai.OpenAI) -> N
     assert (reply.choices[0].message.model_extra or {})["citations"] == extra["citations"]
     assert extra["arag"]["exit_reason"] == "answered"
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.usage is not None
-    assert reply.usage.total_tokens == 0  # the offline agent calls no model
+    assert reply.usage is None  # the offline agent calls no model: no zeros that read as counts
+    assert "retrieve: " in (reply.choices[0].message.model_extra or {})["reasoning_content"]
 
 
 def test_openai_client_streams_progress_then_the_answer(client: openai.OpenAI) -> None:
@@ -228,7 +228,7 @@ FOLLOW_UPS = (
 @pytest.mark.parametrize(
     ("prompt", "expected"),
     [
-        (TITLE, {"title": "How tall is the Eiffel Tower"}),
+        (TITLE, {"title": "Eiffel Tower"}),
         (TAGS, {"tags": ["General"]}),
         (FOLLOW_UPS, {"follow_ups": []}),
     ],

@@ -127,6 +127,7 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
         "ARAG_SERVER_HEADER_TIMEOUT": ("server", "header_timeout", 1.5),
         "ARAG_SERVER_BODY_TIMEOUT": ("server", "body_timeout", 2.5),
         "ARAG_SERVER_SAFE_MARKDOWN": ("server", "safe_markdown", False),
+        "ARAG_SERVER_OPEN_WEBUI_REFERENCES": ("server", "open_webui_references", True),
         "ARAG_RLM_MAX_ITERATIONS": ("rlm", "max_iterations", 4),
         "ARAG_RLM_MAX_DEPTH": ("rlm", "max_depth", 1),
         "ARAG_RLM_MAX_SUB_CALLS": ("rlm", "max_sub_calls", 10),

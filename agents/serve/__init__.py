@@ -7,6 +7,7 @@ runs.py           which agent answers, admission (run slots, queue, 429) and the
 _bodies.py        hostile-body-safe JSON in and out
 _connections.py   uvicorn's set-up and the connection limits it lacks
 chat.py           what every front end reads from a conversation and shows of an answer
+open_webui.py     Open WebUI: its background requests and RAG template recognised, source events
 langgraph_app.py  the rag and rlm chat graphs for the LangGraph server (langgraph.json)
 web/index.html    the chat page served at /
 ```

@@ -16,9 +16,16 @@ Routes (:class:`ChatServer`):
   on the server instead (SQLite checkpointer; ``rag`` and ``react`` each keep their own thread
   under one id) and then only the last user message is read. Answers carry numbered references
   in the text (``"references": false`` leaves them out) and a structured ``citations`` list
-  beside the message. While streaming, step progress arrives as ``reasoning_content`` deltas
-  (clients that do not know the field ignore it) and as ``arag`` objects on the chunks; the
-  verified answer follows as ``content``, then ``data: [DONE]``.
+  beside the message; ``usage`` only when a model ran. While streaming, step progress arrives as
+  ``reasoning_content`` deltas (clients that do not know the field ignore it) and as ``arag``
+  objects on the chunks; then one chunk per citation carrying it as Open WebUI's source event
+  (``event``), the verified answer as ``content``, then ``data: [DONE]``. Without streaming the
+  steps are the message's ``reasoning_content``. Open WebUI is recognised
+  (:mod:`agents.serve.open_webui`): its background requests (title, tags, follow-ups, ...) are
+  answered at once without a run, the sources it attaches in its RAG template are evidence
+  with their own numbers, and the text "Sources" list is left out for it by default
+  (``ARAG_SERVER_OPEN_WEBUI_REFERENCES``). Each completion is one log line: model, stream,
+  background kind or exit reason, citations, seconds.
 - ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
 - ``GET /health``, and ``GET /``: the web chat page.
 
@@ -60,9 +67,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from langchain_core.messages import BaseMessage, SystemMessage
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -71,10 +80,11 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agents.serve import wire
+from agents.serve import open_webui, wire
 from agents.serve._bodies import BodyError, parse_body
 from agents.serve._connections import check_exposure, uvicorn_config
-from agents.serve.chat import background_task_reply, neutralise_markdown, split_conversation
+from agents.serve.chat import neutralise_markdown, split_conversation
+from agents.serve.open_webui import AttachedSource
 from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan
 from agents.serve.wire import ApiError, ChatRequest, SafeJSONResponse
 from agents.settings import Settings
@@ -251,40 +261,70 @@ class ChatServer:
     async def completions(self, request: Request) -> Response:
         self.authorize(request)
         body = wire.parse_request(await self.read_json(request))
+        started = time.perf_counter()
         deadline = time.monotonic() + self.settings.server.deadline
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             question, history = split_conversation(body.messages)
         except ValueError as exc:
             raise ApiError(400, str(exc), param="messages") from None
-        if (chore := background_task_reply(question)) is not None:
+        owui = open_webui.from_open_webui(request.headers, body.messages)
+        if (chore := open_webui.background_request(body.messages)) is not None:
             self.agents.get(body.model)  # an unknown model is still an error
-            return _answer_now(rid, body, created, chore)
-        run = plan(self.agents, body, question, history)
+            _log_completion(body, owui, f"background={chore.kind}", 0, started)
+            return _answer_now(rid, body, created, chore.reply())
+        question, history, attached = _attached_sources(question, history)
+        run = plan(self.agents, body, question, history, attached)
         self.admission.admit()
+        shown = _Shown(
+            references=body.references
+            if body.references is not None
+            else (not owui or self.settings.server.open_webui_references),
+            attached_events=not owui,
+            safe=self.settings.server.safe_markdown,
+        )
         if body.stream:
             return StreamingResponse(
-                self._stream(run, body, rid, created, deadline),
+                self._stream(run, body, rid, created, deadline, shown, owui, started),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         await self.runs.start(deadline)
         final: dict[str, Any] | None = None
+        steps: list[str] = []
         async for item in self.runs.items(run, deadline):
             if item["type"] == "final":
                 final = item
+            elif item["type"] == "status":
+                steps.append(neutralise_markdown(item["text"]) if shown.safe else item["text"])
             elif item["type"] == "failed":
                 raise wire.run_failed(str(item["error_id"]))
         if final is None:
             raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
+        _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
         return SafeJSONResponse(
-            wire.final_completion(rid, body, created, final, safe=self.settings.server.safe_markdown)
+            wire.final_completion(
+                rid, body, created, final, safe=shown.safe, references=shown.references, reasoning="\n".join(steps)
+            )
         )
 
-    async def _stream(self, run: Run, body: ChatRequest, rid: str, created: int, deadline: float) -> AsyncIterator[str]:
+    async def _stream(
+        self,
+        run: Run,
+        body: ChatRequest,
+        rid: str,
+        created: int,
+        deadline: float,
+        shown: _Shown,
+        owui: bool,
+        started: float,
+    ) -> AsyncIterator[str]:
         """The chunks of a streamed chat: accepted, queued (when no slot is free at once), a status
-        per step, the answer, then ``[DONE]``; a failure midway is an error event before ``[DONE]``."""
-        safe = self.settings.server.safe_markdown
+        per step, the source events, the answer, then ``[DONE]``; a failure midway is an error
+        event before ``[DONE]``."""
+        safe = shown.safe
+        outcome = "exit_reason=none"
+        cited = 0
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             return wire.chunk(rid, body.model, created, delta, finish, **extra)
@@ -304,12 +344,24 @@ class ChatServer:
                 elif kind == "failed":
                     raise wire.run_failed(str(item["error_id"]))
                 else:
-                    for last in wire.final_chunks(rid, body, created, item, safe=safe):
+                    outcome, cited = f"exit_reason={item['exit_reason']}", len(item["citations"])
+                    for last in wire.final_chunks(
+                        rid,
+                        body,
+                        created,
+                        item,
+                        safe=safe,
+                        references=shown.references,
+                        attached_events=shown.attached_events,
+                    ):
                         yield last
         except ApiError as exc:
+            outcome = f"error={exc.code or exc.type}"
             yield wire.sse(exc.body())
         except Exception as exc:  # whatever breaks midway, the client hears it and the stream ends properly
+            outcome = "error=internal_error"
             yield wire.sse(wire.failure(wire.log_failure("streamed chat", exc)).body())
+        _log_completion(body, owui, outcome, cited, started)
         yield wire.DONE
 
     async def _take_slot(self, deadline: float) -> AsyncGenerator[str, None]:
@@ -365,12 +417,47 @@ def _who(request: Request) -> str:
     return f"{where} {request.method} {request.url.path}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What a request's answer shows besides the answer."""
+
+    references: bool
+    """The text "Sources" list after the answer."""
+    attached_events: bool
+    """Source events for the sources the client attached itself (Open WebUI has its own)."""
+    safe: bool
+    """Markdown images and raw HTML neutralised."""
+
+
+def _attached_sources(question: str, history: list[BaseMessage]) -> tuple[str, list[BaseMessage], list[AttachedSource]]:
+    """The question and conversation without Open WebUI's RAG template, and the sources it
+    attached: the template wraps the question, or (``RAG_SYSTEM_CONTEXT``) is a system message."""
+    wrapped = open_webui.rag_prompt(question)
+    if wrapped is not None:
+        return wrapped.query, history, wrapped.sources
+    for i, message in enumerate(history):
+        if isinstance(message, SystemMessage) and (held := open_webui.rag_prompt(message.text)) is not None:
+            return question, [*history[:i], *history[i + 1 :]], held.sources
+    return question, history, []
+
+
+def _log_completion(body: ChatRequest, owui: bool, outcome: str, citations: int, started: float) -> None:
+    """One line per completion: which model, streamed or not, what came of it, how long it took."""
+    logger.info(
+        "completion model=%s stream=%s%s %s citations=%d seconds=%.2f",
+        body.model,
+        body.stream,
+        " client=open-webui" if owui else "",
+        outcome,
+        citations,
+        time.perf_counter() - started,
+    )
+
+
 def _answer_now(rid: str, body: ChatRequest, created: int, text: str) -> Response:
-    """The reply to a front end's background request, without a run."""
+    """The reply to a front end's background request, without a run (and no usage: no model ran)."""
     if not body.stream:
-        return SafeJSONResponse(
-            wire.completion(rid, body.model, created, text, usage=wire.usage({}), arag={"background": True})
-        )
+        return SafeJSONResponse(wire.completion(rid, body.model, created, text, arag={"background": True}))
 
     async def chunks() -> AsyncIterator[str]:
         yield wire.chunk(rid, body.model, created, {"role": "assistant", "content": text})

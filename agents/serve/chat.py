@@ -10,7 +10,6 @@ and an answer reads, the same everywhere. (:mod:`agents.chat` re-exports them.)
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ __all__ = [
     "long_text",
     "message_text",
     "neutralise_markdown",
+    "plain_opening",
     "split_conversation",
     "with_references",
 ]
@@ -201,34 +201,31 @@ def citation_payload(citation: Citation) -> dict[str, Any]:
     return {**citation.as_dict(), "text": citation.text}
 
 
-# Open WebUI asks the chat model for titles, tags, follow-ups, search queries and autocompletions
-# with prompts that start "### Task:" and quote the chat in <chat_history>. Running retrieval for
-# those would cost a full agent run each; they get a cheap reply in the JSON shape asked for.
-_TASK = re.compile(r"^\s*#{2,3}\s*Task:", re.I)
-_HISTORY = re.compile(r"<chat_history>(.*?)</chat_history>", re.S | re.I)
-_USER_LINE = re.compile(r"^USER:\s*(.+)$", re.M | re.I)
-
-
 def background_task_reply(question: str) -> str | None:
-    """The reply to a front end's background request (title, tags, follow-ups, queries,
-    autocomplete, emoji), or ``None`` when ``question`` is a real question."""
-    if not _TASK.match(question):
-        return None
-    lowered = question.lower()
-    history = _HISTORY.search(question)
-    users = _USER_LINE.findall(history.group(1)) if history else []
-    first = " ".join((users[0] if users else "").split())
-    if "follow-up" in lowered or "follow_ups" in lowered:
-        return json.dumps({"follow_ups": []})
-    if "tags" in lowered:
-        return json.dumps({"tags": ["General"]})
-    if "title" in lowered:
-        words = re.sub(r"[^\w\s'-]", "", first).split()
-        return json.dumps({"title": " ".join(words[:6]) or "New chat"})
-    if "queries" in lowered or "search" in lowered:
-        return json.dumps({"queries": []})
-    if "emoji" in lowered:
-        return "💬"
-    if "autocomplete" in lowered:
-        return json.dumps({"text": ""})
-    return ""
+    """The reply to a front end's background request sent as the single user message
+    ``question`` (title, tags, follow-ups, queries, autocomplete, emoji, merge: see
+    :mod:`agents.serve.open_webui`), or ``None`` when it is a real question."""
+    from agents.serve.open_webui import background_request  # that module builds on this one
+
+    request = background_request([{"role": "user", "content": question}])
+    return request.reply() if request is not None else None
+
+
+# An answer quoted from a document can open with the document's own markup: a heading
+# ("# The Kettle Lighthouse [1] ..."), a quote or list mark, a table row, a rule, the tail of a
+# tag. A Markdown front end renders that as a huge title or a broken block; the answer's first
+# line is plain prose instead.
+_OPENING_MARKUP = re.compile(
+    r"\A(?:\s+|#{1,6}(?=\s|$)|>+|[-*+](?=\s)|\|"
+    r"|(?:[-*_=]\s*){3,}(?=\n|$)|</?[A-Za-z][^>\n]*>|[\])}>,;:.!?]+(?=\s))"
+)
+
+
+def plain_opening(answer: str) -> str:
+    """``answer`` without the heading marks or markup fragments it opens with (the rest kept)."""
+    text = answer
+    while True:
+        stripped = _OPENING_MARKUP.sub("", text, count=1)
+        if stripped == text:
+            return text
+        text = stripped

@@ -6,7 +6,9 @@ that turns the agent's events into the items responses are made from.
   ``react`` continue a stored thread (``thread_id``) or read the conversation sent whole; each
   keeps its threads in its own namespace of the shared thread store (:mod:`agents._threads`),
   so one thread id used with both is two threads, and the id is the client's as sent. ``rlm``
-  reads the long text from the messages (:func:`agents.serve.chat.long_text`).
+  reads the long text from the messages (:func:`agents.serve.chat.long_text`); a first message
+  that is a pasted text without a question is acknowledged ("Got N words of text; ask a
+  question about it", exit reason ``acknowledged``) with nothing run.
 - :class:`Admission`: at most ``ARAG_SERVER_MAX_RUNS`` runs at once and ``ARAG_SERVER_MAX_QUEUE``
   waiting; past that a 429 with ``Retry-After``.
 - :class:`Runs`: a run slot, then the run in a worker thread, its items passed to the event loop
@@ -24,12 +26,12 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from agents._owner import OwnsResources
 from agents.build import build_agents
@@ -37,7 +39,8 @@ from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
 from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
-from agents.serve.chat import long_text
+from agents.serve.chat import long_text, plain_opening
+from agents.serve.open_webui import AttachedSource, merge_attached
 from agents.serve.wire import ApiError, ChatRequest, log_failure
 from agents.settings import Settings
 
@@ -92,8 +95,19 @@ class ServerAgents(OwnsResources):
         return [n for n in MODEL_NAMES if getattr(self, n) is not None]
 
 
-def plan(agents: ServerAgents, body: ChatRequest, question: str, history: list[BaseMessage]) -> Run:
+def plan(
+    agents: ServerAgents,
+    body: ChatRequest,
+    question: str,
+    history: list[BaseMessage],
+    attached: Sequence[AttachedSource] = (),
+) -> Run:
     """Check the request against its agent and return the run, not yet started.
+
+    ``attached`` are the sources a front end sent with the question (Open WebUI's RAG
+    template): ``rlm`` reads them as its text when no earlier message holds one; ``rag`` and
+    ``react`` answer from them as well as from what they retrieve
+    (:func:`agents.serve.open_webui.merge_attached`).
 
     Raises:
         ApiError: An unknown or unavailable model, a thread the agent cannot keep, or (``rlm``)
@@ -105,6 +119,11 @@ def plan(agents: ServerAgents, body: ChatRequest, question: str, history: list[B
             raise ApiError(
                 400, "model 'rlm' keeps no threads; send the text and question as messages", param="thread_id"
             )
+        if attached and not any(isinstance(m, HumanMessage) for m in history):
+            context = "\n\n".join(s.text for s in attached)
+            return lambda: _run_items(agent.stream(question, context=context))
+        if (words := _text_only(question, history)) is not None:
+            return lambda: iter([_acknowledge(words)])
         try:
             context, question = long_text(question, history)
         except ValueError as exc:
@@ -113,7 +132,50 @@ def plan(agents: ServerAgents, body: ChatRequest, question: str, history: list[B
     if body.thread_id is not None and agent.checkpointer is None:
         raise ApiError(400, f"model {body.model!r} keeps no threads here; leave out thread_id", param="thread_id")
     thread, past = (body.thread_id, None) if body.thread_id is not None else (None, history)
-    return lambda: _run_items(agent.stream(question, thread_id=thread, history=past))
+
+    def run() -> Iterator[dict[str, Any]]:
+        items = _run_items(agent.stream(question, thread_id=thread, history=past))
+        return _with_attached(question, items, attached) if attached else items
+
+    return run
+
+
+_QUESTION_WORDS = 40
+"""A first message's last paragraph longer than this, without a question mark, is text, not a question."""
+
+
+def _text_only(message: str, history: Sequence[BaseMessage]) -> int | None:
+    """The word count of a first ``rlm`` message that is a pasted text without a question, or ``None``."""
+    if any(isinstance(m, HumanMessage) and str(m.content).strip() for m in history):
+        return None
+    last = message.strip().rpartition("\n\n")[2]
+    if "?" in last or len(last.split()) <= _QUESTION_WORDS:
+        return None  # a question last (after a text, or alone: long_text says how to send the text)
+    return len(message.split())
+
+
+def _acknowledge(words: int) -> dict[str, Any]:
+    """The reply to a pasted text: nothing run, the text kept in the conversation for the next turn."""
+    answer = f"Got {words} words of text; ask a question about it."
+    return {
+        "type": "final",
+        "answer": answer,
+        "citations": [],
+        "exit_reason": "acknowledged",
+        "usage": {},
+        "thread_id": "",
+        "error": None,
+    }
+
+
+def _with_attached(
+    question: str, items: Iterator[dict[str, Any]], attached: Sequence[AttachedSource]
+) -> Iterator[dict[str, Any]]:
+    for item in items:
+        if item["type"] == "final":
+            merged = merge_attached(question, item, attached)
+            item = {**merged, "answer": plain_opening(merged["answer"])}
+        yield item
 
 
 def _run_items(events: Iterator[AgentEvent]) -> Iterator[dict[str, Any]]:
@@ -133,7 +195,7 @@ def _final(result: AgentResult) -> dict[str, Any]:
         answer = f"The run failed before an answer was written: {error}"
     return {
         "type": "final",
-        "answer": answer,
+        "answer": plain_opening(answer),
         "citations": result.citations,
         "exit_reason": result.exit_reason,
         "usage": dict(result.usage),

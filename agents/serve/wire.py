@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse
 
+from agents.events import Citation
 from agents.serve._bodies import dumps
 from agents.serve.chat import citation_payload, neutralise_markdown, with_references
+from agents.serve.open_webui import ATTACHED_SOURCE, source_event
 
 __all__ = [
     "DONE",
@@ -35,6 +37,7 @@ __all__ = [
     "log_failure",
     "parse_request",
     "run_failed",
+    "source_chunks",
     "sse",
     "usage",
 ]
@@ -91,8 +94,9 @@ class ChatRequest(BaseModel):
     stream: bool = False
     thread_id: str | None = Field(default=None, min_length=1, max_length=200)
     """Keep the conversation on the server under this id (``rag`` and ``react``)."""
-    references: bool = True
-    """Append the numbered references to the answer text."""
+    references: bool | None = None
+    """Append the numbered references to the answer text; unset, the server decides (yes, except
+    for Open WebUI, which shows them as chips: ``ARAG_SERVER_OPEN_WEBUI_REFERENCES``)."""
 
 
 def parse_request(data: Any) -> ChatRequest:
@@ -149,9 +153,12 @@ def sse(payload: Mapping[str, Any]) -> str:
     return f"data: {dumps(payload)}\n\n"
 
 
-def usage(counts: Mapping[str, Any]) -> dict[str, int]:
-    """A run's usage as OpenAI's token counts."""
+def usage(counts: Mapping[str, Any]) -> dict[str, int] | None:
+    """A run's usage as OpenAI's token counts; ``None`` when no model ran (nothing to count,
+    and zeros would read as a measurement)."""
     prompt, completion = int(counts.get("input_tokens", 0)), int(counts.get("output_tokens", 0))
+    if not int(counts.get("model_calls", 0)) and not prompt + completion:
+        return None
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -169,21 +176,24 @@ def chunk(rid: str, model: str, created: int, delta: dict[str, Any], finish: str
     )
 
 
-def completion(rid: str, model: str, created: int, content: str, **extra: Any) -> dict[str, Any]:
-    """A ``chat.completion``; ``citations`` goes on the message and beside it, ``extra`` beside ``choices``."""
+def completion(
+    rid: str, model: str, created: int, content: str, *, reasoning: str = "", **extra: Any
+) -> dict[str, Any]:
+    """A ``chat.completion``; ``citations`` goes on the message and beside it, ``reasoning``
+    (the steps, as Open WebUI shows thinking) on the message, a ``usage`` of ``None`` is left
+    out, ``extra`` goes beside ``choices``."""
     citations = extra.pop("citations", [])
+    if extra.get("usage", {}) is None:
+        del extra["usage"]
+    message: dict[str, Any] = {"role": "assistant", "content": content, "citations": citations}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return {
         "id": rid,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "citations": citations},
-                "finish_reason": "stop",
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "citations": citations,
         **extra,
     }
@@ -205,28 +215,61 @@ def _extras(final: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def final_completion(
-    rid: str, body: ChatRequest, created: int, final: Mapping[str, Any], *, safe: bool
+    rid: str,
+    body: ChatRequest,
+    created: int,
+    final: Mapping[str, Any],
+    *,
+    safe: bool,
+    references: bool,
+    reasoning: str = "",
 ) -> dict[str, Any]:
-    """The completion of a run's ``final`` item: the answer (with references unless the request
-    says otherwise; Markdown neutralised when ``safe``), citations, usage and the ``arag`` extras."""
+    """The completion of a run's ``final`` item: the answer (with the text references when
+    ``references``; Markdown neutralised when ``safe``), the steps as ``reasoning_content``,
+    citations, usage (when a model ran) and the ``arag`` extras."""
     return completion(
         rid,
         body.model,
         created,
-        _content(final, body.references, safe=safe),
+        _content(final, references, safe=safe),
+        reasoning=reasoning,
         citations=[citation_payload(c) for c in final["citations"]],
         usage=usage(final["usage"]),
         arag=_extras(final),
     )
 
 
-def final_chunks(rid: str, body: ChatRequest, created: int, final: Mapping[str, Any], *, safe: bool) -> list[str]:
-    """The last chunks of a stream for a run's ``final`` item: the answer, then the stop chunk
-    with citations, usage and the ``arag`` extras."""
+def source_chunks(rid: str, model: str, created: int, citations: list[Citation], *, attached: bool) -> list[str]:
+    """One chunk per citation carrying it as Open WebUI's source event (``event`` beside
+    ``choices``; other clients ignore the field). ``attached`` False leaves out the citations of
+    sources the front end sent itself (it shows those already, under the same numbers)."""
+    return [
+        chunk(rid, model, created, {}, event=source_event(c))
+        for c in citations
+        if attached or c.source != ATTACHED_SOURCE
+    ]
+
+
+def final_chunks(
+    rid: str,
+    body: ChatRequest,
+    created: int,
+    final: Mapping[str, Any],
+    *,
+    safe: bool,
+    references: bool,
+    attached_events: bool = True,
+) -> list[str]:
+    """The last chunks of a stream for a run's ``final`` item: a source event per citation
+    (:func:`source_chunks`), the answer, then the stop chunk with citations, usage (when a
+    model ran) and the ``arag`` extras."""
     citations = [citation_payload(c) for c in final["citations"]]
-    answer = chunk(rid, body.model, created, {"content": _content(final, body.references, safe=safe)})
-    extras = {"citations": citations, "usage": usage(final["usage"]), "arag": _extras(final)}
-    return [answer, chunk(rid, body.model, created, {}, "stop", **extras)]
+    sources = source_chunks(rid, body.model, created, list(final["citations"]), attached=attached_events)
+    answer = chunk(rid, body.model, created, {"content": _content(final, references, safe=safe)})
+    extras: dict[str, Any] = {"citations": citations, "arag": _extras(final)}
+    if (counts := usage(final["usage"])) is not None:
+        extras["usage"] = counts
+    return [*sources, answer, chunk(rid, body.model, created, {}, "stop", **extras)]
 
 
 def jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
