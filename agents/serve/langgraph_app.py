@@ -43,7 +43,14 @@ from typing_extensions import TypedDict
 from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
 from agents.rlm_agent import RlmAgent, RlmResult
-from agents.serve.chat import citation_payload, long_text, neutralise_markdown, split_conversation, with_references
+from agents.serve.chat import (
+    citation_payload,
+    long_text,
+    neutralise_markdown,
+    plain_opening,
+    split_conversation,
+    with_references,
+)
 from agents.settings import Settings
 
 __all__ = ["ChatState", "rag", "rlm"]
@@ -158,7 +165,9 @@ def answer_rag(state: ChatState) -> dict[str, list[AnyMessage]]:
     }
     if result.error:
         metadata["error"] = result.error
-    message = AIMessage(content=_shown(with_references(result.answer, result.citations)), additional_kwargs=metadata)
+    message = AIMessage(
+        content=_shown(with_references(plain_opening(result.answer), result.citations)), additional_kwargs=metadata
+    )
     return {"messages": [message]}
 
 
@@ -185,7 +194,7 @@ def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
     }
     if result.error:
         metadata["error"] = result.error
-    text = result.answer or f"I found no answer in the text (exit: {result.exit_reason})."
+    text = plain_opening(result.answer) or f"I found no answer in the text (exit: {result.exit_reason})."
     return {"messages": [AIMessage(content=_shown(text), additional_kwargs=metadata)]}
 
 
