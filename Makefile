@@ -60,7 +60,7 @@ OPENWEBUI_CONSTRAINTS := tests/open_webui/constraints.txt
 
 $(OPENWEBUI_VENV)/bin/open-webui: $(OPENWEBUI_CONSTRAINTS)
 	$(PYTHON) -m venv $(OPENWEBUI_VENV)
-	$(OPENWEBUI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPENWEBUI_VENV)/bin/python -m pip install -qq --upgrade pip
 	$(OPENWEBUI_VENV)/bin/python -m pip install -qq -c $(OPENWEBUI_CONSTRAINTS) torch open-webui
 	touch $@
 

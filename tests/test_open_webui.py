@@ -4,8 +4,8 @@ file attached through its files API, its background-task endpoints) and, in head
 its chat page after a two-turn conversation (the screenshot is kept as a test artifact).
 
 Skips, saying how to get it, without the virtualenv that ``make openwebui`` builds. One
-``arag serve`` (the example corpus ingested) and one Open WebUI per module: they start side by
-side in about 30 s; the checks take a few seconds more."""
+``arag serve`` (the example corpus ingested first) and one Open WebUI per module, started side by
+side: about 30 s on a quiet machine, a minute on a busy one; the checks take 15 s more."""
 
 from __future__ import annotations
 
