@@ -366,3 +366,17 @@ def test_hostile_prompts_are_read_in_linear_time() -> None:
         background_request(_user(prompt))
         rag_prompt(prompt)
     assert time.perf_counter() - started < 2.0
+
+
+def test_non_streamed_sources_keep_every_attached_number(served: tuple[str, CountingEmbeddings]) -> None:
+    url, _ = served
+    message = _rag_message(
+        "Who was the last keeper of the Kettle Lighthouse?", ("kettle.md", KETTLE), ("bees.md", "Bees make honey.")
+    )
+    reply = _post(url, {"model": "rag", "messages": _user(message)}, OPEN_WEBUI)
+    assert "Ada Byrne" in reply["choices"][0]["message"]["content"]
+    names = [s["source"]["name"] for s in reply["sources"]]
+    assert names[:2] == ["kettle.md", "bees.md"]  # [1] and [2] as Open WebUI numbered them, cited or not
+    assert all(s["metadata"][0]["source"] == s["source"]["id"] for s in reply["sources"])
+    plain = _post(url, {"model": "rag", "messages": _user(EIFFEL)})
+    assert [s["source"]["name"] for s in plain["sources"]] == ["Eiffel Tower"]

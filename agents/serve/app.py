@@ -20,7 +20,8 @@ Routes (:class:`ChatServer`):
   ``reasoning_content`` deltas (clients that do not know the field ignore it) and as ``arag``
   objects on the chunks; then one chunk per citation carrying it as Open WebUI's source event
   (``event``), the verified answer as ``content``, then ``data: [DONE]``. Without streaming the
-  steps are the message's ``reasoning_content``. Open WebUI is recognised
+  steps are the message's ``reasoning_content`` and the sources a ``sources`` list beside
+  ``choices`` (what Open WebUI reads from a whole response). Open WebUI is recognised
   (:mod:`agents.serve.open_webui`): its background requests (title, tags, follow-ups, ...) are
   answered at once without a run, the sources it attaches in its RAG template are evidence
   with their own numbers, and the text "Sources" list is left out for it by default
@@ -304,7 +305,14 @@ class ChatServer:
         _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
         return SafeJSONResponse(
             wire.final_completion(
-                rid, body, created, final, safe=shown.safe, references=shown.references, reasoning="\n".join(steps)
+                rid,
+                body,
+                created,
+                final,
+                safe=shown.safe,
+                references=shown.references,
+                reasoning="\n".join(steps),
+                attached=attached,
             )
         )
 

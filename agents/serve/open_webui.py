@@ -54,6 +54,7 @@ __all__ = [
     "merge_attached",
     "rag_prompt",
     "source_event",
+    "sources_list",
     "title_for",
 ]
 
@@ -356,3 +357,15 @@ def source_event(citation: Citation) -> dict[str, Any]:
             "metadata": [{"source": ident, "name": name}],
         },
     }
+
+
+def sources_list(citations: Sequence[Citation], attached: Sequence[AttachedSource]) -> list[dict[str, Any]]:
+    """The ``sources`` of a non-streamed completion, as Open WebUI reads them from the response
+    (the data of :func:`source_event`, one per source): every attached source first, in its own
+    order (so ``[n]`` stays the attached source ``n``, cited or not), then the other citations."""
+    shown = [
+        source_event(Citation(s.number, f"{ATTACHED_SOURCE}-{s.number}", ATTACHED_SOURCE, s.name, s.name, "", s.text))
+        for s in sorted(attached, key=lambda s: s.number)
+    ]
+    shown += [source_event(c) for c in citations if c.source != ATTACHED_SOURCE]
+    return [event["data"] for event in shown]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from agents.events import Citation
 from agents.serve._bodies import dumps
 from agents.serve.chat import citation_payload, neutralise_markdown, with_references
-from agents.serve.open_webui import ATTACHED_SOURCE, source_event
+from agents.serve.open_webui import ATTACHED_SOURCE, AttachedSource, source_event, sources_list
 
 __all__ = [
     "DONE",
@@ -223,10 +223,12 @@ def final_completion(
     safe: bool,
     references: bool,
     reasoning: str = "",
+    attached: Sequence[AttachedSource] = (),
 ) -> dict[str, Any]:
     """The completion of a run's ``final`` item: the answer (with the text references when
     ``references``; Markdown neutralised when ``safe``), the steps as ``reasoning_content``,
-    citations, usage (when a model ran) and the ``arag`` extras."""
+    citations, Open WebUI's ``sources`` (:func:`~agents.serve.open_webui.sources_list`), usage
+    (when a model ran) and the ``arag`` extras."""
     return completion(
         rid,
         body.model,
@@ -234,6 +236,7 @@ def final_completion(
         _content(final, references, safe=safe),
         reasoning=reasoning,
         citations=[citation_payload(c) for c in final["citations"]],
+        sources=sources_list(final["citations"], attached),
         usage=usage(final["usage"]),
         arag=_extras(final),
     )
