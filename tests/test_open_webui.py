@@ -281,11 +281,19 @@ def test_attached_file_question_is_answered_from_the_file(owui: httpx.Client, tm
         assert time.monotonic() < deadline, f"Open WebUI still processes the file: {state}"
         time.sleep(0.2)
     assert state == "completed"
-    reply = ask(owui, "Who was the last keeper of the Kettle Lighthouse?", files=[{"type": "file", "id": file_id}])
+    question, files = "Who was the last keeper of the Kettle Lighthouse?", [{"type": "file", "id": file_id}]
+    reply = ask(owui, question, files=files)
     answer = reply["choices"][0]["message"]["content"]
     assert "Tregarthen" in answer, f"not answered from the attached file: {answer!r}"
     assert not (reply.get("arag") or {}).get("background"), "Open WebUI's RAG template taken for a background task"
     assert_plain_opening(answer)
+    # Streamed, the answer cites the file, and the file is among the sources the client gets: Open
+    # WebUI's own (its <source id> numbers are the marks) or a source event of ours.
+    answer, _, extras = ask_streaming(owui, question, files=files)
+    assert "Tregarthen" in answer
+    assert re.search(r"\[\d+\]", answer), f"the file is not cited: {answer!r}"
+    given = source_events(extras) + [item for x in extras for item in x.get("sources", [])]
+    assert any("Tregarthen" in text for d in given for text in d["document"]), f"the file is no source: {extras}"
 
 
 # Open WebUI's background requests, through its own task endpoints: kind, the form each takes,
@@ -350,7 +358,11 @@ def test_chat_page_after_two_turns(servers: tuple[Service, str], token: str, owu
         page.goto(f"{url}/auth")
         page.evaluate("t => localStorage.setItem('token', t)", token)
         page.goto(f"{url}/?models=rag")
-        page.wait_for_selector("#chat-input", timeout=60_000)
+        try:  # the page loads in seconds, but a busy machine has taken a minute
+            page.wait_for_selector("#chat-input", timeout=120_000)
+        except PlaywrightTimeout:
+            page.screenshot(path=str(screenshot_path("open_webui_chat_not_loaded.png")))
+            raise
         with contextlib.suppress(PlaywrightTimeout):  # "What's new" greets a new account
             page.get_by_role("button", name="Okay, Let's Go!").click(timeout=5_000)
         for turn, question in enumerate([QUESTION, FOLLOW_UP]):
