@@ -89,6 +89,7 @@ class MemoryCgroup:
         found = _hierarchy()
         if isinstance(found, str):
             raise OSError(found)
+        _remove_stale(found.base)  # every run, so a killed caller's leftovers go with the next run
         path = found.base / f"arag-sandbox-{os.getpid()}-{next(_counter)}"
         path.mkdir()
         group = cls(path, v2=found.v2)
@@ -154,7 +155,6 @@ def cgroup_problem() -> str | None:
     except OSError as exc:
         return str(exc)
     group.remove()
-    _remove_stale(group.path.parent)
     return None
 
 
@@ -163,7 +163,8 @@ def _remove_stale(base: Path) -> None:
 
     A run's processes die with their caller once the child runs, but a caller killed during the
     start-up (between bubblewrap binding its own life to the caller and letting its child go on)
-    leaves that child waiting forever for a go-ahead that cannot come."""
+    leaves that child waiting forever for a go-ahead that cannot come. Called at every run's
+    start: a glob of this process's cgroup folder."""
     for path in base.glob("arag-sandbox-*-*"):
         pid = path.name.split("-")[2]
         if pid.isdigit() and not Path("/proc", pid).exists():

@@ -48,7 +48,8 @@ keeps it open past ``RLIMIT_NOFILE``): keep systemd's default (``LONG_MAX``); ``
 and ``mountinfo`` show the run cgroup's name (this process's pid) and the interpreter's path; a
 caller killed during a run's start-up (a few milliseconds before the child runs, while bubblewrap
 waits for the user namespace's map) leaves a blocked bubblewrap process that never runs code,
-which the next caller's clean-up kills where runs get a cgroup, and which stays otherwise.
+which the next run started from the same cgroup kills where runs get a cgroup, and which stays
+otherwise.
 
 Requirements: Linux with user namespaces, Debian's ``bubblewrap`` (``apt-get install
 bubblewrap``; ``bwrap`` 0.8 or newer), ``libseccomp`` (``libseccomp2``, in every Debian base
@@ -375,7 +376,7 @@ class Jail:
         if self.tree_memory_mb is not None and cgroup_problem() is None:
             # Made first, and bubblewrap starts in it (a shell joins it, then execs bubblewrap):
             # should this process die during the start-up below, before bubblewrap's processes
-            # bind their lives to it, the next caller's clean-up finds them (``_remove_stale``).
+            # bind their lives to it, the next run's clean-up finds them (``_remove_stale``).
             group = MemoryCgroup.create(self.tree_memory_mb * 1024 * 1024)
         program = seccomp_program()
         info_r, info_w = os.pipe()
