@@ -72,3 +72,10 @@ def test_embeddings_break_lexical_ties() -> None:
         "How do glaciers flow like a river?", [first, second], embeddings=FakeEmbeddings(), max_sentences=1
     )
     assert answer.citations == [second]
+
+
+def test_markdown_heading_lines_are_titles_not_sentences() -> None:
+    text = "# The Kettle Lighthouse\nThe Kettle Lighthouse stands on Gannet Point.\n\n## History\nBuilt in 1850."
+    assert split_sentences(text) == ["The Kettle Lighthouse stands on Gannet Point.", "Built in 1850."]
+    # a hash inside prose, or one not followed by a space, is not a heading
+    assert split_sentences("Use #hashtags. C# is fine.\n#1 pick") == ["Use #hashtags.", "C# is fine.", "#1 pick"]

@@ -23,6 +23,7 @@ from tools.sparse import Bm25Encoder
 
 __all__ = ["ExtractiveAnswer", "answer_pattern", "extractive_answer", "split_sentences"]
 
+_HEADING_LINE = re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t][^\n]*)?$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#]|\d+\.)")
 
 
@@ -58,8 +59,10 @@ _ANSWER_TYPE_BONUS = 0.3
 
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences (and list items) on punctuation and blank lines; whitespace
-    inside a sentence is collapsed."""
-    return [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
+    inside a sentence is collapsed. Markdown heading lines (``# Title``) are titles, not
+    sentences: they are left out, so no answer opens with one or runs it into the next sentence."""
+    prose = _HEADING_LINE.sub("\n\n", text)
+    return [" ".join(s.split()) for s in _SENTENCE_END.split(prose) if s and s.strip()]
 
 
 def answer_pattern(question: str) -> re.Pattern[str] | None:
