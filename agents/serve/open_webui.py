@@ -34,8 +34,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from agents.events import Citation
@@ -288,23 +288,12 @@ def merge_attached(question: str, final: dict[str, Any], attached: Sequence[Atta
     offset = max(s.number for s in attached)
     answered = final["exit_reason"] == "answered" and bool(final["answer"])
     retrieved: list[Citation] = [replace(c, number=c.number + offset) for c in final["citations"]] if answered else []
-    agent_text = re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + offset}]", final["answer"]) if answered else ""
+    agent_text = _renumber(final["answer"], lambda n: n + offset) if answered else ""
     if quoted.abstained:
         return {**final, "answer": agent_text, "citations": retrieved} if answered else final
     numbers = {i + 1: by_id[c.id].number for i, c in enumerate(quoted.citations)}
-    text = re.sub(r"\[(\d+)\]", lambda m: f"[{numbers.get(int(m.group(1)), m.group(1))}]", quoted.text)
-    cited = [
-        Citation(
-            number=by_id[c.id].number,
-            chunk_id=c.id,
-            source=ATTACHED_SOURCE,
-            title=by_id[c.id].name,
-            doc_id=by_id[c.id].name,
-            path="",
-            text=c.text,
-        )
-        for c in quoted.citations
-    ]
+    text = _renumber(quoted.text, lambda n: numbers.get(n, n))
+    cited = [Citation.from_chunk(by_id[c.id].number, asdict(c)) for c in quoted.citations]
     return {
         **final,
         "answer": f"{text}\n\n{agent_text}" if agent_text else text,
@@ -312,6 +301,11 @@ def merge_attached(question: str, final: dict[str, Any], attached: Sequence[Atta
         "exit_reason": "answered",
         "error": None if not answered and final["exit_reason"] == "abstained" else final["error"],
     }
+
+
+def _renumber(text: str, number: Callable[[int], int]) -> str:
+    """``text`` with each ``[n]`` mark renumbered to ``[number(n)]``."""
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{number(int(m.group(1)))}]", text)
 
 
 # -- who is asking, and what it is shown -------------------------------------------------------------
