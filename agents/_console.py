@@ -6,7 +6,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from tools.ingest import terminal_safe
 
 out = Console(soft_wrap=True)
 """Results (stdout)."""
@@ -14,11 +29,37 @@ err = Console(stderr=True, soft_wrap=True)
 """Progress, warnings and errors (stderr), so stdout stays clean for pipes."""
 
 
+def shown(text: str) -> str:
+    """Text from documents, models or users made safe to print: terminal escape sequences and
+    control characters removed (a document must not clear the terminal or retitle it), then Rich
+    markup escaped."""
+    return escape(terminal_safe(text))
+
+
+class _Count(ProgressColumn):
+    """``done/total`` for counted stages, bytes (``1.2/58.0 MB``) for the ``bytes`` stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts = MofNCompleteColumn()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        return self._bytes.render(task) if task.description.strip() == "bytes" else self._counts.render(task)
+
+
 @contextmanager
 def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """A progress display on stderr; yields a ``(stage, done, total)`` callback, one bar per stage."""
+    """A progress display on stderr; yields a ``(stage, done, total)`` callback, one bar per stage
+    (files, bytes read, chunks embedded, index), with the time elapsed and the time left."""
     tasks: dict[str, TaskID] = {}
-    columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        _Count(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, disable=not enabled) as bars:
 
         def update(stage: str, done: int, total: int) -> None:

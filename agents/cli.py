@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.markup import escape
 from rich.status import Status
 
-from agents._console import err, out, progress_bars
+from agents._console import err, out, progress_bars, shown
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
 from agents.events import AgentEvent, AgentResult
 from agents.settings import Settings
-from tools.ingest import IngestError, IngestReport
+from tools.ingest import IngestError, IngestReport, terminal_safe
 from tools.retrieval import MODES, Mode, RetrievedChunk
 
 __all__ = ["app", "main"]
@@ -43,6 +42,14 @@ def _root(
     """Agentic RAG over your documents."""
 
 
+_Hidden = Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders (names starting with .).")]
+_NoGitignore = Annotated[bool, typer.Option("--no-gitignore", help="Do not leave out what .gitignore files ignore.")]
+_FollowSymlinks = Annotated[
+    bool, typer.Option("--follow-symlinks", help="Follow symlinks whose target is outside the given paths.")
+]
+_Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped entry, not ten of each kind.")]
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
@@ -53,29 +60,99 @@ def ingest(
     meta: Annotated[
         list[str] | None, typer.Option("--meta", help="KEY=VALUE metadata stored with every chunk; repeatable.")
     ] = None,
+    sync: Annotated[
+        bool,
+        typer.Option("--sync", help="Make the source equal to PATHS: remove chunks of files that are gone or renamed."),
+    ] = False,
+    hidden: _Hidden = False,
+    no_gitignore: _NoGitignore = False,
+    follow_symlinks: _FollowSymlinks = False,
+    verbose: _Verbose = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Ingest .txt .md .html .pdf .csv .jsonl files into a source. Re-ingesting adds only what changed."""
+    """Ingest documents into a source: .txt .md .mdx .rst .html .pdf .csv .jsonl .docx .pptx .xlsx
+    .epub .ipynb. Re-ingesting adds only what changed; every file left out is reported with why."""
     metadata = _parse_meta(meta or [])
     settings = Settings()
     with build_store(settings) as store:
         embeddings = build_embeddings(settings)
         with progress_bars(enabled=not quiet) as progress:
-            ingestor = build_ingestor(settings, store, embeddings, progress)
+            ingestor = build_ingestor(
+                settings, store, embeddings, progress, hidden=hidden, gitignore=not no_gitignore,
+                follow_symlinks=follow_symlinks,
+            )  # fmt: skip
             try:
-                report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata)
+                report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata, sync=sync)
             except IngestError as exc:
-                _print_problems(exc.report)
+                _print_problems(exc.report, verbose=verbose)
                 raise
-    _print_problems(report)
-    out.print(
-        f"{report.source}: {report.files_loaded}/{report.files} files, {report.documents} documents, "
-        f"{report.chunks} chunks: {report.added} added, {report.unchanged} unchanged, "
-        f"{report.removed} removed{', index rebuilt' if report.indexed else ''} ({report.seconds:.1f} s)"
-    )
+    _print_problems(report, verbose=verbose)
+    out.print(_ingest_summary(report))
     if not report.ok:
         err.print("[red]error:[/] nothing could be ingested")
         raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to keep the source equal to.")],
+    source: Annotated[str, typer.Option("--source", "-s", help="Source (collection) kept in sync.")],
+    description: Annotated[str | None, typer.Option("--description", "-d", help="What the source holds.")] = None,
+    hidden: _Hidden = False,
+    no_gitignore: _NoGitignore = False,
+    follow_symlinks: _FollowSymlinks = False,
+    verbose: _Verbose = False,
+    poll: Annotated[bool, typer.Option("--poll", help="Poll for changes instead of inotify (network drives).")] = False,
+) -> None:
+    """Keep a source in sync with folders: sync now (like ingest --sync), then ingest each change as
+    files are saved, and remove the chunks of files deleted or renamed. Ctrl-C stops."""
+    from tools.ingest import Watcher
+
+    settings = Settings()
+    with build_store(settings) as store:
+        ingestor = build_ingestor(
+            settings, store, build_embeddings(settings), hidden=hidden, gitignore=not no_gitignore,
+            follow_symlinks=follow_symlinks,
+        )  # fmt: skip
+        watcher = Watcher(ingestor, paths, source, description=description, force_polling=poll or None)
+
+        def failed(exc: IngestError) -> None:
+            _print_problems(exc.report, verbose=verbose)
+            err.print(f"[red]error:[/] {shown(str(exc))}; waiting for the next change")
+
+        first = True
+        try:
+            for report in watcher.run(on_error=failed):
+                if first or _changed(report):
+                    _print_problems(report, verbose=verbose, removed=True)
+                    out.print(_ingest_summary(report))
+                if first:
+                    err.print(f"watching {', '.join(shown(str(p)) for p in watcher.paths)} · Ctrl-C stops")
+                    first = False
+        except KeyboardInterrupt:
+            pass
+
+
+def _changed(report: IngestReport) -> bool:
+    return bool(report.added or report.removed or report.problems or report.warnings)
+
+
+def _ingest_summary(report: IngestReport) -> str:
+    failed = len(report.problems)
+    loaded = f"{report.files_loaded + report.files_unchanged}/{report.files} files"
+    if failed:
+        loaded += f" ({failed} failed to load)"
+    if report.files_unchanged:
+        loaded += f" ({report.files_unchanged} unchanged, not read)"
+    text = (
+        f"{shown(report.source)}: {loaded}, {report.bytes / 2**20:.1f} MB, {report.documents} documents, "
+        f"{report.chunks} chunks: {report.added} added, {report.unchanged} unchanged, {report.removed} removed"
+    )
+    if report.removed_files:
+        text += f" ({len(report.removed_files)} files gone)"
+    text += f"{', index rebuilt' if report.indexed else ''} ({report.seconds:.1f} s)"
+    summary = report.skip_summary()
+    return f"{text}\n{summary}" if summary else text
 
 
 @app.command()
@@ -96,13 +173,13 @@ def search(
         chunks = retriever.search(query, k=k, mode=chosen, sources=source)
     if as_json:
         for chunk in chunks:
-            typer.echo(json.dumps(_chunk_json(chunk), ensure_ascii=False))
+            typer.echo(terminal_safe(json.dumps(_chunk_json(chunk), ensure_ascii=False)))
         return
     if not chunks:
         out.print("no results")
     for rank, chunk in enumerate(chunks, start=1):
-        out.print(f"[bold][{rank}][/] {chunk.score:.4f}  {escape(chunk.source)} · {escape(chunk.title)}")
-        out.print(f"    {escape(_snippet(chunk.text, 300))}")
+        out.print(f"[bold][{rank}][/] {chunk.score:.4f}  {shown(chunk.source)} · {shown(chunk.title)}")
+        out.print(f"    {shown(_snippet(chunk.text, 300))}")
 
 
 @app.command()
@@ -124,9 +201,9 @@ def sources(
     if not listed:
         out.print("no sources yet; run `arag ingest PATH --source NAME`")
     for s in listed:
-        out.print(f"[bold]{escape(s.name)}[/]  {s.points} chunks  ({escape(s.embedding_model)})")
+        out.print(f"[bold]{shown(s.name)}[/]  {s.points} chunks  ({shown(s.embedding_model)})")
         if s.description:
-            out.print(f"    {escape(s.description)}")
+            out.print(f"    {shown(s.description)}")
 
 
 @app.command()
@@ -253,23 +330,23 @@ def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, q
         result = _follow(agent.stream(question, context=paths), status)
     assert isinstance(result, RlmResult)
     for problem in result.problems:
-        err.print(f"[yellow]skipped[/] {escape(problem)}")
+        err.print(f"[yellow]skipped[/] {shown(problem)}")
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
     else:
         if trace:
-            out.print(escape(result.trace_tree()))
+            out.print(shown(result.trace_tree()))
         label = {"heuristic": "extractive, no chat model configured"}.get(result.strategies, result.strategies)
         if result.exit_reason != "answered":
             label += f"; {result.exit_reason}"
-        out.print(f"[bold]A[/] ({label}): {escape(result.answer)}")
+        out.print(f"[bold]A[/] ({label}): {shown(result.answer)}")
         usage = result.usage
         out.print(
             f"[dim]{result.chars:,} characters, {usage['sub_calls']} sub-calls, depth {result.depth}, "
             f"{usage['model_calls']} model calls, {usage['total_tokens']} tokens, {usage['seconds']:.2f} s[/]"
         )
         if result.error:
-            err.print(f"[yellow]{escape(result.error)}[/]")
+            err.print(f"[yellow]{shown(result.error)}[/]")
     if result.exit_reason == "error":
         raise typer.Exit(1)
 
@@ -308,30 +385,53 @@ def _nothing() -> Iterator[None]:
 def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     if trace:
         for step in result.steps:
-            out.print(
-                f"[dim]{step['ms']:>8.1f} ms[/] [bold]{escape(step['node']):<14}[/] {escape(str(step['detail']))}"
-            )
+            out.print(f"[dim]{step['ms']:>8.1f} ms[/] [bold]{shown(step['node']):<14}[/] {shown(str(step['detail']))}")
     if echo:
-        out.print(f"[bold]Q:[/] {escape(result.question)}")
+        out.print(f"[bold]Q:[/] {shown(result.question)}")
     if result.standalone_question and result.standalone_question != result.question:
-        out.print(f"[dim](understood as: {escape(result.standalone_question)})[/]")
+        out.print(f"[dim](understood as: {shown(result.standalone_question)})[/]")
     label = "extractive answer, no chat model configured" if result.strategies == "heuristic" else result.strategies
     if result.exit_reason != "answered":
         label += f"; {result.exit_reason}"
-    out.print(f"[bold]A[/] ({label}): {escape(result.answer)}")
+    out.print(f"[bold]A[/] ({label}): {shown(result.answer)}")
     if result.partial_answer and result.partial_answer != result.answer:
-        out.print(f"[dim]unverified draft: {escape(result.partial_answer)}[/]")
+        out.print(f"[dim]unverified draft: {shown(result.partial_answer)}[/]")
     for c in result.citations:
-        out.print(f"  [{c.number}] {escape(c.source)} · {escape(c.title)}: {escape(_snippet(c.text, 160))}")
+        out.print(f"  [{c.number}] {shown(c.source)} · {shown(c.title)}: {shown(_snippet(c.text, 160))}")
     usage = result.usage
     out.print(f"[dim]{usage['model_calls']} model calls, {usage['total_tokens']} tokens, {usage['seconds']:.2f} s[/]")
 
 
-def _print_problems(report: IngestReport) -> None:
+def _print_problems(report: IngestReport, *, verbose: bool = False, removed: bool = True) -> None:
+    """Every entry left out, file that failed and row skipped, on stderr, with its reason; bulk kinds
+    (hidden, ignored, tool folders, unsupported) list their first ten unless ``verbose``."""
+    shown_per_kind: dict[str, int] = {}
+    for skip in report.skipped:
+        count = shown_per_kind[skip.kind] = shown_per_kind.get(skip.kind, 0) + 1
+        if verbose or count <= _LIST_PER_KIND:
+            what = f"{skip.path}/" if skip.folder else skip.path
+            err.print(f"[yellow]skipped[/] {shown(what)}: {shown(skip.reason)}")
+        elif count == _LIST_PER_KIND + 1:
+            more = sum(1 for s in report.skipped if s.kind == skip.kind) - _LIST_PER_KIND
+            err.print(f"[yellow]skipped[/] ... and {more} more of this kind (--verbose lists them)")
     for problem in report.problems:
-        err.print(f"[yellow]skipped[/] {escape(problem.path)}: {escape(problem.reason)}")
+        err.print(f"[yellow]failed[/] {shown(problem.path)}: {shown(problem.reason)}")
     for warning in report.warnings:
-        err.print(f"[yellow]warning[/] {escape(warning)}")
+        err.print(f"[yellow]warning[/] {shown(warning)}")
+    if removed:
+        for path, chunks in sorted(report.removed_files.items()):
+            err.print(f"[cyan]removed[/] {shown(path)} ({chunks} chunks): no longer under the given paths")
+    if report.gone_files:
+        chunks = sum(report.gone_files.values())
+        err.print(
+            f"[yellow]warning[/] {len(report.gone_files)} files of {shown(report.source)} under these folders are gone "
+            f"or now left out, and keep {chunks} chunks; run the same ingest with --sync to remove them:"
+        )
+        for path in sorted(report.gone_files)[: None if verbose else _LIST_PER_KIND]:
+            err.print(f"    {shown(path)}")
+
+
+_LIST_PER_KIND = 10
 
 
 def _mode(mode: str | None) -> Mode | None:
@@ -408,12 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show):
             show()
         else:  # pragma: no cover - every typer usage error has show()
-            err.print(f"error: {escape(exc.format_message())}")
+            err.print(f"error: {shown(exc.format_message())}")
         return exc.exit_code
     except Exception as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {escape(_one_line(exc))}")
+        err.print(f"[red]error:[/] {shown(_one_line(exc))}")
         return 1
     return result if isinstance(result, int) else 0
 

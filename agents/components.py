@@ -9,7 +9,7 @@ from langchain_core.embeddings import Embeddings
 
 from agents.settings import Settings
 from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
-from tools.ingest import Chunker, Ingestor, Progress
+from tools.ingest import SUPPORTED_SUFFIXES, Chunker, Ingestor, Progress, WalkOptions
 from tools.retrieval import Retriever
 from tools.store import EdgeStore, QdrantStore, VectorStore
 
@@ -62,13 +62,29 @@ def build_retriever(settings: Settings, store: VectorStore, embeddings: Embeddin
 
 
 def build_ingestor(
-    settings: Settings, store: VectorStore, embeddings: Embeddings, progress: Progress | None = None
+    settings: Settings,
+    store: VectorStore,
+    embeddings: Embeddings,
+    progress: Progress | None = None,
+    *,
+    hidden: bool = False,
+    gitignore: bool = True,
+    follow_symlinks: bool = False,
 ) -> Ingestor:
-    """An ingestor with the settings' chunking and batch size."""
+    """An ingestor with the settings' chunking, batch size and per-file size cap, and the walk's
+    rules (hidden entries, ``.gitignore``, symlinks to outside the given paths)."""
+    walk_options = WalkOptions(
+        frozenset(SUPPORTED_SUFFIXES),
+        hidden=hidden,
+        gitignore=gitignore,
+        follow_symlinks=follow_symlinks,
+        max_file_bytes=int(settings.ingest.max_file_mb * 2**20),
+    )
     return Ingestor(
         store,
         embeddings,
         chunker=Chunker(settings.ingest.chunk_size, settings.ingest.chunk_overlap),
         batch_size=settings.ingest.batch_size,
         progress=progress,
+        walk_options=walk_options,
     )

@@ -279,6 +279,10 @@ class IngestSettings(_Group):
     """Characters shared by neighbouring chunks."""
     batch_size: int = Field(default=256, ge=1, validation_alias="ARAG_INGEST_BATCH_SIZE")
     """Chunks per embed-and-store step."""
+    max_file_mb: float = Field(default=50.0, gt=0, validation_alias="ARAG_INGEST_MAX_FILE_MB")
+    """Files larger than this are left out and reported (with how to raise it). Sized for a
+    2-core machine: all-MiniLM-L6-v2 embeds about 30 KB of text a second there, so 50 MB of text
+    is about half an hour; a 200 MB file would embed for hours."""
 
     @model_validator(mode="after")
     def _check(self) -> IngestSettings:

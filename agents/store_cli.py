@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from agents._console import out, progress_bars
+from agents._console import out, progress_bars, shown
 from agents.components import build_store
 from agents.settings import Settings
 from tools.store import EdgeStore, QdrantStore, VectorStore
@@ -31,11 +30,11 @@ def info() -> None:
     """Show the backend, where it keeps its data, and each source's size and index state."""
     settings = Settings()
     with build_store(settings) as store:
-        out.print(f"backend: {settings.store.effective_backend} ({escape(settings.store.location)})")
+        out.print(f"backend: {settings.store.effective_backend} ({shown(settings.store.location)})")
         for source in store.list_sources(with_counts=True):
             pending = store.pending_index(source.name) if isinstance(store, EdgeStore) else None
             index = f", {pending} vectors awaiting the index" if pending else ""
-            out.print(f"  {escape(source.name)}: {source.points} chunks, {source.dimension}-d{index}")
+            out.print(f"  {shown(source.name)}: {source.points} chunks, {source.dimension}-d{index}")
 
 
 @store_app.command()

@@ -163,8 +163,9 @@ def test_only_bad_files_store_nothing(
     report = Ingestor(memory_store, fake_embeddings).ingest_paths([root, tmp_path / "nowhere"], "void")
 
     assert not report.ok
-    assert (report.files, report.files_loaded, report.documents, report.added) == (4, 0, 0, 0)
-    assert {Path(p.path).name for p in report.problems} == {"empty.md", "fake.pdf", "image.png", "nowhere"}
+    assert (report.files, report.files_loaded, report.documents, report.added) == (2, 0, 0, 0)
+    assert {Path(p.path).name for p in report.problems} == {"empty.md", "fake.pdf"}  # failed to load
+    assert {Path(s.path).name: s.kind for s in report.skipped} == {"image.png": "unsupported", "nowhere": "missing"}
     assert fake_embeddings.calls == []
     assert memory_store.list_sources() == []
     with pytest.raises(SourceNotFoundError):

@@ -206,9 +206,9 @@ def test_pdf_without_text_is_refused_with_an_ocr_hint(tmp_path: Path) -> None:
 
 
 def test_unsupported_suffix_is_refused(tmp_path: Path) -> None:
-    doc = tmp_path / "letter.docx"
+    doc = tmp_path / "letter.odt"
     doc.write_text("text")
-    assert "unsupported file type '.docx'" in _reason(doc)
+    assert "unsupported file type '.odt'" in _reason(doc)
 
 
 def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
@@ -226,8 +226,12 @@ def test_find_files_recurses_skips_hidden_and_sorts(tmp_path: Path) -> None:
         (root / rel).write_text("text")
     files, problems = find_files([root])
     assert files == [(root / rel).resolve() for rel in ["z.md", "a/w.html", "a/c/x.jsonl", "b/y.txt"]]
-    assert problems == []
-    assert find_files([root]) == (files, [])
+    # Nothing left out silently: the tool folder and the hidden entries come back with reasons.
+    reasons = {Path(p.path).relative_to(root).as_posix(): p.reason for p in problems}
+    assert set(reasons) == {".git", "a/.cache", "a/.secret.md"}
+    assert "tool" in reasons[".git"]
+    assert "--hidden" in reasons["a/.secret.md"]
+    assert find_files([root])[0] == files
 
 
 def test_find_files_reports_missing_and_unsupported_paths(tmp_path: Path, corpus_dir: Path) -> None:
@@ -237,7 +241,9 @@ def test_find_files_reports_missing_and_unsupported_paths(tmp_path: Path, corpus
     assert len(files) == 6  # the six good files, notes.txt once although named twice
     assert all(f.suffix in SUPPORTED_SUFFIXES for f in files)
     reasons = {Path(p.path).name: p.reason for p in problems}
-    assert set(reasons) == {"Makefile", "missing", "photo.png"}
+    assert set(reasons) == {"Makefile", "missing", "photo.png", ".hidden.txt", "notes.txt"}
+    assert reasons["notes.txt"].startswith("the same file as")  # named twice, taken once
+    assert "--hidden" in reasons[".hidden.txt"]
     assert reasons["missing"] == "no such file or folder"
     assert reasons["photo.png"].startswith("unsupported file type '.png'")
     assert reasons["Makefile"].startswith("unsupported file type '(none)'")

@@ -1,8 +1,11 @@
 """Ingestion: files -> documents -> chunks with stable ids -> dense + BM25 vectors -> a source.
 
 Chunk ids are uuid5 of (source, file path, document id, chunk text), so ingesting the same files
-again adds nothing, and an edited file replaces exactly the chunks that changed. Files that cannot be read are
-reported with the reason and skipped; the rest is ingested.
+again adds nothing, and an edited file replaces exactly the chunks that changed. Nothing is lost
+silently: every entry the walk leaves out (:mod:`tools.ingest._walk`) and every file that fails to
+load is in the report with its reason, and one bad file never stops the others. ``sync=True``
+makes a source equal to the given paths: chunks of files that are gone (deleted, renamed, now
+ignored) are removed and reported.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from tools.embeddings import embed_array, embedding_dimension, model_identity
-from tools.ingest.loaders import Document, LoadError, find_files, load_file
+from tools.ingest._walk import FoundFile, Skipped, Walk, WalkOptions, walk
+from tools.ingest.loaders import SUPPORTED_SUFFIXES, Document, LoadError, load_file
 from tools.sparse import Bm25Encoder
 from tools.store import Point, SourceNotFoundError, VectorStore
 
@@ -30,7 +34,11 @@ __all__ = ["Chunk", "Chunker", "IngestError", "IngestReport", "Ingestor", "Progr
 _CHUNK_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-4b7e-9a0e-2f6c0f6b9d41")
 
 Progress = Callable[[str, int, int], None]
-"""Progress callback: ``(stage, done, total)`` with stage ``"files"``, ``"chunks"`` or ``"index"``."""
+"""Progress callback: ``(stage, done, total)`` with stage ``"files"``, ``"bytes"`` (of the files
+read), ``"chunks"`` or ``"index"``."""
+
+_BIG_TEXT = 2_000_000
+"""A file with more characters of text than this gets a warning with the work it will take."""
 
 
 def chunk_id(source: str, path: str, doc_id: str, text: str, repeat: int = 0) -> str:
@@ -153,12 +161,18 @@ def chunk_offsets(document: str, pieces: Sequence[str], gap: int = 16, max_work:
 
 @dataclass
 class IngestReport:
-    """What an ingest did; ``problems`` names every file that was skipped, with the reason."""
+    """What an ingest did. Nothing is left out silently: ``skipped`` holds every entry the walk did
+    not take, ``problems`` every file that failed to load, ``warnings`` every row or page skipped
+    inside a file, ``removed_files`` every file whose chunks a sync removed."""
 
     source: str
     files: int = 0
-    """Files found."""
+    """Files found (regular files of a supported type under the caps)."""
     files_loaded: int = 0
+    files_unchanged: int = 0
+    """Files not read again because their size and modification time had not changed."""
+    bytes: int = 0
+    """Bytes of the files found."""
     documents: int = 0
     chunks: int = 0
     """Chunks the documents split into."""
@@ -167,19 +181,35 @@ class IngestReport:
     unchanged: int = 0
     """Chunks already stored (same id), not embedded again."""
     removed: int = 0
-    """Chunks of re-ingested documents that are no longer in them."""
+    """Chunks removed: of re-ingested documents that are no longer in them, and (``sync``) of gone files."""
+    removed_files: dict[str, int] = field(default_factory=dict)
+    """``sync``: files no longer under the given paths, with how many chunks of each were removed."""
+    gone_files: dict[str, int] = field(default_factory=dict)
+    """Without ``sync``: files of the source under the given folders that are not there any more
+    (or are now left out), with their chunk counts; ``sync`` would remove them."""
     indexed: bool = False
     """Whether the store rebuilt its vector index after this ingest."""
+    skipped: list[Skipped] = field(default_factory=list)
     problems: list[LoadError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fingerprints: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """(size, modification time) of every file now in the source, for ``unchanged`` next time."""
+    sync: bool = False
     seconds: float = 0.0
     embed_seconds: float = 0.0
     """Time spent in the embedding model (or its cache)."""
 
     @property
     def ok(self) -> bool:
-        """False when nothing could be ingested (every file failed, or no documents at all)."""
-        return self.documents > 0
+        """False when nothing could be ingested: files were found but none loaded (or nothing was
+        found at all), unless a sync emptied the source on purpose."""
+        if self.documents > 0 or self.files_unchanged > 0:
+            return True
+        return self.sync and not self.problems
+
+    def skip_summary(self) -> str:
+        """``"skipped: 2 hidden (use --hidden), 3 unsupported"``, or ``""``."""
+        return Walk(skipped=self.skipped).summary()
 
 
 class IngestError(RuntimeError):
@@ -195,7 +225,7 @@ class IngestError(RuntimeError):
 
 
 class Ingestor:
-    """Loads, splits, embeds and stores documents into a source.
+    """Walks, loads, splits, embeds and stores documents into a source.
 
     Embedding runs in the calling thread while the previous batch is written to the store by a
     worker thread, so storage time hides behind model time.
@@ -203,11 +233,12 @@ class Ingestor:
     Args:
         store: Where the chunks go.
         embeddings: Dense embedding model (wrap it in :class:`~tools.embeddings.CachedEmbeddings`
-            to skip texts embedded before).
+            to skip texts embedded before: a renamed file then costs no model time).
         encoder: BM25 encoder for the sparse vectors.
         chunker: How documents are split.
         batch_size: Chunks per embed-and-store step.
         progress: Called as files are loaded and chunks stored.
+        walk_options: Which entries of a folder are taken (hidden, .gitignore, symlinks, size cap).
     """
 
     def __init__(
@@ -219,6 +250,7 @@ class Ingestor:
         chunker: Chunker | None = None,
         batch_size: int = 256,
         progress: Progress | None = None,
+        walk_options: WalkOptions | None = None,
     ) -> None:
         self.store = store
         self.embeddings = embeddings
@@ -226,6 +258,7 @@ class Ingestor:
         self.chunker = chunker or Chunker()
         self.batch_size = batch_size
         self.progress = progress or (lambda stage, done, total: None)
+        self.walk_options = walk_options or WalkOptions(frozenset(SUPPORTED_SUFFIXES))
 
     def ingest_paths(
         self,
@@ -234,6 +267,8 @@ class Ingestor:
         *,
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        sync: bool = False,
+        unchanged: Mapping[str, tuple[int, int]] | None = None,
     ) -> IngestReport:
         """Ingest files and folders (recursively) into ``source``.
 
@@ -242,25 +277,65 @@ class Ingestor:
             source: Source (collection) name; created on first ingest.
             description: What the source holds; set on creation, replaced when given later.
             metadata: User metadata stored with every chunk (under ``metadata``).
+            sync: Make the source equal to ``paths``: remove the chunks of every file that is not
+                among the files found and loaded now (deleted, renamed, now ignored or failing).
+            unchanged: Fingerprints from an earlier report (:attr:`IngestReport.fingerprints`):
+                files whose size and modification time still match are not read again.
         """
         started = time.perf_counter()
-        files, problems = find_files(paths)
-        report = IngestReport(source, files=len(files) + len(problems), problems=list(problems))
-        documents: list[Document] = []
-        self.progress("files", 0, len(files))
-        for done, path in enumerate(files, start=1):
-            try:
-                loaded = load_file(path)
-            except LoadError as exc:
-                report.problems.append(exc)
-            else:
-                report.files_loaded += 1
-                report.warnings.extend(loaded.warnings)
-                documents.extend(_with_metadata(d, metadata) for d in loaded.documents)
-            self.progress("files", done, len(files))
+        paths = list(paths)
+        found = walk(paths, self.walk_options)
+        report = IngestReport(source, files=len(found.files), skipped=list(found.skipped), sync=sync)
+        report.bytes = sum(f.size for f in found.files)
+        documents = self._load(found.files, metadata, unchanged or {}, report)
         self._ingest(documents, source, description, report)
+        if sync:
+            self._remove_gone(source, set(report.fingerprints), report)
+        else:
+            self._find_gone(source, found, report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _load(
+        self,
+        files: Sequence[FoundFile],
+        metadata: Mapping[str, Any] | None,
+        unchanged: Mapping[str, tuple[int, int]],
+        report: IngestReport,
+    ) -> list[Document]:
+        documents: list[Document] = []
+        read = 0
+        self.progress("files", 0, len(files))
+        self.progress("bytes", 0, report.bytes)
+        step = max(self.chunker.chunk_size - self.chunker.chunk_overlap, 1)
+        for done, found in enumerate(files, start=1):
+            key = str(found.path)
+            if unchanged.get(key) == found.fingerprint:
+                report.files_unchanged += 1
+                report.fingerprints[key] = found.fingerprint
+            else:
+                try:
+                    loaded = load_file(found.path, max_bytes=self.walk_options.max_file_bytes)
+                    with_meta = [_with_metadata(d, metadata) for d in loaded.documents]
+                except LoadError as exc:
+                    report.problems.append(exc)
+                except Exception as exc:  # one file's failure is that file's problem, never the batch's
+                    report.problems.append(LoadError(found.path, f"failed to load: {type(exc).__name__}: {exc}"))
+                else:
+                    report.files_loaded += 1
+                    report.fingerprints[key] = found.fingerprint
+                    report.warnings.extend(loaded.warnings)
+                    documents.extend(with_meta)
+                    chars = sum(len(d.text) for d in with_meta)
+                    if chars > _BIG_TEXT:
+                        report.warnings.append(
+                            f"{found.path}: {chars / 1e6:.1f} million characters of text, about "
+                            f"{chars // step:,} chunks to embed; the chunks bar shows the time left"
+                        )
+            read += found.size
+            self.progress("files", done, len(files))
+            self.progress("bytes", read, report.bytes)
+        return documents
 
     def ingest_documents(
         self, documents: Sequence[Document], source: str, *, description: str | None = None
@@ -275,7 +350,7 @@ class Ingestor:
     def _ingest(
         self, documents: Sequence[Document], source: str, description: str | None, report: IngestReport
     ) -> None:
-        report.documents = len(documents)
+        report.documents += len(documents)
         if not documents:
             return
         chunks = list({c.id: c for d in documents for c in self.chunker.split(d, source)}.values())
@@ -290,7 +365,7 @@ class Ingestor:
         except Exception as exc:
             raise IngestError(report, exc) from exc
         if not created:  # a source made by this ingest holds nothing older
-            report.removed = self._remove_stale(source, documents, {c.id for c in chunks})
+            report.removed += self._remove_stale(source, documents, {c.id for c in chunks})
         # After the bulk write, not during it: indexing point by point would slow every batch.
         report.indexed = self.store.refresh_index(source, progress=self.progress)
 
@@ -351,6 +426,35 @@ class Ingestor:
         stale = [r.id for r in refs if (r.doc_id, r.path) in keys and r.id not in current]
         self.store.delete(source, ids=stale)
         return len(stale)
+
+    def _remove_gone(self, source: str, keep: set[str], report: IngestReport) -> None:
+        """Sync: remove every chunk whose file is not in ``keep``."""
+        try:
+            refs = self.store.chunk_refs(source)
+        except SourceNotFoundError:
+            return  # nothing stored, nothing to remove
+        gone = [r for r in refs if r.path not in keep]
+        for ref in gone:
+            report.removed_files[ref.path] = report.removed_files.get(ref.path, 0) + 1
+        self.store.delete(source, ids=[r.id for r in gone])
+        report.removed += len(gone)
+        if gone:
+            report.indexed = self.store.refresh_index(source, progress=self.progress) or report.indexed
+
+    def _find_gone(self, source: str, found: Walk, report: IngestReport) -> None:
+        """Without sync: the source's files under the walked folders that the walk did not find."""
+        folders = [r for r in found.roots if r.is_dir()]
+        if not folders:
+            return
+        try:
+            refs = self.store.chunk_refs(source)
+        except SourceNotFoundError:
+            return
+        here = {str(f.path) for f in found.files}
+        for ref in refs:
+            path = Path(ref.path)
+            if ref.path not in here and any(path.is_relative_to(folder) for folder in folders):
+                report.gone_files[ref.path] = report.gone_files.get(ref.path, 0) + 1
 
 
 def _with_metadata(document: Document, metadata: Mapping[str, Any] | None) -> Document:

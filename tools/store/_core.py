@@ -296,8 +296,12 @@ class VectorStore:
                 found.update(str(r.id) for r in records)
         return found
 
-    def chunk_refs(self, source: str, doc_ids: Sequence[str]) -> list[ChunkRef]:
-        """Id, document id and path of every stored chunk of the given documents."""
+    def chunk_refs(self, source: str, doc_ids: Sequence[str] | None = None) -> list[ChunkRef]:
+        """Id, document id and path of every stored chunk of the given documents (of every chunk
+        of the source when ``doc_ids`` is None)."""
+        if doc_ids is None:
+            records = self._records(source, None, payload=["doc_id", "path"])
+            return [_chunk_ref(r) for r in records]
         wanted = sorted(set(doc_ids))
         if not wanted:
             self._check(source)
@@ -313,8 +317,7 @@ class VectorStore:
         refs: list[ChunkRef] = []
         for where in filters:
             for record in self._records(source, where, payload=["doc_id", "path"]):
-                payload = record.payload or {}
-                ref = ChunkRef(str(record.id), str(payload.get("doc_id")), str(payload.get("path")))
+                ref = _chunk_ref(record)
                 if ref.doc_id in keep:
                     refs.append(ref)
         return refs
@@ -427,6 +430,11 @@ class VectorStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunk_ref(record: Record) -> ChunkRef:
+    payload = record.payload or {}
+    return ChunkRef(str(record.id), str(payload.get("doc_id")), str(payload.get("path")))
 
 
 def _to_point(record: Record) -> Point:
