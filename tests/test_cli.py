@@ -122,6 +122,54 @@ def test_ingest_names_bad_files_and_keeps_the_rest(capsys: pytest.CaptureFixture
     assert "1 added" in out
 
 
+def test_ingest_says_what_it_skipped_and_sync_what_it_removed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "repo-docs"
+    (folder / ".github").mkdir(parents=True)
+    (folder / ".github" / "THREAT_MODEL.md").write_text("# Threat model\n\nAttackers own the network.\n")
+    (folder / "guide.md").write_text("# Guide\n\nPress Rotate to rotate keys.\n")
+    (folder / "old.md").write_text("# Old\n\nDeprecated steps.\n")
+    (folder / ".gitignore").write_text("build/\n")
+    (folder / "build").mkdir()
+    (folder / "build" / "out.md").write_text("# Built\n")
+    code, out, err = run(capsys, "ingest", folder, "--source", "docs", "-q")
+    assert code == 0
+    assert "docs: 2/2 files" in out
+    assert "skipped: 1 hidden (use --hidden), 1 ignored by .gitignore (use --no-gitignore)" in out
+    assert ".github/: hidden; use --hidden" in err
+
+    code, out, err = run(capsys, "ingest", folder, "--source", "docs", "--hidden", "-q")
+    assert "docs: 3/3 files" in out
+    (folder / "old.md").unlink()
+    code, out, err = run(capsys, "ingest", folder, "--source", "docs", "--hidden", "-q")
+    assert "1 files of docs under these folders are gone" in err
+    assert "--sync" in err
+    code, out, err = run(capsys, "ingest", folder, "--source", "docs", "--hidden", "--sync", "-q")
+    assert code == 0
+    assert "old.md (1 chunks): no longer under the given paths" in err
+    assert "1 removed (1 files gone)" in out
+    code, out, _ = run(capsys, "search", "deprecated steps", "--source", "docs", "--json")
+    assert "old.md" not in out
+
+
+def test_search_output_strips_terminal_escape_sequences(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    note = tmp_path / "\x1b]0;title\x07evil.txt"
+    note.write_text("Obsidian is volcanic glass.\x1b[2J\x1b]0;pwned\x07 It fractures sharply.\x9b31m")
+    code, _, err = run(capsys, "ingest", note, "--source", "kb", "-q")
+    assert code == 0, err
+    for extra in ([], ["--json"]):
+        code, out, _ = run(capsys, "search", "volcanic glass", *extra)
+        assert code == 0
+        assert "Obsidian is volcanic glass." in out
+        assert "\x1b" not in out
+        assert "\x9b" not in out
+        assert "\x07" not in out
+    code, out, _ = run(capsys, "ask", "What is obsidian?")
+    assert "\x1b" not in out
+    assert "\x07" not in out
+
+
 def test_ingest_of_only_bad_files_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "empty.md").write_text("   \n")
     make_pdf(tmp_path / "scan.pdf", [""])

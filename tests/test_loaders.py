@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_pdf
+from tests.formats import make_docx, make_epub, make_ipynb, make_pptx, make_text_formats, make_xlsx
 from tools.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, find_files, load_file
 
 
@@ -248,3 +249,102 @@ def test_find_files_reports_missing_and_unsupported_paths(tmp_path: Path, corpus
     assert reasons["photo.png"].startswith("unsupported file type '.png'")
     assert reasons["Makefile"].startswith("unsupported file type '(none)'")
     assert ".pdf" in reasons["photo.png"]  # lists what is supported
+
+
+# -- office formats, EPUB, notebooks, MDX, reStructuredText ------------------------------------
+
+
+def test_docx_keeps_its_title_heading_and_table(tmp_path: Path) -> None:
+    [doc] = load_file(make_docx(tmp_path / "report.docx")).documents
+    assert doc.title == "Glacier handbook"  # from the document's properties
+    assert "# Glaciers" in doc.text
+    assert "Aletsch Glacier is the largest" in doc.text
+    assert "| Aletsch | 23 km |" in doc.text
+
+
+def test_pptx_is_one_document_per_slide(tmp_path: Path) -> None:
+    docs = load_file(make_pptx(tmp_path / "deck.pptx")).documents
+    assert [d.metadata for d in docs] == [{"slide": 1}, {"slide": 2}]
+    assert "Halley's Comet" in docs[0].text
+    assert "away from the Sun" in docs[1].text
+    assert {d.title for d in docs} == {"Comets"}  # the deck's: its first slide's title
+
+
+def test_xlsx_is_one_document_per_sheet_as_a_table(tmp_path: Path) -> None:
+    docs = load_file(make_xlsx(tmp_path / "sheet.xlsx")).documents
+    assert [d.metadata for d in docs] == [{"sheet": "Rivers"}, {"sheet": "Lakes"}]
+    assert "| Danube | 2850 |" in docs[0].text
+    assert "| Baikal | 1642 |" in docs[1].text
+
+
+def test_epub_and_notebook_titles(tmp_path: Path) -> None:
+    [book] = load_file(make_epub(tmp_path / "book.epub")).documents
+    assert book.title == "Lighthouses"
+    assert "Lighthouse of Alexandria" in book.text
+    [notebook] = load_file(make_ipynb(tmp_path / "analysis.ipynb")).documents
+    assert notebook.title == "Tidal analysis"
+    assert "Spring tides" in notebook.text
+    assert "print(max(heights))" in notebook.text
+
+
+def test_mdx_drops_imports_and_rst_title_is_the_underlined_line(tmp_path: Path) -> None:
+    made = make_text_formats(tmp_path)
+    [mdx] = load_file(made["page.mdx"]).documents
+    assert mdx.title == "Volcanoes"
+    assert "import Chart" not in mdx.text
+    [rst] = load_file(made["manual.rst"]).documents
+    assert rst.title == "Reefs"
+
+
+def test_pdf_tables_come_out_as_markdown_tables(tmp_path: Path) -> None:
+    pdf = tmp_path / "table.pdf"
+    _ruled_table_pdf(pdf)
+    [page] = load_file(pdf).documents
+    assert "| element | symbol |" in page.text
+    assert "| Gold | Au |" in page.text
+    assert "Table of symbols" in page.text  # the text around the table stays, in order
+    assert page.text.index("Table of symbols") < page.text.index("| Gold | Au |")
+
+
+def _ruled_table_pdf(path: Path) -> None:
+    """A one-page PDF: a line of text above a 2x3 table drawn with ruling lines."""
+    rows = [("element", "symbol"), ("Gold", "Au"), ("Iron", "Fe")]
+    ops = ["BT /F1 12 Tf 72 740 Td (Table of symbols) Tj ET"]
+    top, height, left, width = 720, 20, 72, 120
+    for i, (a, b) in enumerate(rows):
+        y = top - (i + 1) * height + 6
+        ops.append(f"BT /F1 10 Tf {left + 4} {y} Td ({a}) Tj ET")
+        ops.append(f"BT /F1 10 Tf {left + width + 4} {y} Td ({b}) Tj ET")
+    for i in range(len(rows) + 1):
+        y = top - i * height
+        ops.append(f"{left} {y} m {left + 2 * width} {y} l S")
+    for x in (left, left + width, left + 2 * width):
+        ops.append(f"{x} {top} m {x} {top - len(rows) * height} l S")
+    stream = "\n".join(ops).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+
+
+def test_zip_bomb_office_file_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * (200 * 2**20))
+    assert "likely zip bomb" in _reason(bomb)

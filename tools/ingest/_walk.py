@@ -55,7 +55,7 @@ SKIP_KINDS: dict[SkipKind, str] = {
     "too-large": "too large (raise ARAG_INGEST_MAX_FILE_MB)",
     "missing": "not found",
     "unreadable": "unreadable",
-    "duplicate": "the same file reached twice",
+    "duplicate": "reached twice (symlinks to inside, paths named twice)",
 }
 """What each kind of skip is called in a summary, with how to include such entries."""
 
@@ -174,8 +174,8 @@ def _walk_folder(root: Path, options: WalkOptions, result: Walk, seen: set[Path]
                 result.skipped.append(skip)
             elif is_dir:
                 key = (info.st_dev, info.st_ino)
-                if key in visited:
-                    reason = "a symlink to a folder already walked (a loop or a second way in); not followed again"
+                if key in visited:  # a followed symlink (or a bind mount) that leads back
+                    reason = "a folder already walked (a loop through a followed symlink); not walked again"
                     result.skipped.append(Skipped(str(path), "loop", reason, folder=True))
                 else:
                     visited.add(key)
@@ -200,11 +200,24 @@ def _rule(
         return Skipped(str(path), "hidden", "hidden; use --hidden to include hidden entries", folder=is_dir)
     if _last_says_ignored(ignores, path, is_dir):
         return Skipped(str(path), "ignored", "ignored by .gitignore; use --no-gitignore to include it", folder=is_dir)
-    if entry.is_symlink() and not options.follow_symlinks:
-        target = Path(os.path.realpath(path))
-        if not any(target == root or target.is_relative_to(root) for root in roots):
-            reason = f"a symlink to {target}, outside the given paths; use --follow-symlinks to include it"
-            return Skipped(str(path), "outside", reason, folder=is_dir)
+    if entry.is_symlink():
+        return _symlink_rule(path, is_dir, options, roots)
+    return None
+
+
+def _symlink_rule(path: Path, is_dir: bool, options: WalkOptions, roots: list[Path]) -> Skipped | None:
+    """A symlink to inside the given paths is not followed: its target is walked under its own
+    path (or left out for its own reason), so nothing is ingested twice and no link makes a loop.
+    A symlink to outside is followed only with ``follow_symlinks``."""
+    target = Path(os.path.realpath(path))
+    if any(target.is_relative_to(root) for root in roots):
+        if is_dir and Path(os.path.realpath(path.parent)).is_relative_to(target):
+            return Skipped(str(path), "loop", f"a symlink to {target}, a folder that contains it: a loop", folder=True)
+        reason = f"a symlink to {target}, which is inside the given paths and taken (or not) under its own path"
+        return Skipped(str(path), "duplicate", reason, folder=is_dir)
+    if not options.follow_symlinks:
+        reason = f"a symlink to {target}, outside the given paths; use --follow-symlinks to include it"
+        return Skipped(str(path), "outside", reason, folder=is_dir)
     return None
 
 
