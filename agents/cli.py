@@ -19,7 +19,7 @@ from rich.status import Status
 
 from agents._console import err, out, progress_bars, shown
 from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
-from agents.events import AgentEvent, AgentResult
+from agents.events import AgentEvent, AgentResult, location
 from agents.settings import Settings
 from tools.ingest import IngestError, IngestReport, terminal_safe
 from tools.retrieval import MODES, Mode, RetrievedChunk
@@ -178,7 +178,9 @@ def search(
     if not chunks:
         out.print("no results")
     for rank, chunk in enumerate(chunks, start=1):
-        out.print(f"[bold][{rank}][/] {chunk.score:.4f}  {shown(chunk.source)} · {shown(chunk.title)}")
+        where = location(chunk.metadata)
+        title = f"{chunk.title}, {where}" if where else chunk.title
+        out.print(f"[bold][{rank}][/] {chunk.score:.4f}  {shown(chunk.source)} · {shown(title)}")
         out.print(f"    {shown(_snippet(chunk.text, 300))}")
 
 
@@ -397,7 +399,8 @@ def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     if result.partial_answer and result.partial_answer != result.answer:
         out.print(f"[dim]unverified draft: {shown(result.partial_answer)}[/]")
     for c in result.citations:
-        out.print(f"  [{c.number}] {shown(c.source)} · {shown(c.title)}: {shown(_snippet(c.text, 160))}")
+        where = f", {c.location}" if c.location else ""
+        out.print(f"  [{c.number}] {shown(c.source)} · {shown(c.title)}{shown(where)}: {shown(_snippet(c.text, 160))}")
     usage = result.usage
     out.print(f"[dim]{usage['model_calls']} model calls, {usage['total_tokens']} tokens, {usage['seconds']:.2f} s[/]")
 

@@ -46,6 +46,8 @@ class Citation:
     doc_id: str
     path: str
     text: str
+    location: str = ""
+    """Where in the file: ``page 3``, ``slide 2``, ``sheet Rivers`` (empty for a whole file)."""
 
     @classmethod
     def from_chunk(cls, number: int, chunk: Mapping[str, Any]) -> Citation:
@@ -59,6 +61,7 @@ class Citation:
             doc_id=str(chunk.get("doc_id", "")),
             path=str(chunk.get("path", "")),
             text=str(chunk.get("text", "")),
+            location=location(chunk.get("metadata") or {}),
         )
 
     @property
@@ -75,8 +78,19 @@ class Citation:
             "title": self.title,
             "doc_id": self.doc_id,
             "path": self.path,
+            "location": self.location,
             "snippet": self.snippet,
         }
+
+
+def location(metadata: Any) -> str:
+    """``page 3`` / ``slide 2`` / ``sheet Rivers`` from a chunk's metadata (what the loaders keep)."""
+    if not isinstance(metadata, dict):
+        return ""
+    for key in ("page", "slide", "sheet"):
+        if metadata.get(key) not in (None, ""):
+            return f"{key} {metadata[key]}"
+    return ""
 
 
 @dataclass(kw_only=True, slots=True)

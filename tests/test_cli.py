@@ -153,6 +153,16 @@ def test_ingest_says_what_it_skipped_and_sync_what_it_removed(
     assert "old.md" not in out
 
 
+def test_citations_and_results_say_the_page(capsys: pytest.CaptureFixture[str], corpus_dir: Path) -> None:
+    run(capsys, "ingest", corpus_dir / "paper.pdf", "--source", "papers", "-q")
+    code, out, _ = run(capsys, "ask", "Can qubits be entangled?", "--json")
+    assert code == 0
+    [first, *_] = json.loads(out)["citations"]
+    assert first["location"] == "page 2"
+    code, out, _ = run(capsys, "search", "qubits entangled", "-k", "1")
+    assert "paper, page 2" in out
+
+
 def test_search_output_strips_terminal_escape_sequences(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     note = tmp_path / "\x1b]0;title\x07evil.txt"
     note.write_text("Obsidian is volcanic glass.\x1b[2J\x1b]0;pwned\x07 It fractures sharply.\x9b31m")

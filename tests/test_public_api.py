@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["agents", "agents.serve", "agents.testing", "tools", "tools.sandbox", "graphs", "evals"]
+PACKAGES = ["agents", "agents.serve", "agents.testing", "tools", "tools.ingest", "tools.sandbox", "graphs", "evals"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -3,7 +3,7 @@
 from tools.context import ContextInfo, ContextStore, load_context
 from tools.embeddings import CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
 from tools.extractive import ExtractiveAnswer, extractive_answer
-from tools.ingest import Chunker, Ingestor, IngestReport
+from tools.ingest import Chunker, Ingestor, IngestReport, WalkOptions, Watcher
 from tools.ingest.loaders import Document, LoadError, load_file
 from tools.retrieval import RetrievedChunk, Retriever, StoredDocument
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
@@ -51,6 +51,8 @@ __all__ = [
     "StoreLockedError",
     "StoredDocument",
     "VectorStore",
+    "WalkOptions",
+    "Watcher",
     "extractive_answer",
     "load_context",
     "load_file",

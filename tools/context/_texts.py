@@ -101,7 +101,7 @@ def _count_words(text: str) -> int:
 
 
 def load_context(paths: Iterable[str | Path]) -> tuple[str, list[DocumentSpan], list[str]]:
-    """Read files (txt, md, html, pdf, csv, jsonl; folders recursively) into one text.
+    """Read files (every format `arag ingest` reads; folders by the same walk rules) into one text.
 
     Each document starts with a ``=== name ===`` line; the spans say where each one is. A file
     that cannot be read is reported in the returned problems, and the rest are loaded.
