@@ -330,3 +330,57 @@ def test_console_script_runs(tmp_path: Path) -> None:
     result = subprocess.run([str(arag), "sources"], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "no sources yet" in result.stdout
+
+
+def test_watch_command_syncs_then_follows_changes_until_interrupted(tmp_path: Path) -> None:
+    import os
+    import selectors
+    import signal
+    import time
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "tides.md").write_text("# Tides\n\nTides are caused by the Moon.\n")
+    arag = Path(sys.executable).parent / "arag"
+    env = {**os.environ, "ARAG_EMBEDDING_CACHE": "false"}
+    watcher = subprocess.Popen(
+        [str(arag), "watch", str(folder), "--source", "notes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+
+    def read_until(needle: str, timeout: float) -> bool:
+        assert watcher.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(watcher.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in lines):
+                return True
+            if selector.select(timeout=0.5):
+                line = watcher.stdout.readline()
+                if not line:
+                    return False
+                lines.append(line)
+        return any(needle in line for line in lines)
+
+    try:
+        assert read_until("watching", 120), "".join(lines)
+        assert any("notes: 1/1 files" in line for line in lines)
+        (folder / "moon.md").write_text("# Moon\n\nThe Moon orbits the Earth every 27 days.\n")
+        assert read_until("notes: 2/2 files", 30), "".join(lines)
+        (folder / "tides.md").unlink()
+        assert read_until("tides.md (1 chunks): no longer under the given paths", 30), "".join(lines)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        code = watcher.wait(timeout=30)
+    assert code == 0, "".join(lines)
+    assert "Traceback" not in "".join(lines)
+    result = subprocess.run(
+        [str(arag), "search", "Moon orbit", "--json"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert "moon.md" in result.stdout
+    assert "tides.md" not in result.stdout

@@ -84,22 +84,30 @@ class Watcher:
         """
         import watchfiles
 
-        first = self._guarded(on_error)
-        if first is not None:
-            yield first
         existing = [p for p in self.paths if p.exists()]
         if not existing:
+            first = self._guarded(on_error)
+            if first is not None:
+                yield first
             msg = "nothing to watch: none of " + ", ".join(map(str, self.paths)) + " exists"
             raise FileNotFoundError(msg)
-        changes = watchfiles.watch(
+        # The watch starts before the first sync (its first, empty, batch comes when it is set
+        # up), so a file saved while the first sync runs is seen by the next one, not missed.
+        batches = watchfiles.watch(
             *existing,
             debounce=self.debounce_ms,
             step=self.step_ms,
             stop_event=stop,
             force_polling=self.force_polling,
             raise_interrupt=False,
+            yield_on_timeout=True,
+            rust_timeout=250,
         )
-        for _ in changes:
+        synced = False
+        for batch in batches:
+            if synced and not batch:
+                continue  # a timeout: nothing changed
+            synced = True
             report = self._guarded(on_error)
             if report is not None:
                 yield report
