@@ -29,11 +29,15 @@ err = Console(stderr=True, soft_wrap=True)
 """Progress, warnings and errors (stderr), so stdout stays clean for pipes."""
 
 
-def shown(text: str) -> str:
+def shown(text: str, *, lines: bool = False) -> str:
     """Text from documents, models or users made safe to print: terminal escape sequences and
-    control characters removed (a document must not clear the terminal or retitle it), then Rich
-    markup escaped."""
-    return escape(terminal_safe(text))
+    control characters removed (a document must not clear the terminal or retitle it), line
+    breaks and tabs made spaces unless ``lines`` (a file name must not forge a line of output),
+    then Rich markup escaped."""
+    safe = terminal_safe(text)
+    if not lines:
+        safe = safe.replace("\n", " ").replace("\t", " ")
+    return escape(safe)
 
 
 class _Count(ProgressColumn):

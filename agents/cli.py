@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -76,11 +76,11 @@ def ingest(
     settings = Settings()
     with build_store(settings) as store:
         embeddings = build_embeddings(settings)
-        with progress_bars(enabled=not quiet) as progress:
-            ingestor = build_ingestor(
-                settings, store, embeddings, progress, hidden=hidden, gitignore=not no_gitignore,
-                follow_symlinks=follow_symlinks,
-            )  # fmt: skip
+        options = {"hidden": hidden, "gitignore": not no_gitignore, "follow_symlinks": follow_symlinks}
+        with (
+            progress_bars(enabled=not quiet) as progress,
+            build_ingestor(settings, store, embeddings, progress, **options) as ingestor,
+        ):
             try:
                 report = ingestor.ingest_paths(paths, source, description=description, metadata=metadata, sync=sync)
             except IngestError as exc:
@@ -109,12 +109,13 @@ def watch(
     from tools.ingest import Watcher
 
     settings = Settings()
-    with build_store(settings) as store:
+    with build_store(settings) as store, ExitStack() as stack:
         ingestor = build_ingestor(
             settings, store, build_embeddings(settings), hidden=hidden, gitignore=not no_gitignore,
             follow_symlinks=follow_symlinks,
         )  # fmt: skip
         watcher = Watcher(ingestor, paths, source, description=description, force_polling=poll or None)
+        stack.callback(ingestor.close)
 
         def failed(exc: IngestError) -> None:
             _print_problems(exc.report, verbose=verbose)
@@ -337,11 +338,11 @@ def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, q
         out.print_json(json.dumps(result.as_dict()))
     else:
         if trace:
-            out.print(shown(result.trace_tree()))
+            out.print(shown(result.trace_tree(), lines=True))
         label = {"heuristic": "extractive, no chat model configured"}.get(result.strategies, result.strategies)
         if result.exit_reason != "answered":
             label += f"; {result.exit_reason}"
-        out.print(f"[bold]A[/] ({label}): {shown(result.answer)}")
+        out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")
         usage = result.usage
         out.print(
             f"[dim]{result.chars:,} characters, {usage['sub_calls']} sub-calls, depth {result.depth}, "
@@ -395,9 +396,9 @@ def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     label = "extractive answer, no chat model configured" if result.strategies == "heuristic" else result.strategies
     if result.exit_reason != "answered":
         label += f"; {result.exit_reason}"
-    out.print(f"[bold]A[/] ({label}): {shown(result.answer)}")
+    out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")
     if result.partial_answer and result.partial_answer != result.answer:
-        out.print(f"[dim]unverified draft: {shown(result.partial_answer)}[/]")
+        out.print(f"[dim]unverified draft: {shown(result.partial_answer, lines=True)}[/]")
     for c in result.citations:
         where = f", {c.location}" if c.location else ""
         out.print(f"  [{c.number}] {shown(c.source)} · {shown(c.title)}{shown(where)}: {shown(_snippet(c.text, 160))}")

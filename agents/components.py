@@ -87,4 +87,7 @@ def build_ingestor(
         batch_size=settings.ingest.batch_size,
         progress=progress,
         walk_options=walk_options,
+        isolate=settings.ingest.isolate,
+        file_timeout_s=settings.ingest.file_timeout,
+        file_memory_mb=settings.ingest.file_memory_mb,
     )

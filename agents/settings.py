@@ -283,6 +283,13 @@ class IngestSettings(_Group):
     """Files larger than this are left out and reported (with how to raise it). Sized for a
     2-core machine: all-MiniLM-L6-v2 embeds about 30 KB of text a second there, so 50 MB of text
     is about half an hour; a 200 MB file would embed for hours."""
+    isolate: bool = Field(default=True, validation_alias="ARAG_INGEST_ISOLATE")
+    """Parse files in a child process with a time and a memory limit (a hostile file then costs
+    only itself); false parses in the ingesting process."""
+    file_timeout: float = Field(default=300.0, gt=0, validation_alias="ARAG_INGEST_FILE_TIMEOUT")
+    """Seconds one file may take to parse before it is stopped and reported."""
+    file_memory_mb: int = Field(default=4096, ge=256, validation_alias="ARAG_INGEST_FILE_MEMORY_MB")
+    """Address-space limit of the parsing process, in MB."""
 
     @model_validator(mode="after")
     def _check(self) -> IngestSettings:

@@ -139,7 +139,7 @@ def test_every_good_file_is_ingested_and_everything_else_reported(memory_store: 
     # Found: the good files plus the one that fails to load; nothing else was opened.
     assert (report.files, report.files_loaded) == (len(good) + 1, len(good))
     assert {Path(p.path).name: p.reason for p in report.problems} == {
-        "broken.docx": "corrupt .docx (not a zip archive)"
+        "broken.docx": "corrupt .docx (File is not a zip file)"
     }
     rows = sorted(w for w in report.warnings if "rows.jsonl" in w)
     assert len(rows) == 3

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["clean_metadata", "clean_text", "terminal_safe"]
+__all__ = ["clean_metadata", "clean_text", "path_text", "terminal_safe"]
 
 # ESC-introduced sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC
 # (ESC P/X/^/_ ... ST), and two-character escapes (ESC plus one byte). Their 8-bit C1 forms too.
@@ -44,6 +44,16 @@ def clean_text(text: str) -> str:
     text = _ESCAPES.sub("", text)
     text = _CONTROLS.sub("", text)
     return _SURROGATES.sub("\ufffd", text)
+
+
+def path_text(path: object) -> str:
+    """A file path as valid text: a name that is not valid UTF-8 (Python holds its bytes as lone
+    surrogates) gets ``\\xff``-style escapes, so it can be hashed, stored and printed, and the
+    same file always gives the same text."""
+    text = str(path)
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def terminal_safe(text: str) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from tools.embeddings import embed_array, embedding_dimension, model_identity
+from tools.ingest._clean import path_text
+from tools.ingest._isolated import LoaderProcess
 from tools.ingest._walk import FoundFile, Skipped, Walk, WalkOptions, walk
 from tools.ingest.loaders import SUPPORTED_SUFFIXES, Document, LoadError, load_file
 from tools.sparse import Bm25Encoder
@@ -50,7 +54,10 @@ def chunk_id(source: str, path: str, doc_id: str, text: str, repeat: int = 0) ->
     document keeps every repetition (and can be rebuilt whole).
     """
     suffix = f"\x1f{repeat}" if repeat else ""
-    return str(uuid.uuid5(_CHUNK_NAMESPACE, f"{source}\x1f{path}\x1f{doc_id}\x1f{text}{suffix}"))
+    name = f"{source}\x1f{path}\x1f{doc_id}\x1f{text}{suffix}"
+    if not name.isascii():  # lone surrogates cannot be UTF-8 encoded: escape them (valid text is unchanged)
+        name = name.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return str(uuid.uuid5(_CHUNK_NAMESPACE, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +102,7 @@ class Chunker:
 
     def split(self, document: Document, source: str) -> list[Chunk]:
         """Split one document into chunks carrying the full payload."""
-        splitter: RecursiveCharacterTextSplitter = getattr(self, "_splitter")  # noqa: B009 - set in __post_init__
-        pieces = [p.strip() for p in splitter.split_text(document.text)]
+        pieces = [p.strip() for p in self._pieces(document.text)]
         pieces = [p for p in pieces if p]
         starts = chunk_offsets(document.text, pieces)
         chunks = []
@@ -119,6 +125,23 @@ class Chunker:
             ident = chunk_id(source, document.path, document.doc_id, text, repeat)
             chunks.append(Chunk(ident, text, index_text, payload))
         return chunks
+
+    def _pieces(self, text: str) -> list[str]:
+        """The splitter's pieces, except that a run of more than ``chunk_size`` characters without
+        a space (CJK text, base64, one huge token) is cut into ``chunk_size`` slices directly:
+        the splitter would first break it into single characters (30x the text in memory)."""
+        splitter: RecursiveCharacterTextSplitter = getattr(self, "_splitter")  # noqa: B009 - set in __post_init__
+        long_runs = re.compile(r"\S{%d,}" % (self.chunk_size + 1))  # noqa: UP031 - a regex quantifier
+        pieces: list[str] = []
+        at = 0
+        for run in long_runs.finditer(text):
+            pieces.extend(splitter.split_text(text[at : run.start()]))
+            step = self.chunk_size - self.chunk_overlap
+            word = run.group()
+            pieces.extend(word[i : i + self.chunk_size] for i in range(0, len(word) - self.chunk_overlap, step))
+            at = run.end()
+        pieces.extend(splitter.split_text(text[at:]))
+        return pieces
 
 
 def chunk_offsets(document: str, pieces: Sequence[str], gap: int = 16, max_work: int = 200_000) -> list[int]:
@@ -239,6 +262,13 @@ class Ingestor:
         batch_size: Chunks per embed-and-store step.
         progress: Called as files are loaded and chunks stored.
         walk_options: Which entries of a folder are taken (hidden, .gitignore, symlinks, size cap).
+        isolate: Parse files in a child process (:class:`~tools.ingest._isolated.LoaderProcess`)
+            with ``file_timeout_s`` and ``file_memory_mb``, so a file that would hang or exhaust
+            a parser costs only itself.
+        file_timeout_s: Longest one file may take to load.
+        file_memory_mb: Address-space limit of the loader process (None: none).
+        flush_chars: Characters of loaded text after which they are embedded and stored, before
+            more files are loaded (what bounds memory on large folders).
     """
 
     def __init__(
@@ -251,6 +281,10 @@ class Ingestor:
         batch_size: int = 256,
         progress: Progress | None = None,
         walk_options: WalkOptions | None = None,
+        isolate: bool = True,
+        file_timeout_s: float = 300.0,
+        file_memory_mb: int | None = 4096,
+        flush_chars: int = 32_000_000,
     ) -> None:
         self.store = store
         self.embeddings = embeddings
@@ -259,6 +293,11 @@ class Ingestor:
         self.batch_size = batch_size
         self.progress = progress or (lambda stage, done, total: None)
         self.walk_options = walk_options or WalkOptions(frozenset(SUPPORTED_SUFFIXES))
+        self.isolate = isolate
+        self.file_timeout_s = file_timeout_s
+        self.file_memory_mb = file_memory_mb
+        self.flush_chars = flush_chars
+        self._loader_process: LoaderProcess | None = None
 
     def ingest_paths(
         self,
@@ -286,55 +325,114 @@ class Ingestor:
         paths = list(paths)
         found = walk(paths, self.walk_options)
         report = IngestReport(source, files=len(found.files), skipped=list(found.skipped), sync=sync)
+        report.warnings.extend(found.warnings)
         report.bytes = sum(f.size for f in found.files)
-        documents = self._load(found.files, metadata, unchanged or {}, report)
-        self._ingest(documents, source, description, report)
-        if sync:
+        self._load_and_ingest(found.files, source, description, metadata, unchanged or {}, report, self._loader())
+        # After the bulk write, not during it: indexing point by point would slow every batch.
+        if report.documents:
+            report.indexed = self.store.refresh_index(source, progress=self.progress)
+        given = {str(Path(p).expanduser().absolute()) for p in paths}
+        missing = [s.path for s in found.skipped if s.kind in ("missing", "broken") and s.path in given]
+        if sync and missing:
+            report.warnings.append(
+                f"not synced: {', '.join(missing)} does not exist (a removed drive or mount?); nothing was removed"
+            )
+        elif sync:
             self._remove_gone(source, set(report.fingerprints), report)
         else:
             self._find_gone(source, found, report)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _load(
+    def _loader(self) -> LoaderProcess | None:
+        """The loader process, started on first use and kept for the next ingests (a watch)."""
+        if not self.isolate:
+            return None
+        if self._loader_process is None:
+            self._loader_process = LoaderProcess(
+                timeout_s=self.file_timeout_s, memory_mb=self.file_memory_mb, max_bytes=self.walk_options.max_file_bytes
+            )
+            weakref.finalize(self, self._loader_process.close)
+        return self._loader_process
+
+    def close(self) -> None:
+        """Stop the loader process (also done when the ingestor is garbage-collected)."""
+        if self._loader_process is not None:
+            self._loader_process.close()
+            self._loader_process = None
+
+    def __enter__(self) -> Ingestor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_and_ingest(
         self,
         files: Sequence[FoundFile],
+        source: str,
+        description: str | None,
         metadata: Mapping[str, Any] | None,
         unchanged: Mapping[str, tuple[int, int]],
         report: IngestReport,
-    ) -> list[Document]:
-        documents: list[Document] = []
+        loader: LoaderProcess | None,
+    ) -> None:
+        """Load each file (in the loader process when isolated) and ingest what was loaded every
+        ``flush_chars`` characters, so memory holds one batch of documents, not the whole folder."""
+        pending: list[Document] = []
+        pending_chars = 0
         read = 0
         self.progress("files", 0, len(files))
         self.progress("bytes", 0, report.bytes)
-        step = max(self.chunker.chunk_size - self.chunker.chunk_overlap, 1)
         for done, found in enumerate(files, start=1):
-            key = str(found.path)
+            key = path_text(found.path)
             if unchanged.get(key) == found.fingerprint:
                 report.files_unchanged += 1
                 report.fingerprints[key] = found.fingerprint
             else:
-                try:
-                    loaded = load_file(found.path, max_bytes=self.walk_options.max_file_bytes)
-                    with_meta = [_with_metadata(d, metadata) for d in loaded.documents]
-                except LoadError as exc:
-                    report.problems.append(exc)
-                except Exception as exc:  # one file's failure is that file's problem, never the batch's
-                    report.problems.append(LoadError(found.path, f"failed to load: {type(exc).__name__}: {exc}"))
-                else:
-                    report.files_loaded += 1
+                loaded = self._load_one(found, metadata, report, loader)
+                if loaded is not None:
                     report.fingerprints[key] = found.fingerprint
-                    report.warnings.extend(loaded.warnings)
-                    documents.extend(with_meta)
-                    chars = sum(len(d.text) for d in with_meta)
-                    if chars > _BIG_TEXT:
-                        report.warnings.append(
-                            f"{found.path}: {chars / 1e6:.1f} million characters of text, about "
-                            f"{chars // step:,} chunks to embed; the chunks bar shows the time left"
-                        )
+                    pending.extend(loaded)
+                    pending_chars += sum(len(d.text) for d in loaded)
             read += found.size
             self.progress("files", done, len(files))
             self.progress("bytes", read, report.bytes)
+            if pending_chars >= self.flush_chars:
+                self._ingest(pending, source, description, report)
+                pending, pending_chars = [], 0
+        self._ingest(pending, source, description, report)
+
+    def _load_one(
+        self,
+        found: FoundFile,
+        metadata: Mapping[str, Any] | None,
+        report: IngestReport,
+        loader: LoaderProcess | None,
+    ) -> list[Document] | None:
+        identity = (found.device, found.inode) if found.inode else None
+        try:
+            if loader is not None:
+                loaded = loader.load(found.path, identity)
+            else:
+                loaded = load_file(found.path, max_bytes=self.walk_options.max_file_bytes, identity=identity)
+            documents = [_with_metadata(d, metadata) for d in loaded.documents]
+        except LoadError as exc:
+            report.problems.append(exc)
+            return None
+        except Exception as exc:  # one file's failure is that file's problem, never the batch's
+            report.problems.append(LoadError(found.path, f"failed to load: {type(exc).__name__}: {exc}"))
+            return None
+        report.files_loaded += 1
+        report.warnings.extend(loaded.warnings)
+        chars = sum(len(d.text) for d in documents)
+        if chars > _BIG_TEXT:
+            step = max(self.chunker.chunk_size - self.chunker.chunk_overlap, 1)
+            estimate = sum(max(1, -(-len(d.text) // step)) for d in documents)
+            report.warnings.append(
+                f"{path_text(found.path)}: {chars / 1e6:.1f} million characters of text, about {estimate:,} "
+                "chunks to embed; the chunks bar shows the time left"
+            )
         return documents
 
     def ingest_documents(
@@ -344,6 +442,8 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport(source)
         self._ingest(documents, source, description, report)
+        if report.documents:
+            report.indexed = self.store.refresh_index(source, progress=self.progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -354,20 +454,18 @@ class Ingestor:
         if not documents:
             return
         chunks = list({c.id: c for d in documents for c in self.chunker.split(d, source)}.values())
-        report.chunks = len(chunks)
+        report.chunks += len(chunks)
         avgdl, created = self._ensure_source(source, description, chunks)
 
         present = self.store.existing_ids(source, [c.id for c in chunks])
         new = sorted((c for c in chunks if c.id not in present), key=lambda c: len(c.index_text))
-        report.unchanged = len(chunks) - len(new)
+        report.unchanged += len(chunks) - len(new)
         try:
             self._embed_and_store(source, new, avgdl, report)
         except Exception as exc:
             raise IngestError(report, exc) from exc
         if not created:  # a source made by this ingest holds nothing older
             report.removed += self._remove_stale(source, documents, {c.id for c in chunks})
-        # After the bulk write, not during it: indexing point by point would slow every batch.
-        report.indexed = self.store.refresh_index(source, progress=self.progress)
 
     def _ensure_source(self, source: str, description: str | None, chunks: Sequence[Chunk]) -> tuple[float, bool]:
         """The source's BM25 avgdl, and whether this call created the source."""
@@ -395,8 +493,8 @@ class Ingestor:
         return existing.bm25_avgdl, False
 
     def _embed_and_store(self, source: str, chunks: Sequence[Chunk], avgdl: float, report: IngestReport) -> None:
-        total = len(chunks)
-        self.progress("chunks", 0, total)
+        total = report.added + len(chunks)  # this batch's chunks after those of the batches before
+        self.progress("chunks", report.added, total)
         in_flight: Future[None] | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arag-upsert") as writer:
             for start in range(0, total, self.batch_size):
@@ -450,7 +548,7 @@ class Ingestor:
             refs = self.store.chunk_refs(source)
         except SourceNotFoundError:
             return
-        here = {str(f.path) for f in found.files}
+        here = {path_text(f.path) for f in found.files}
         for ref in refs:
             path = Path(ref.path)
             if ref.path not in here and any(path.is_relative_to(folder) for folder in folders):

@@ -83,6 +83,10 @@ class FoundFile:
     path: Path
     size: int
     mtime_ns: int
+    device: int = 0
+    inode: int = 0
+    """Which file the walk saw: a reader checks the file it opens is this one (not one swapped in
+    since, e.g. a symlink to outside the given paths)."""
 
     @property
     def fingerprint(self) -> tuple[int, int]:
@@ -114,6 +118,8 @@ class Walk:
     skipped: list[Skipped] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)
     """The given paths, absolute and resolved."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that left nothing out but are worth saying (an unreadable ``.gitignore`` line)."""
 
     def counts(self) -> Counter[SkipKind]:
         """Entries left out, by kind."""
@@ -127,81 +133,114 @@ class Walk:
 
 
 def walk(paths: Iterable[str | Path], options: WalkOptions) -> Walk:
-    """Expand files and folders (recursively) into the files to load and the entries left out."""
+    """Expand files and folders (recursively) into the files to load and the entries left out.
+
+    Paths come out resolved (the real path of each file). Each folder is opened without following
+    a symlink and checked to be the one its parent listed, and each entry is judged by ``lstat``
+    relative to that open folder, so swapping a folder or file for a symlink while the walk runs
+    cannot lead it outside the given paths.
+    """
     given = [Path(p).expanduser().absolute() for p in paths]
     result = Walk(roots=[Path(os.path.realpath(p)) for p in given])
-    seen: set[Path] = set()
-    for path in given:
+    seen: set[tuple[int, int]] = set()
+    for path, real in zip(given, result.roots, strict=True):
         try:
-            info = path.stat()
+            info = real.stat()  # a path named explicitly is followed: the user asked for it
         except OSError as exc:
             result.skipped.append(_stat_failure(path, exc))
             continue
         if stat.S_ISDIR(info.st_mode):
-            _walk_folder(path, options, result, seen)
+            _walk_folder(real, info, options, result, seen)
         else:
-            _take_file(path, info, options, result, seen)
+            _take_file(real, info, options, result, seen)
     return result
 
 
-def _walk_folder(root: Path, options: WalkOptions, result: Walk, seen: set[Path]) -> None:
-    root_info = root.stat()
-    visited = {(root_info.st_dev, root_info.st_ino)}
-    stack: list[tuple[Path, list[_Ignore]]] = [(root, _enclosing_ignores(root) if options.gitignore else [])]
+def _walk_folder(
+    root: Path, info: os.stat_result, options: WalkOptions, result: Walk, seen: set[tuple[int, int]]
+) -> None:
+    visited = {(info.st_dev, info.st_ino)}
+    above = _enclosing_ignores(root, result) if options.gitignore else []
+    stack: list[tuple[Path, tuple[int, int], list[_Ignore]]] = [(root, (info.st_dev, info.st_ino), above)]
     while stack:
-        folder, ignores = stack.pop()
+        folder, identity, ignores = stack.pop()
         try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            result.skipped.append(Skipped(str(folder), "unreadable", f"cannot list: {_why(exc)}", folder=True))
+            result.skipped.append(Skipped(str(folder), "unreadable", f"cannot open: {_why(exc)}", folder=True))
             continue
-        if options.gitignore and any(e.name == ".gitignore" for e in entries):
-            ignores = [*ignores, _Ignore.read(folder)]
-        folders: list[tuple[Path, list[_Ignore]]] = []
-        for entry in entries:
-            path = Path(entry.path)
-            if entry.name == ".gitignore" and options.gitignore:
-                continue  # read above: it says what to skip, it is not a document
+        try:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != identity:
+                reason = "replaced while the walk ran (by a symlink?); not walked"
+                result.skipped.append(Skipped(str(folder), "unreadable", reason, folder=True))
+                continue
             try:
-                info = path.stat()  # follows symlinks: what the entry is
+                names = sorted(os.listdir(fd))  # noqa: PTH208 - of the open folder, not of a path
+            except OSError as exc:
+                result.skipped.append(Skipped(str(folder), "unreadable", f"cannot list: {_why(exc)}", folder=True))
+                continue
+            if options.gitignore and ".gitignore" in names:
+                found = _Ignore.read(folder, result, dir_fd=fd)
+                ignores = [*ignores, found] if found else ignores
+            stack.extend(reversed(_entries(folder, fd, names, ignores, options, result, seen, visited)))
+        finally:
+            os.close(fd)
+
+
+def _entries(
+    folder: Path,
+    fd: int,
+    names: list[str],
+    ignores: list[_Ignore],
+    options: WalkOptions,
+    result: Walk,
+    seen: set[tuple[int, int]],
+    visited: set[tuple[int, int]],
+) -> list[tuple[Path, tuple[int, int], list[_Ignore]]]:
+    """Judge the entries of one open folder; returns its sub-folders to walk, in order."""
+    folders: list[tuple[Path, tuple[int, int], list[_Ignore]]] = []
+    for name in names:
+        path = folder / name
+        if name == ".gitignore" and options.gitignore:
+            continue  # read above: it says what to skip, it is not a document
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            result.skipped.append(_stat_failure(path, exc))
+            continue
+        is_link = stat.S_ISLNK(info.st_mode)
+        if is_link:
+            try:
+                info = path.stat()  # what the link leads to
             except OSError as exc:
                 result.skipped.append(_stat_failure(path, exc))
                 continue
-            is_dir = stat.S_ISDIR(info.st_mode)
-            skip = _rule(path, entry, is_dir, ignores, options, result.roots)
-            if skip is not None:
-                result.skipped.append(skip)
-            elif is_dir:
-                key = (info.st_dev, info.st_ino)
-                if key in visited:  # a followed symlink (or a bind mount) that leads back
-                    reason = "a folder already walked (a loop through a followed symlink); not walked again"
-                    result.skipped.append(Skipped(str(path), "loop", reason, folder=True))
-                else:
-                    visited.add(key)
-                    folders.append((path, ignores))
-            else:
-                _take_file(path, info, options, result, seen)
-        stack.extend(reversed(folders))
+        is_dir = stat.S_ISDIR(info.st_mode)
+        skip = _rule(path, name, is_dir, ignores, options)
+        if skip is None and is_link:
+            skip = _symlink_rule(path, is_dir, options, result.roots)
+            path = Path(os.path.realpath(path))  # a followed link is walked and stored as its target
+        if skip is not None:
+            result.skipped.append(skip)
+        elif not is_dir:
+            _take_file(path, info, options, result, seen)
+        elif (info.st_dev, info.st_ino) in visited:  # a followed symlink (or a bind mount) that leads back
+            reason = "a folder already walked (a loop through a followed symlink); not walked again"
+            result.skipped.append(Skipped(str(folder / name), "loop", reason, folder=True))
+        else:
+            visited.add((info.st_dev, info.st_ino))
+            folders.append((path, (info.st_dev, info.st_ino), ignores))
+    return folders
 
 
-def _rule(
-    path: Path,
-    entry: os.DirEntry[str],
-    is_dir: bool,
-    ignores: Sequence[_Ignore],
-    options: WalkOptions,
-    roots: list[Path],
-) -> Skipped | None:
-    name = entry.name
+def _rule(path: Path, name: str, is_dir: bool, ignores: Sequence[_Ignore], options: WalkOptions) -> Skipped | None:
     if is_dir and (name in TOOL_FOLDERS or (path / "pyvenv.cfg").is_file()):
         return Skipped(str(path), "tool", "a version-control, tool or virtualenv folder", folder=True)
     if name.startswith(".") and not options.hidden:
         return Skipped(str(path), "hidden", "hidden; use --hidden to include hidden entries", folder=is_dir)
     if _last_says_ignored(ignores, path, is_dir):
         return Skipped(str(path), "ignored", "ignored by .gitignore; use --no-gitignore to include it", folder=is_dir)
-    if entry.is_symlink():
-        return _symlink_rule(path, is_dir, options, roots)
     return None
 
 
@@ -221,7 +260,9 @@ def _symlink_rule(path: Path, is_dir: bool, options: WalkOptions, roots: list[Pa
     return None
 
 
-def _take_file(path: Path, info: os.stat_result, options: WalkOptions, result: Walk, seen: set[Path]) -> None:
+def _take_file(
+    path: Path, info: os.stat_result, options: WalkOptions, result: Walk, seen: set[tuple[int, int]]
+) -> None:
     if not stat.S_ISREG(info.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device"
         result.skipped.append(Skipped(str(path), "special", f"{kind}, not a regular file; only regular files are read"))
@@ -234,12 +275,12 @@ def _take_file(path: Path, info: os.stat_result, options: WalkOptions, result: W
     if options.max_file_bytes is not None and info.st_size > options.max_file_bytes:
         result.skipped.append(Skipped(str(path), "too-large", too_large(info.st_size, options.max_file_bytes)))
         return
-    real = Path(os.path.realpath(path))
-    if real in seen:
-        result.skipped.append(Skipped(str(path), "duplicate", f"the same file as {real}, already taken"))
+    identity = (info.st_dev, info.st_ino)
+    if identity in seen:
+        result.skipped.append(Skipped(str(path), "duplicate", "the same file as one already taken (named twice?)"))
         return
-    seen.add(real)
-    result.files.append(FoundFile(real, info.st_size, info.st_mtime_ns))
+    seen.add(identity)
+    result.files.append(FoundFile(path, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino))
 
 
 def too_large(size: int, limit: int) -> str:
@@ -268,6 +309,9 @@ def _why(exc: OSError) -> str:
 # -- .gitignore ------------------------------------------------------------------------------
 
 
+_GITIGNORE_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class _Ignore:
     """One ``.gitignore`` and the folder its patterns are relative to."""
@@ -276,12 +320,38 @@ class _Ignore:
     spec: pathspec.GitIgnoreSpec
 
     @classmethod
-    def read(cls, folder: Path) -> _Ignore:
+    def read(cls, folder: Path, result: Walk, dir_fd: int | None = None) -> _Ignore | None:
+        """The folder's ``.gitignore``, read as a hostile file: a regular file only (not a FIFO or
+        a symlink to a device), its first MB, each line that is not a valid pattern dropped with
+        a warning. None (with a warning) when it cannot be used at all."""
+        where = folder / ".gitignore"
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            lines = []
-        return cls(folder, pathspec.GitIgnoreSpec.from_lines(lines))
+            fd = os.open(".gitignore" if dir_fd is not None else where, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            result.warnings.append(f"{where}: not used: {_why(exc)} (a symlink is not followed)")
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                result.warnings.append(f"{where}: not used: not a regular file")
+                return None
+            data = handle.read(_GITIGNORE_BYTES + 1)
+        if len(data) > _GITIGNORE_BYTES:
+            result.warnings.append(f"{where}: only its first MB is used")
+            data = data[:_GITIGNORE_BYTES]
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        try:
+            return cls(folder, pathspec.GitIgnoreSpec.from_lines(lines))
+        except Exception:
+            kept = []
+            for number, line in enumerate(lines, start=1):
+                try:
+                    pathspec.GitIgnoreSpec.from_lines([line])
+                except Exception as exc:
+                    result.warnings.append(f"{where}: line {number} not used: {exc}")
+                else:
+                    kept.append(line)
+            return cls(folder, pathspec.GitIgnoreSpec.from_lines(kept))
 
     def check(self, path: Path, is_dir: bool) -> bool | None:
         """True: ignored; False: re-included by a ``!`` pattern; None: not mentioned."""
@@ -301,12 +371,12 @@ def _last_says_ignored(ignores: Sequence[_Ignore], path: Path, is_dir: bool) -> 
     return False
 
 
-def _enclosing_ignores(root: Path) -> list[_Ignore]:
+def _enclosing_ignores(root: Path, result: Walk) -> list[_Ignore]:
     """The ``.gitignore`` files above ``root`` up to the top of its git repository, outermost first."""
     above: list[_Ignore] = []
     for folder in root.parents:
-        if (folder / ".gitignore").is_file():
-            above.append(_Ignore.read(folder))
+        if (folder / ".gitignore").is_file() and (found := _Ignore.read(folder, result)):
+            above.append(found)
         if (folder / ".git").exists():
             return above[::-1]
     return []  # not inside a repository: folders above it say nothing about it

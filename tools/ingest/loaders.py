@@ -15,6 +15,7 @@ slides (``metadata["slide"]``), spreadsheets are sheets (``metadata["sheet"]``).
 from __future__ import annotations
 
 import csv
+import errno
 import html
 import io
 import json
@@ -28,7 +29,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from tools.ingest._clean import clean_metadata, clean_text
+from tools.ingest._clean import clean_metadata, clean_text, path_text
 from tools.ingest._walk import WalkOptions, too_large, walk
 
 __all__ = ["SUPPORTED_SUFFIXES", "Document", "LoadError", "Loaded", "find_files", "load_file"]
@@ -79,44 +80,70 @@ def find_files(paths: Iterable[str | Path], *, max_bytes: int | None = None) -> 
     return [f.path for f in found.files], [LoadError(s.path, s.reason) for s in found.skipped]
 
 
-def load_file(path: str | Path, *, max_bytes: int | None = None) -> Loaded:
+def load_file(path: str | Path, *, max_bytes: int | None = None, identity: tuple[int, int] | None = None) -> Loaded:
     """Load one regular file by its suffix; raises :class:`LoadError` when nothing usable is in it.
 
     Args:
         path: The file.
         max_bytes: Refuse files larger than this.
+        identity: ``(device, inode)`` the file must have (what a walk saw): a file swapped since,
+            e.g. for a symlink to outside the walked folders, is refused.
     """
-    path = Path(path).resolve()
+    # With an identity the path is a walk's real path: it is opened as it is (a symlink swapped in
+    # since is refused); without one, symlinks are resolved first.
+    path = Path(path) if identity is not None else Path(path).resolve()
     suffix = path.suffix.lower()
     loader = _LOADERS.get(suffix)
     if loader is None:
         kinds = " ".join(SUPPORTED_SUFFIXES)
         raise LoadError(path, f"unsupported file type {suffix or '(none)'!r}; supported: {kinds}")
     try:
-        loaded = loader(path, _read_regular(path, max_bytes))
+        loaded = loader(path, _read_regular(path, max_bytes, identity))
     except LoadError:
         raise
     except OSError as exc:
         raise LoadError(path, f"cannot read: {exc.strerror or exc}") from None
     except RecursionError:
         raise LoadError(path, "nested too deeply to parse") from None
+    except MemoryError:
+        raise  # the caller's to report: out of memory is about the limits, not the file's format
     except Exception as exc:  # a parser's failure on one file is that file's problem
         raise LoadError(path, f"could not be parsed ({type(exc).__name__}: {_short(exc)})") from None
-    documents = [_cleaned(d) for d in loaded.documents]
-    documents = [d for d in documents if d.text.strip()]
+    cleaned = [_cleaned(d) for d in loaded.documents]
+    documents = [d for d in cleaned if d.text.strip()]
     if not documents:
         raise LoadError(path, "empty: no text to ingest")
-    return Loaded(documents, [clean_text(w) for w in loaded.warnings])
+    warnings = [clean_text(w) for w in loaded.warnings]
+    if len(documents) < len(cleaned):  # say so: a blank row or page is not silently gone
+        blank = [d for d in cleaned if not d.text.strip()]
+        where = ", ".join(_where(d) for d in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        warnings.append(f"{path_text(path)}: {len(blank)} empty parts skipped (no text): {where}")
+    return Loaded(documents, warnings)
 
 
-def _read_regular(path: Path, max_bytes: int | None) -> bytes:
-    """The bytes of a regular file. Opened without blocking and checked after opening, so a FIFO
-    (or a file swapped for one after the walk) is refused instead of hanging the read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _where(document: Document) -> str:
+    for key in ("page", "slide", "sheet", "row"):
+        if key in document.metadata:
+            return f"{key} {document.metadata[key]}"
+    return document.doc_id
+
+
+def _read_regular(path: Path, max_bytes: int | None, identity: tuple[int, int] | None) -> bytes:
+    """The bytes of a regular file. Opened without blocking, without following a final symlink,
+    and checked after opening, so a FIFO, or a file swapped after the walk (for a FIFO, or for a
+    link to a file outside the walked folders) is refused instead of hanging or leaking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError(path, "became a symlink after the walk; not followed") from None
+        raise
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise LoadError(path, "not a regular file (a FIFO, socket or device); only regular files are read")
+        if identity is not None and (info.st_dev, info.st_ino) != identity:
+            raise LoadError(path, "replaced since the walk saw it (a different file is there now); not read")
         if max_bytes is not None and info.st_size > max_bytes:
             raise LoadError(path, too_large(info.st_size, max_bytes))
         data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
@@ -127,9 +154,8 @@ def _read_regular(path: Path, max_bytes: int | None) -> bytes:
 
 def _cleaned(document: Document) -> Document:
     metadata = clean_metadata(document.metadata) if document.metadata else document.metadata
-    return Document(
-        clean_text(document.doc_id), clean_text(document.text), clean_text(document.title), document.path, metadata
-    )
+    doc_id = path_text(document.doc_id) if document.doc_id.startswith(document.path) else clean_text(document.doc_id)
+    return Document(doc_id, clean_text(document.text), clean_text(document.title), path_text(document.path), metadata)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
@@ -363,17 +389,32 @@ def _markitdown(path: Path, data: bytes, converter: str) -> tuple[str, str]:
     return markdown, (result.title or "").strip()
 
 
-def _check_zip(path: Path, data: bytes) -> None:
-    import zipfile
+_ZIP_MAX_EXPANDED = 2 * 2**30
+"""Whatever the ratio, a zip-based file expanding beyond 2 GB is refused."""
 
+
+def _check_zip(path: Path, data: bytes) -> None:
+    """Refuse a likely zip bomb by decompressing every member in 1 MB steps and counting what
+    really comes out (the sizes an archive declares can lie), before any converter reads it."""
+    import zipfile
+    import zlib
+
+    budget = min(_ZIP_EXPANSION * max(len(data), 1 << 20), _ZIP_MAX_EXPANDED)
+    expanded = 0
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            expanded = sum(i.file_size for i in archive.infolist())
-    except zipfile.BadZipFile:
-        raise LoadError(path, f"corrupt {path.suffix.lower()} (not a zip archive)") from None
-    if expanded > _ZIP_EXPANSION * max(len(data), 1 << 20):
-        msg = f"expands to {expanded / 2**20:.0f} MB from {len(data) / 2**20:.1f} MB; refused as a likely zip bomb"
-        raise LoadError(path, msg)
+            for member in archive.infolist():
+                with archive.open(member) as stream:
+                    while piece := stream.read(1 << 20):
+                        expanded += len(piece)
+                        if expanded > budget:
+                            msg = (
+                                f"expands to more than {budget / 2**20:.0f} MB from {len(data) / 2**20:.1f} MB; "
+                                "refused as a likely zip bomb"
+                            )
+                            raise LoadError(path, msg)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise LoadError(path, f"corrupt {path.suffix.lower()} ({_short(exc)})") from None
 
 
 def _office_title(data: bytes) -> str:
@@ -497,26 +538,41 @@ def _load_jsonl(path: Path, data: bytes) -> Loaded:
     return Loaded(documents, warnings)
 
 
+_CSV_FIELD_LIMIT = 64 * 2**20  # Python's default (128 KB) refuses real cells: long text columns
+
+
 def _load_csv(path: Path, data: bytes) -> Loaded:
     text = _decode(path, data)
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:_SNIFF_BYTES], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    rows: Iterator[dict[str, Any]] = csv.DictReader(io.StringIO(text), dialect=dialect)
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    rows: Iterator[dict[str, Any]] = iter(reader)
     documents: list[Document] = []
-    try:
-        for number, row in enumerate(rows, start=2):
-            row = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
-            document = _row_document(row, path, f"{path}#row{number}")
-            if document is None:
-                # A plain table: every column becomes a "column: value" line.
-                body = "\n".join(f"{k}: {v}" for k, v in row.items() if v)
-                document = Document(f"{path}#row{number}", body, path.stem, str(path), {"row": number})
-            documents.append(document)
-    except csv.Error as exc:
-        raise LoadError(path, f"malformed CSV: {exc}") from None
-    return Loaded(documents)
+    warnings: list[str] = []
+    number = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = reader.line_num
+            if not documents:
+                raise LoadError(path, f"malformed CSV after line {line}: {exc}") from None
+            warnings.append(f"{path}: after line {line}: malformed CSV ({exc}); the rest of the file is not read")
+            break
+        number += 1
+        row = {str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        document = _row_document(row, path, f"{path}#row{number}")
+        if document is None:
+            # A plain table: every column becomes a "column: value" line.
+            body = "\n".join(f"{k}: {v}" for k, v in row.items() if v)
+            document = Document(f"{path}#row{number}", body, path.stem, str(path), {"row": number})
+        documents.append(document)
+    return Loaded(documents, warnings)
 
 
 _LOADERS: dict[str, Callable[[Path, bytes], Loaded]] = {
