@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tools.sandbox import Sandbox, SandboxLimits, SandboxResult
-from tools.sandbox._cgroup import cgroup_problem
+from tools.sandbox._cgroup import MemoryCgroup, _hierarchy, _remove_stale, cgroup_problem
 
 TIMEOUT = 3.0
 GRACE = 2.5  # run() returns within its time limit plus this
@@ -886,6 +887,29 @@ def _outside_a_run_cgroup() -> list[str]:
     return left
 
 
+def _described(lines: list[str]) -> list[str]:
+    """Processes of sandbox_processes() with their state, what they wait in and their cgroups."""
+    described = []
+    for line in lines:
+        pid = line.split(":", 1)[0]
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            waits = Path(f"/proc/{pid}/wchan").read_text()
+            groups = [g.split(":", 2)[2] for g in Path(f"/proc/{pid}/cgroup").read_text().splitlines()]
+        except (OSError, IndexError):
+            described.append(f"{line[:100]} (gone)")
+            continue
+        described.append(f"{line[:100]} (state {state}, waits in {waits}, cgroups {sorted(set(groups))})")
+    return described
+
+
+def _run_cgroups_of(pids: list[int]) -> list[str]:
+    """The run cgroups that processes ``pids`` made in this process's cgroup and that are still there."""
+    found = _hierarchy()
+    assert not isinstance(found, str), found
+    return [path.name for pid in pids for path in found.base.glob(f"arag-sandbox-{pid}-*")]
+
+
 def test_the_sandbox_dies_with_its_parent() -> None:
     """The caller killed outright (SIGKILL: no finally runs) while the code runs: the run's
     processes go with it (bubblewrap's parent-death signal, set again by setpriv after the uid
@@ -906,9 +930,12 @@ def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
     """Killed while bubblewrap still sets the namespace up (before its processes bind their
     lives to the caller), a caller can leave a process of bubblewrap's waiting for a go-ahead that
     never comes. It never runs code (the code goes only after the child's "ready"), it sits in the
-    dead caller's cgroup, and the next run's clean-up (here: another process's first run) kills it."""
+    dead caller's cgroup, and the next run's clean-up (here: another process's first run) kills it
+    and removes the cgroup, so that a shell of the dead caller's still on its way in cannot join."""
+    callers = []
     for attempt in range(12):
         caller = _caller()
+        callers.append(caller.pid)
         try:
             _wait_until(lambda: bool(sandbox_processes()), 30)
             time.sleep(attempt * 0.004)  # kill at a different point of the start-up each time
@@ -916,10 +943,11 @@ def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
             caller.kill()
             caller.wait()
         _wait_until(lambda: not _code_runs(), 5)  # a child that got no code exits on its stdin's end
-        # What is left is held in the run's cgroup (a shell that had not joined it yet when its
-        # caller died joins it within milliseconds, or exits if the cgroup is gone).
-        _wait_until(lambda: not _outside_a_run_cgroup(), 5)
-        assert _outside_a_run_cgroup() == []
+        # What is left is held in the run's cgroup. The shell that starts bubblewrap joins the
+        # cgroup before it execs bubblewrap, and may still be on its way in when its caller dies:
+        # a move into a cgroup waits for an RCU grace period, which takes seconds on a loaded machine.
+        _wait_until(lambda: not _outside_a_run_cgroup(), 10)
+        assert _described(_outside_a_run_cgroup()) == []
         assert not _code_runs(), "the code ran on after its caller was killed"
     done = subprocess.run(
         [sys.executable, "-c", "from tools.sandbox import Sandbox\nprint(Sandbox().run('print(1)').stdout)"],
@@ -929,8 +957,50 @@ def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
         cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "1", done.stderr[-2000:]
-    _wait_until(lambda: not sandbox_processes(), 10)
-    assert sandbox_processes() == []
+    # The clean-up is done when that run has started: no dead caller's cgroup is left to join.
+    assert _run_cgroups_of(callers) == []
+    _wait_until(lambda: not sandbox_processes(), 10)  # a shell whose cgroup went exits
+    assert _described(sandbox_processes()) == []
+
+
+@pytest.mark.skipif(cgroup_problem() is not None, reason=f"no memory cgroup here: {cgroup_problem()}")
+def test_a_process_joining_a_dead_callers_cgroup_during_its_clean_up_is_killed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race behind the test above, made certain: a dead caller's shell joins the cgroup after
+    the clean-up read it empty and before it removes it (its move was under way). The clean-up
+    kills it all the same, and removes the cgroup."""
+    found = _hierarchy()
+    assert not isinstance(found, str), found
+    gone = subprocess.Popen(["true"])  # a process that is gone: the dead caller
+    gone.wait()
+    group = found.base / f"arag-sandbox-{gone.pid}-0"
+    group.mkdir()
+    joined: list[subprocess.Popen[bytes]] = []
+    kill = MemoryCgroup.kill
+
+    def kill_then_join(self: MemoryCgroup, *, wait_s: float) -> bool:
+        empty = kill(self, wait_s=wait_s)
+        if self.path == group and not joined:
+            script = 'echo $$ > "$0" && exec sleep 60'  # as Jail.start does, with sleep for bubblewrap
+            joined.append(subprocess.Popen(["/bin/sh", "-c", script, str(group / "cgroup.procs")]))
+            _wait_until(lambda: str(joined[0].pid) in MemoryCgroup(group, v2=self.v2).pids() or not group.exists(), 5)
+        return empty
+
+    monkeypatch.setattr(MemoryCgroup, "kill", kill_then_join)
+    try:
+        _remove_stale(found.base)
+        assert joined, "the clean-up did not take the dead caller's cgroup"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            joined[0].wait(timeout=5)
+        assert joined[0].returncode == -signal.SIGKILL, "a process that joined during the clean-up outlived it"
+        assert not group.exists()
+    finally:
+        for shell in joined:
+            shell.kill()
+            shell.wait()
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 def test_guard_off_marker_needs_the_guard_off(sandbox: Sandbox) -> None:

@@ -16,6 +16,7 @@ process count and time limit).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import os
@@ -140,11 +141,40 @@ class MemoryCgroup:
     def remove(self) -> None:
         """Delete the cgroup; on v1, hand back the page cache it holds first, or the kernel keeps a
         dying cgroup per run until memory runs short."""
+        with contextlib.suppress(OSError):
+            self._rmdir()
+
+    def destroy(self, *, wait_s: float) -> bool:
+        """Kill every process of the cgroup and delete it, again until the deletion takes (at most
+        ``wait_s``); True when the cgroup is gone.
+
+        One kill then one ``rmdir`` is not enough for a cgroup that processes may still be joining:
+        a move into it that is under way (a write to ``cgroup.procs``, which holds the cgroup lock
+        while it waits for an RCU grace period, long on a loaded machine) is not in the list the
+        kill reads, and lands before the ``rmdir``, which then fails (``EBUSY``). Once the ``rmdir``
+        has taken, nothing can join: a later write to its ``cgroup.procs`` fails."""
+        deadline = time.monotonic() + wait_s
+        for _ in range(100):  # each EBUSY after an empty kill is a process that joined late
+            emptied = self.kill(wait_s=max(0.5, deadline - time.monotonic()))
+            try:
+                self._rmdir()
+            except FileNotFoundError:
+                return True  # removed by another process's clean-up
+            except OSError as exc:
+                # The rmdir waits for a move under way, however long: kill what joined, even past
+                # the deadline. Not emptied: processes still exiting, for the next clean-up.
+                if exc.errno != errno.EBUSY or not emptied:
+                    return False
+                time.sleep(0.01)
+            else:
+                return True
+        return False
+
+    def _rmdir(self) -> None:
         if not self.v2:
             with contextlib.suppress(OSError):
                 (self.path / "memory.force_empty").write_text("0")
-        with contextlib.suppress(OSError):
-            self.path.rmdir()
+        self.path.rmdir()
 
 
 @functools.lru_cache(maxsize=1)
@@ -163,11 +193,14 @@ def _remove_stale(base: Path) -> None:
 
     A run's processes die with their caller once the child runs, but a caller killed during the
     start-up (between bubblewrap binding its own life to the caller and letting its child go on)
-    leaves that child waiting forever for a go-ahead that cannot come. Called at every run's
-    start: a glob of this process's cgroup folder."""
+    leaves that child waiting forever for a go-ahead that cannot come. Every such process is in
+    the dead caller's run cgroup: bubblewrap is started by a shell that joins the cgroup first and
+    execs bubblewrap only if that worked. The shell may still be joining when this runs (its caller
+    died a moment ago), so each cgroup is killed and removed until the removal takes
+    (:meth:`MemoryCgroup.destroy`): after that the shell cannot join and exits without starting
+    bubblewrap. One that cannot be removed within the wait (processes still exiting) stays for the
+    next run's clean-up. Called at every run's start: a glob of this process's cgroup folder."""
     for path in base.glob("arag-sandbox-*-*"):
         pid = path.name.split("-")[2]
         if pid.isdigit() and not Path("/proc", pid).exists():
-            group = MemoryCgroup(path, v2=(path / "memory.max").exists())
-            group.kill(wait_s=2)
-            group.remove()
+            MemoryCgroup(path, v2=(path / "memory.max").exists()).destroy(wait_s=2)

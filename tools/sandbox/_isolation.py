@@ -376,7 +376,8 @@ class Jail:
         if self.tree_memory_mb is not None and cgroup_problem() is None:
             # Made first, and bubblewrap starts in it (a shell joins it, then execs bubblewrap):
             # should this process die during the start-up below, before bubblewrap's processes
-            # bind their lives to it, the next run's clean-up finds them (``_remove_stale``).
+            # bind their lives to it, the next run's clean-up finds them (``_remove_stale``; the
+            # shell execs bubblewrap only once it is in, and one still joining is killed there too).
             group = MemoryCgroup.create(self.tree_memory_mb * 1024 * 1024)
         program = seccomp_program()
         info_r, info_w = os.pipe()
@@ -435,8 +436,7 @@ class Jail:
         except BaseException:
             _end(process)
             if group is not None:
-                group.kill(wait_s=5)
-                group.remove()
+                group.destroy(wait_s=5)
             if slot is not None:
                 with _host_slots_lock:
                     _host_slots.discard(slot)
@@ -547,8 +547,7 @@ def isolation_problem() -> str | None:
             if jailed.pidfd is not None:
                 os.close(jailed.pidfd)
             if jailed.cgroup is not None:
-                jailed.cgroup.kill(wait_s=5)
-                jailed.cgroup.remove()
+                jailed.cgroup.destroy(wait_s=5)
             release(jailed)
     if out.strip() != str(SANDBOX_UID).encode():
         detail = err.decode(errors="replace").strip().splitlines()

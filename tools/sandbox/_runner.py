@@ -506,8 +506,11 @@ def _kill_tree(started: Jailed) -> None:
     finally:
         if pidfd is not None:
             os.close(pidfd)
-        if started.cgroup is not None:
-            if not started.cgroup.kill(wait_s=_TEARDOWN_S):
-                log.warning("sandbox processes still exiting after %.0f s: %s", _TEARDOWN_S, started.cgroup.pids())
-            started.cgroup.remove()
+        if started.cgroup is not None and not started.cgroup.destroy(wait_s=_TEARDOWN_S):
+            log.warning(
+                "sandbox cgroup %s not removed after %.0f s (processes still in it: %s)",
+                started.cgroup.path,
+                _TEARDOWN_S,
+                started.cgroup.pids(),
+            )
         release(started)
