@@ -334,7 +334,7 @@ def test_console_script_runs(tmp_path: Path) -> None:
 
 def test_watch_command_syncs_then_follows_changes_until_interrupted(tmp_path: Path) -> None:
     import os
-    import selectors
+    import select
     import signal
     import time
 
@@ -347,25 +347,31 @@ def test_watch_command_syncs_then_follows_changes_until_interrupted(tmp_path: Pa
         [str(arag), "watch", str(folder), "--source", "notes"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         env=env,
     )
     lines: list[str] = []
+    pending = b""
 
     def read_until(needle: str, timeout: float) -> bool:
+        # Raw reads, not readline: a buffered readline can swallow two lines while select() then
+        # sees nothing more on the pipe and the second line is never looked at.
+        nonlocal pending
         assert watcher.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(watcher.stdout, selectors.EVENT_READ)
+        fd = watcher.stdout.fileno()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(needle in line for line in lines):
-                return True
-            if selector.select(timeout=0.5):
-                line = watcher.stdout.readline()
-                if not line:
-                    return False
-                lines.append(line)
-        return any(needle in line for line in lines)
+        while not any(needle in line for line in lines):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not select.select([fd], [], [], min(left, 0.5))[0]:
+                continue
+            piece = os.read(fd, 65536)
+            if not piece:
+                return False
+            pending += piece
+            *complete, pending = pending.split(b"\n")
+            lines.extend(line.decode("utf-8", "replace") + "\n" for line in complete)
+        return True
 
     try:
         assert read_until("watching", 120), "".join(lines)
