@@ -136,6 +136,11 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    return write_pdf(path, objects)
+
+
+def write_pdf(path: Path, objects: list[bytes]) -> Path:
+    """Write PDF objects (numbered from 1, the first the catalog) with their cross-reference table."""
     body = b"%PDF-1.4\n"
     offsets = []
     for number, obj in enumerate(objects, start=1):

@@ -36,6 +36,15 @@ def _paths(store: QdrantStore, source: str) -> dict[str, int]:
     return counts
 
 
+def _ingested(store: QdrantStore, tmp_path: Path, embeddings: FakeEmbeddings) -> tuple[Path, Ingestor]:
+    """The eight-file folder, ingested once into "rocks"."""
+    root = tmp_path / "rocks"
+    _write_folder(root)
+    ingestor = Ingestor(store, embeddings)
+    ingestor.ingest_paths([root], "rocks")
+    return root, ingestor
+
+
 @pytest.fixture
 def counting(tmp_path: Path) -> Iterator[tuple[CachedEmbeddings, FakeEmbeddings]]:
     inner = FakeEmbeddings()
@@ -96,10 +105,7 @@ def test_without_sync_gone_files_keep_their_chunks_and_are_reported(
 def test_sync_of_an_emptied_folder_empties_the_source_and_is_ok(
     memory_store: QdrantStore, tmp_path: Path, fake_embeddings: FakeEmbeddings
 ) -> None:
-    root = tmp_path / "rocks"
-    _write_folder(root)
-    ingestor = Ingestor(memory_store, fake_embeddings)
-    ingestor.ingest_paths([root], "rocks")
+    root, ingestor = _ingested(memory_store, tmp_path, fake_embeddings)
     for path in root.iterdir():
         path.unlink()
     report = ingestor.ingest_paths([root], "rocks", sync=True)
@@ -111,10 +117,7 @@ def test_sync_of_an_emptied_folder_empties_the_source_and_is_ok(
 def test_sync_removes_files_that_now_fail_or_are_left_out(
     memory_store: QdrantStore, tmp_path: Path, fake_embeddings: FakeEmbeddings
 ) -> None:
-    root = tmp_path / "rocks"
-    _write_folder(root)
-    ingestor = Ingestor(memory_store, fake_embeddings)
-    ingestor.ingest_paths([root], "rocks")
+    root, ingestor = _ingested(memory_store, tmp_path, fake_embeddings)
     (root / "granite.md").write_bytes(b"\x00binary now")
     (root / ".gitignore").write_text("chalk.txt\n")
     report = ingestor.ingest_paths([root], "rocks", sync=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_pdf
+from tests.conftest import make_pdf, write_pdf
 from tests.formats import make_docx, make_epub, make_ipynb, make_pptx, make_text_formats, make_xlsx
 from tools.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, find_files, load_file
 
@@ -329,16 +329,7 @@ def _ruled_table_pdf(path: Path) -> None:
         b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
+    write_pdf(path, objects)
 
 
 def test_zip_bomb_office_file_is_refused(tmp_path: Path) -> None:
