@@ -112,7 +112,11 @@ class AgentResult:
     thread_id: str = ""
     error: str | None = None
     partial_answer: str = ""
-    """The best unverified draft when the run stopped without a verified answer."""
+    """The best unverified draft when the run stopped without a verified answer, or what an
+    abstaining run did find."""
+    short_answer: str = ""
+    """The bare answer the ``answer`` leads with (a name, a date, a number), when the agent gives
+    one; the eval harness scores it against short gold answers."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +129,7 @@ class AgentResult:
             "thread_id": self.thread_id,
             "error": self.error,
             "partial_answer": self.partial_answer,
+            "short_answer": self.short_answer,
         }
 
 

@@ -195,6 +195,7 @@ class RagAgent(OwnsResources, KeepsThreads):
             standalone_question=state.get("standalone", question),
             thread_id=thread,
             partial_answer=state.get("partial_answer", ""),
+            short_answer=state.get("short_answer", ""),
             error=state.get("error"),
             strategies=self.strategies.kind,
             retrieved=list(state.get("retrieved_docs", [])),

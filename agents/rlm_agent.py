@@ -93,6 +93,8 @@ class RlmResult(AgentResult):
                 parts.append(f"{node['tokens']} tok")
             if node.get("ms") is not None:
                 parts.append(f"{node['ms']} ms")
+            if node.get("note"):
+                parts.append(str(node["note"])[:100])
             if node.get("exit_reason"):
                 parts.append(f"-> {node['exit_reason']}")
             if node.get("status") == "error":
@@ -226,6 +228,8 @@ class RlmAgent:
             chars=info.chars,
             limits_hit=sorted(broker.limits_hit),
             error=final.get("error"),
+            partial_answer=str(answer.get("partial", "")),
+            short_answer=str(answer.get("short", "")),
             problems=problems,
             strategies=self.kind,
         )

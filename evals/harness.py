@@ -51,6 +51,7 @@ from evals.datasets import EvalDataset, EvalItem, load_dataset
 from evals.metrics import mrr_at_k, ndcg_at_k, percentile
 from evals.report import render_compare_markdown, write_report
 from graphs.budget import Budget, Limits
+from graphs.heuristic import HeuristicAnswerer
 from graphs.llm import ModelClient
 from tools.embeddings import model_identity
 from tools.retrieval import Retriever
@@ -58,7 +59,11 @@ from tools.store import EdgeStore, VectorStore
 
 __all__ = ["AGENTS", "RunResult", "assert_no_regression", "compare", "load_run", "run", "summarize"]
 
-AGENTS = ("rag", "react", "rlm")
+AGENTS = ("rag", "search", "react", "rlm")
+"""``search`` is the baseline: one hybrid search of the question, no loop, the offline answerer
+on its hits. Every ``rag`` and ``react`` run also records that search per item, so its report
+shows the agent's gain over plain retrieval in the same run (metrics prefixed ``search_``)."""
+BASELINE_K = 10
 Progress = Callable[[int, int], None]
 """``(done, total)`` items."""
 
@@ -272,14 +277,47 @@ def _agent(
         rlm = build_rlm_agent(settings, chat_model=model)
         return lambda item: _rlm_record(rlm, item)
     retriever = _retriever(stack, data, settings, embeddings or build_embeddings(settings))
+    if agent == "search":
+        answerer = HeuristicAnswerer(retriever.embeddings)
+        return lambda item: _search_record(retriever, answerer, item)
     if agent == "rag":
         rag = build_rag_agent(settings, retriever, chat_model=model)
-        return lambda item: _rag_record(rag, item)
+        return lambda item: {**_rag_record(rag, item), "baseline": _baseline(retriever, item)}
     if model is None:
         msg = "the react agent needs a tool-calling chat model: set ARAG_CHAT_MODEL (or use --agent rag)"
         raise ValueError(msg)
     react = build_react_agent(settings, model, retriever)
-    return lambda item: _react_record(react, item)
+    return lambda item: {**_react_record(react, item), "baseline": _baseline(retriever, item)}
+
+
+def _baseline(retriever: Retriever, item: EvalItem) -> list[str]:
+    """The documents one search of the question ranks first (the ``search`` agent's retrieval)."""
+    if not item.gold_ids:
+        return []
+    return list(dict.fromkeys(h.doc_id for h in retriever.search(item.question, k=BASELINE_K)))
+
+
+def _search_record(retriever: Retriever, answerer: HeuristicAnswerer, item: EvalItem) -> dict[str, Any]:
+    started = time.perf_counter()
+    hits = retriever.search(item.question, k=BASELINE_K)
+    searched = time.perf_counter()
+    draft = answerer.answer(item.question, hits[:8], [], Budget())
+    by_id = {h.id: h for h in hits}
+    cited = [by_id[c] for c in draft.citations if c in by_id]
+    return {
+        "prediction": draft.short or draft.text,
+        "said": draft.text,
+        "exit_reason": "abstained" if draft.abstained else "answered",
+        "error": None,
+        "usage": {},
+        "steps": 1,
+        "nodes": {"search": searched - started, "answer": time.perf_counter() - searched},
+        "tool_errors": 0,
+        "retrieved": list(dict.fromkeys(h.doc_id for h in hits)),
+        "cited": [c.doc_id for c in cited],
+        "cited_titles": [c.title for c in cited],
+        "passages": [c.text for c in cited] or [h.text for h in hits[:8]],
+    }
 
 
 def _retriever(stack: ExitStack, data: EvalDataset, settings: Settings, embeddings: Embeddings) -> Retriever:
@@ -314,7 +352,8 @@ def _rag_record(agent: RagAgent, item: EvalItem) -> dict[str, Any]:
     for step in result.steps:
         nodes[step["node"]] += step.get("ms", 0.0) / 1000
     return {
-        "prediction": result.answer,
+        "prediction": result.short_answer or result.answer,
+        "said": result.answer,
         "exit_reason": result.exit_reason,
         "error": result.error,
         "usage": result.usage,
@@ -357,7 +396,8 @@ def _rlm_record(agent: RlmAgent, item: EvalItem) -> dict[str, Any]:
         if call.get("kind") != "run":
             nodes[str(call.get("kind"))] += call.get("ms", 0.0) / 1000
     return {
-        "prediction": result.answer,
+        "prediction": result.short_answer or result.answer,
+        "said": result.answer,
         "exit_reason": result.exit_reason,
         "error": result.error,
         "usage": result.usage,
@@ -398,6 +438,10 @@ def _run_item(
         "retrieved": record.get("retrieved", [])[:100],
         "cited": record.get("cited", []),
     }
+    if record.get("said") and record["said"] != record["prediction"]:
+        row["answer"] = record["said"]  # the whole answer; ``prediction`` is the short one scored
+    if record.get("baseline"):
+        row["baseline_retrieved"] = record["baseline"]
     for key in ("context_chars", "context_sha256"):
         if key in record:
             row[key] = record[key]
@@ -428,15 +472,16 @@ def item_metrics(item: EvalItem, record: dict[str, Any], kind: str) -> dict[str,
             metrics["em"] = am.exact_match(said, item.answers)
             metrics["f1"] = am.f1_score(said, item.answers)
         metrics["abstained"] = float(abstained)
-    retrieved = list(record.get("retrieved") or [])
     gold = set(item.gold_ids)
-    if gold and retrieved:
-        relevant = dict.fromkeys(gold, 1)
-        for k in (5, 10):
-            metrics[f"recall@{k}"] = am.recall_ids_at_k(retrieved, gold, k)
-            metrics[f"all_gold@{k}"] = am.all_gold_found_at_k(retrieved, gold, k)
-        metrics["ndcg@10"] = ndcg_at_k(retrieved, relevant, 10)
-        metrics["mrr@10"] = mrr_at_k(retrieved, relevant, 10)
+    for prefix, key in (("", "retrieved"), ("search_", "baseline")):
+        retrieved = list(record.get(key) or [])
+        if gold and retrieved:
+            relevant = dict.fromkeys(gold, 1)
+            for k in (5, 10):
+                metrics[f"{prefix}recall@{k}"] = am.recall_ids_at_k(retrieved, gold, k)
+                metrics[f"{prefix}all_gold@{k}"] = am.all_gold_found_at_k(retrieved, gold, k)
+            metrics[f"{prefix}ndcg@10"] = ndcg_at_k(retrieved, relevant, 10)
+            metrics[f"{prefix}mrr@10"] = mrr_at_k(retrieved, relevant, 10)
     cited = list(record.get("cited") or [])
     if gold and kind != "retrieval":
         scores = am.citation_scores(cited, gold)
@@ -447,7 +492,7 @@ def item_metrics(item: EvalItem, record: dict[str, Any], kind: str) -> dict[str,
         metrics["sp_f1"] = am.supporting_fact_scores(predicted, item.supporting_facts)["f1"]
     passages = record.get("passages") or []
     if passages and prediction and not abstained:
-        metrics["groundedness"] = am.lexical_groundedness(prediction, passages)
+        metrics["groundedness"] = am.lexical_groundedness(str(record.get("said") or prediction), passages)
     return metrics
 
 

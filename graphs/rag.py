@@ -69,7 +69,10 @@ class RagOutput(TypedDict, total=False):
     answer: str
     """The verified answer, an abstention, or why there is none."""
     partial_answer: str
-    """The best unverified draft when the run stopped without a verified answer."""
+    """The best unverified draft when the run stopped without a verified answer, or what an
+    abstention did find."""
+    short_answer: str
+    """The bare answer ``answer`` leads with (a name, a date, a number), when there is one."""
     citations: list[dict[str, Any]]
     """The cited chunks (:func:`chunk_to_state` form), numbered in order: ``[1]`` is the first."""
     exit_reason: str
@@ -104,7 +107,13 @@ class RagState(TypedDict, total=False):
     error: another embedding model, a bad filter); the run ends with it."""
     retrieved_ids: list[str]
     retrieved_docs: list[str]
-    """Documents (``source/doc_id``) in the order retrieval first ranked them, over all rounds."""
+    """Documents (``source/doc_id``) ranked over all rounds: each round's fused ranking counts
+    once (reciprocal rank fusion), so a second hop's finds rank beside the first hop's."""
+    doc_rounds: list[list[str]]
+    """Each retrieval round's fused document ranking."""
+    hops: int
+    """Retrieval rounds the analyzer asked for (2: a second hop even when the first covers the
+    question's words)."""
     evidence: list[dict[str, Any]]
     missing: list[str]
     iteration: int
@@ -119,6 +128,7 @@ class RagState(TypedDict, total=False):
     error: str | None
     answer: str
     partial_answer: str
+    short_answer: str
     citations: list[dict[str, Any]]
     exit_reason: str
     steps: Annotated[list[dict[str, Any]], operator.add]
@@ -223,6 +233,7 @@ def analyze(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
         "queries": plan.queries,
         "tried": list(plan.queries),
         "sub_questions": plan.sub_questions,
+        "hops": plan.hops,
         "steps": Overwrite(  # a new question of the thread: its steps start afresh
             [
                 _step(
@@ -244,6 +255,8 @@ def _fresh_turn() -> dict[str, Any]:
         "failures": Overwrite([]),
         "retrieved_ids": [],
         "retrieved_docs": [],
+        "doc_rounds": [],
+        "hops": 1,
         "evidence": [],
         "missing": [],
         "iteration": 0,
@@ -256,6 +269,7 @@ def _fresh_turn() -> dict[str, Any]:
         "error": None,
         "answer": "",
         "partial_answer": "",
+        "short_answer": "",
         "citations": [],
         "exit_reason": "",
     }
@@ -317,22 +331,35 @@ def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     grading = ctx.strategies.grader.grade(state["standalone"], state.get("sub_questions", []), candidates, ctx.meter)
     kept = grading.kept[: ctx.max_evidence]
     retrieved = list(dict.fromkeys([*state.get("retrieved_ids", []), *(c.id for c in fused)]))
-    documents = list(dict.fromkeys([*state.get("retrieved_docs", []), *(f"{c.source}/{c.doc_id}" for c in fused)]))
+    rounds = [*state.get("doc_rounds", []), list(dict.fromkeys(f"{c.source}/{c.doc_id}" for c in fused))]
+    documents = _fuse_rounds(rounds, ctx.retriever.rrf_k)
     return {
         "rankings": Overwrite([]),
         "evidence": [chunk_to_state(c) for c in kept],
         "missing": grading.missing,
         "retrieved_ids": retrieved,
         "retrieved_docs": documents,
+        "doc_rounds": rounds,
         "iteration": state.get("iteration", 0) + 1,
         "steps": [_step("grade", started, grading.note, kept=len(kept), missing=grading.missing)],
     }
 
 
+def _fuse_rounds(rounds: Sequence[Sequence[str]], k: int) -> list[str]:
+    """Documents of every round by reciprocal rank fusion of the rounds' rankings (first seen wins
+    ties): the best of a second hop sits beside the best of the first, not after all of it."""
+    scores: dict[str, float] = {}
+    for ranking in rounds:
+        for rank, doc in enumerate(ranking):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank + 1)
+    order = {doc: i for i, doc in enumerate(dict.fromkeys(d for r in rounds for d in r))}
+    return sorted(scores, key=lambda d: (-scores[d], order[d]))
+
+
 def refine(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     started = time.perf_counter()
     ctx = runtime.context
-    missing = state.get("missing") or state.get("sub_questions", [])
+    missing = state.get("missing") or state.get("sub_questions", [])  # a planned hop: all of it
     queries = ctx.strategies.refiner.refine(
         state["standalone"], missing, _chunks(state.get("evidence", [])), state.get("tried", []), ctx.meter
     )
@@ -394,6 +421,7 @@ def finish(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     elif draft and state.get("verified"):
         reason = "abstained" if draft.get("abstained") else "answered"
         text = draft["text"]
+        partial = draft.get("partial", "") if draft.get("abstained") else ""
     elif draft:
         reason = "max_iterations"
         partial = draft["text"]
@@ -405,9 +433,11 @@ def finish(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
         text = "I could not find an answer in the sources."
     cited = draft.get("citations", []) if draft else []
     citations = [evidence[cid] for cid in cited if cid in evidence]
+    short = draft.get("short", "") if draft and reason == "answered" else ""
     return {
         "answer": text,
         "partial_answer": partial,
+        "short_answer": short,
         "citations": citations,
         "exit_reason": reason,
         # The standalone form rides along, so the next follow-up resolves against it.
@@ -439,7 +469,9 @@ def route_after_select(state: RagState) -> list[Send] | str:
 def route_after_grade(state: RagState, runtime: Runtime[RagContext]) -> str:
     if state.get("stop"):
         return "finish"
-    if state.get("missing") and state.get("iteration", 0) < runtime.context.limits.max_iterations:
+    iteration = state.get("iteration", 0)
+    more = state.get("missing") or iteration < state.get("hops", 1)
+    if more and iteration < runtime.context.limits.max_iterations:
         return "refine"
     return "answer"
 

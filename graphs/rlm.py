@@ -42,7 +42,7 @@ from graphs.broker import Broker, RlmLimits, SubResult
 from graphs.budget import BudgetExceeded
 from graphs.llm import ModelError
 from graphs.rlm_policies import TOOLS, Map, RootPolicy, RootView, RunPython, SubReader, best_gathered, initial_message
-from tools.context import ContextInfo, ContextStore, DocumentSpan, aggregate, grep, split_text
+from tools.context import ContextInfo, ContextStore, DocumentSpan, aggregate, grep, grep_items, split_text
 from tools.sandbox import Sandbox
 
 __all__ = [
@@ -199,6 +199,7 @@ def root(state: RlmState, runtime: Runtime[RlmContext]) -> dict[str, Any]:
         started=started,
         tools=[c["name"] for c in reply.tool_calls],
         tokens=reply.usage_metadata["total_tokens"] if reply.usage_metadata else 0,
+        **({"note": reply.text[:300]} if reply.tool_calls and isinstance(reply.text, str) and reply.text else {}),
     )
     update: dict[str, Any] = {"messages": [reply], "iteration": iteration + 1, "queue": []}
     calls = [dict(c) for c in reply.tool_calls]
@@ -258,10 +259,15 @@ class _Tools:
         return self.text[start:end]
 
     def grep(self, args: Any) -> str:
-        matches, total, timed_out = grep(self.text, args.pattern, k=args.k)
+        matches, total, timed_out = grep(self.text, args.pattern, k=args.k, ignore_case=args.ignore_case)
         ids = self.latest()
         starts = [self.chunks[c][0] for c in ids]
         lines = [f"{total}{'+' if total >= 10_000 else ''} matches" + (" (stopped: time limit)" if timed_out else "")]
+        if args.buffer:
+            items, item_timeout = grep_items(self.text, args.pattern, unit=args.unit, ignore_case=args.ignore_case)
+            self.put(args.buffer, items)
+            lines[0] += f"; {len(items)} items ({args.unit}) in buffer {args.buffer!r}"
+            lines[0] += " (stopped: time limit)" if item_timeout else ""
         for m in matches:
             chunk = ids[bisect.bisect_right(starts, m.start) - 1] if ids else None
             lines.append(f"@{m.start}" + (f" [{chunk}]" if chunk else "") + f": {m.snippet}")
@@ -297,6 +303,11 @@ class _Tools:
         return json.dumps(aggregate(self._buffer(args.buffer), args.op).value)
 
     def submit(self, args: Any) -> str:
+        if args.abstain:
+            reason = (args.reason or "the context does not answer it").strip()
+            self.answer = {"content": "", "partial": (args.text or "").strip(), "reason": reason, "ready": True}
+            self.answer["abstained"] = True
+            return "submitted: abstained"
         if args.text is None and args.buffer is None:
             raise ValueError("give text or buffer")
         if args.buffer is not None:
@@ -307,6 +318,8 @@ class _Tools:
         else:
             content, score = str(args.text), None
         self.answer = {"content": content.strip(), "ready": True, "score": score}
+        if args.short:
+            self.answer["short"] = args.short.strip()
         return "submitted"
 
     def run_python(self, args: Any) -> str:
@@ -510,7 +523,10 @@ def finish(state: RlmState, runtime: Runtime[RlmContext]) -> dict[str, Any]:
     reason = state.get("exit_reason") or "answered"
     if reason == "max_iterations" and "max_depth" in broker.limits_hit:
         reason = "max_depth"  # recursion was cut short, which is why no answer was submitted
-    if reason == "answered" and not answer.get("content"):
+    if answer.get("abstained"):
+        reason = "abstained"
+        answer["content"] = f"I could not answer {state.get('question', '')!r}: {answer.get('reason')}."
+    elif reason == "answered" and not answer.get("content"):
         reason = "abstained"
         answer["content"] = f"I found nothing in the context that answers {state.get('question', '')!r}."
     broker.close_run(state["run_id"], exit_reason=reason, iterations=state.get("iteration", 0))

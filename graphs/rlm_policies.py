@@ -14,19 +14,28 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from pydantic import BaseModel, Field
 
 from graphs.broker import Broker, RlmLimits, SubResult
 from graphs.llm import ModelClient
-from graphs.strategies import terms
-from tools.context import aggregate
+from tools.context import aggregate, record_pattern
 from tools.extractive import answer_pattern, split_sentences
+from tools.questions import (
+    entities,
+    find_spans,
+    modifier_conflicts,
+    plural_pattern,
+    read_question,
+    terms,
+    verb_terms,
+)
 
 __all__ = [
     "ExtractiveReader",
@@ -55,11 +64,16 @@ class Peek(BaseModel):
 
 
 class Grep(BaseModel):
-    """Search the context with a regular expression (case-insensitive); returns matches with their
-    offsets, the chunk they fall in, and the text around them."""
+    """Search the context with a regular expression (case-insensitive unless told); returns matches
+    with their offsets, the chunk they fall in, and the text around them. With `buffer`, every
+    match (up to 10,000) also goes into that buffer for aggregate: the match itself (its `value`
+    group or first group, if the pattern has groups), or the line or sentence it is in."""
 
     pattern: str = Field(description="A Python regular expression, e.g. 'magic number' or 'born in \\d{4}'.")
     k: int = Field(20, ge=1, le=200, description="Most matches to return.")
+    buffer: str | None = Field(None, description="Also put every match into this buffer.")
+    unit: Literal["match", "line", "sentence"] = Field("match", description="What a buffer item holds.")
+    ignore_case: bool = Field(True, description="Match regardless of case.")
 
 
 class Split(BaseModel):
@@ -90,18 +104,27 @@ class Reduce(BaseModel):
 
 
 class Aggregate(BaseModel):
-    """Combine a buffer without a model: count (answers that found something), set (distinct
-    answers), join (all answers with chunk ids), argmax (the best-scored or largest answer)."""
+    """Combine a buffer without a model: count (answers that found something), distinct (how many
+    different answers), set (the different answers), join (all answers with chunk ids), argmax
+    (the best-scored or largest answer), most / least (the most / least frequent answer and its
+    count), sum (of the first number in each answer)."""
 
     buffer: str = Field(description="The buffer to combine.")
-    op: Literal["count", "set", "join", "argmax"] = Field(description="The operation.")
+    op: Literal["count", "distinct", "set", "join", "argmax", "most", "least", "sum"] = Field(
+        description="The operation."
+    )
 
 
 class Submit(BaseModel):
-    """Give the final answer and end the run: either `text`, or the contents of a buffer."""
+    """Give the final answer and end the run: either `text`, or the contents of a buffer. When the
+    context does not answer the question, set `abstain` with the `reason`, and put what you did
+    find in `text`."""
 
-    text: str | None = Field(None, description="The final answer.")
+    text: str | None = Field(None, description="The final answer (with abstain: what was found).")
     buffer: str | None = Field(None, description="A buffer whose answers are the final answer.")
+    short: str | None = Field(None, description="The bare answer (a name, date or number) the text leads with.")
+    abstain: bool = Field(False, description="The question cannot be answered from the context.")
+    reason: str | None = Field(None, description="Why not (with abstain).")
 
 
 class RunPython(BaseModel):
@@ -196,39 +219,319 @@ def _call(tool: str, args: dict[str, Any], call_id: str) -> dict[str, Any]:
 
 
 class HeuristicRoot:
-    """The offline plan: split into pieces a sub-call can read, map the extractive reader over them,
-    reduce to the best-scored answer, submit it.
+    """The offline plan, by the form of the question (:func:`tools.questions.read_question`):
 
-    A context that would need more than ``fanout`` chunks is cut into ``fanout`` larger pieces
-    instead (while depth is left), and each piece is read by a sub-run one level deeper.
+    - **lookup**: split into pieces a sub-call can read, map the extractive reader over them,
+      reduce to the best-scored sentence; it is the answer only if it holds a span of the asked
+      kind (a year for "when", a number for "how many"...) and mentions the question's rare words
+      (each missing word is counted with ``grep``; one the context rarely uses means the sentence
+      is about something else). The answer leads with the span, then the sentence.
+    - **chain** ("where was the designer of the Lumen bridge born?"): the lookup finds the first
+      hop; the names it holds that the question does not are the bridge; ``grep`` finds the
+      sentences naming the bridge, and the one with a span of the asked kind answers, up to
+      ``max_hops`` hops. The answer shows the chain; every hop is a turn in the trace.
+    - **aggregate** ("how many distinct vessels are recorded?", "list all...", "which ... most
+      often", "... in total"): ``grep`` the lines mentioning the record word into a buffer,
+      find the pattern the records share (:func:`tools.context.record_pattern`), ``grep`` its
+      values into a buffer, ``aggregate`` them (distinct, set, count, most, least, sum).
+    - anything else (summaries, explanations, comparisons), or no evidence of the asked kind:
+      ``submit`` with ``abstain`` and the reason; what was found is the partial answer.
+
+    Sub-runs (pieces longer than a sub-call may read) run the plain lookup plan and hand their
+    best sentence up. A context that would need more than ``fanout`` chunks is cut into
+    ``fanout`` larger pieces instead (while depth is left). The plan's progress rides in each
+    turn's ``additional_kwargs["plan"]``, so the policy itself keeps no state between turns.
     """
 
     kind = "heuristic"
 
-    def __init__(self, limits: RlmLimits, *, fanout: int = 64) -> None:
+    def __init__(self, limits: RlmLimits, *, fanout: int = 64, max_hops: int = 3, common: int = 20) -> None:
         self.limits = limits
         self.fanout = fanout
+        self.max_hops = max_hops
+        """Bridges followed after the first hop of a chain."""
+        self.common = common
+        """A question word the best sentence lacks is harmless if the context uses it this often
+        (it is wording, like "code" or "access"); a rarer one names something else."""
+
+    # -- turns -----------------------------------------------------------------------------
 
     def turn(self, view: RootView, broker: Broker) -> AIMessage:
+        plan = _plan(view.messages)
+        if not plan:
+            question = read_question(view.question)
+            form = "lookup" if view.depth > 0 else question.form
+            plan = {"form": form, "stage": "start"}
         step = f"h{view.depth}-{view.iteration}"
-        if view.iteration == 0:
-            size = self.limits.sub_context_chars
-            chars = int(view.info.get("chars", 0))
-            if math.ceil(chars / size) > self.fanout and view.depth < self.limits.max_depth:
-                size = math.ceil(chars / self.fanout)
+        stage = plan["stage"]
+        if stage == "start" and plan["form"] == "aggregate":
+            return self._mentions(view, plan, step)
+        if stage == "start" and plan["form"] == "chain":
+            return self._count(view, {**plan, "stage": "anchor"}, step, sorted(terms(view.question) - _GENERIC))
+        if stage == "anchor":
+            return self._anchor(view, plan, step)
+        if stage == "first":
+            return self._first(view, plan, step)
+        if stage == "start":
+            return self._read(view, plan, step)
+        if stage == "read":
             calls = [
-                _call("split", {"strategy": "paragraphs", "size": size}, f"{step}-split"),
-                _call("map", {"chunk_ids": "all", "instruction": view.question, "buffer": "answers"}, f"{step}-map"),
+                _call("reduce", {"buffer": "answers", "instruction": view.question, "into": "final"}, f"{step}-reduce")
             ]
-        else:
-            calls = [
-                _call("reduce", {"buffer": "answers", "instruction": view.question, "into": "final"}, f"{step}-reduce"),
-                _call("submit", {"buffer": "final"}, f"{step}-submit"),
-            ]
-        return AIMessage(content="", tool_calls=calls)
+            if view.depth > 0:
+                calls.append(_call("submit", {"buffer": "final"}, f"{step}-submit"))
+            return _turn(calls, {**plan, "stage": "reduce"}, "")
+        if stage == "reduce":
+            return self._judge(view, plan, step)
+        if stage == "words":
+            return self._weigh(view, plan, step)
+        if stage == "hop":
+            return self._follow(view, plan, step)
+        if stage == "mentions":
+            return self._records(view, plan, step)
+        if stage == "values":
+            return self._combine(view, plan, step)
+        return _abstain(step, plan, "", f"offline plan in an unknown stage {stage!r}")
 
     def final(self, view: RootView, broker: Broker, reason: str) -> str:
         return best_gathered(view.buffers)
+
+    # -- lookups and chains ---------------------------------------------------------------------
+
+    def _read(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        size = self.limits.sub_context_chars
+        chars = int(view.info.get("chars", 0))
+        if math.ceil(chars / size) > self.fanout and view.depth < self.limits.max_depth:
+            size = math.ceil(chars / self.fanout)
+        calls = [
+            _call("split", {"strategy": "paragraphs", "size": size}, f"{step}-split"),
+            _call("map", {"chunk_ids": "all", "instruction": view.question, "buffer": "answers"}, f"{step}-map"),
+        ]
+        return _turn(calls, {**plan, "stage": "read"}, f"offline plan: {plan['form']}; reading every piece")
+
+    def _judge(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        final = view.buffers.get("final") or [{}]
+        best = str(final[0].get("result") or "")
+        question = read_question(view.question)
+        if plan["form"] == "unsupported":
+            return _abstain(step, plan, best, question.reason)
+        if not best:
+            return _abstain(step, plan, "", "nothing in the context matches the question")
+        if plan["form"] == "chain":
+            return self._hop(view, {**plan, "chain": [best], "hops": 0}, step, best)
+        spans = find_spans(best, question.kind, view.question)
+        if not spans:
+            what = question.kind or "answer"
+            return _abstain(step, plan, best, f"the best passage holds no {what} for what was asked")
+        conflicts = modifier_conflicts(view.question, best)
+        if conflicts:
+            return _abstain(step, plan, best, f"the best passage is about something else than {', '.join(conflicts)}")
+        missing = sorted(terms(view.question) - terms(best) - _GENERIC - verb_terms(view.question))
+        if not missing:
+            return _answer(step, plan, spans[0], [best])
+        plan = {**plan, "stage": "words", "best": best, "span": spans[0]}
+        return self._count(view, plan, step, missing, f"the best sentence lacks {', '.join(missing)}")
+
+    def _count(self, view: RootView, plan: dict[str, Any], step: str, words: list[str], why: str = "") -> AIMessage:
+        """How often the context uses each of ``words`` (stems): one grep each, read next turn."""
+        words = words[:MAX_WORDS]
+        stems = _stem_prefixes(view.question)
+        calls = [
+            _call("grep", {"pattern": rf"\b{re.escape(stems.get(w, w))}", "k": 1}, f"{step}-count-{i}")
+            for i, w in enumerate(words)
+        ]
+        return _turn(calls, {**plan, "words": words}, f"{why + ': ' if why else ''}how common are {', '.join(words)}?")
+
+    def _anchor(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        """A chain's first hop: the sentences holding any of its three rarest words that the
+        context holds at all (ranked next turn by all the question's words, rare ones weighing most)."""
+        counts = dict(zip(plan["words"], _grep_counts(view.messages), strict=False))
+        present = [w for n, w in sorted((n, w) for w, n in counts.items() if n > 0)]
+        if not present:
+            return _abstain(step, plan, "", "the context mentions none of the question's words")
+        stems = _stem_prefixes(view.question)
+        rarest = [stems.get(w, w) for w in present[:3]]
+        pattern = r"\b(?:" + "|".join(re.escape(w) for w in rarest) + ")"
+        call = _call("grep", {"pattern": pattern, "k": 5, "buffer": "first", "unit": "sentence"}, f"{step}-first")
+        plan = {**plan, "stage": "first", "counts": counts}
+        return _turn([call], plan, f"first hop: sentences with {', '.join(rarest)}")
+
+    def _first(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        sentences = list(dict.fromkeys(str(i.get("result", "")) for i in view.buffers.get("first", [])))
+        weights = _weights(plan["counts"])
+        ranked = sorted(sentences, key=lambda s: -sum(weights.get(t, 0.0) for t in terms(s)))
+        if not ranked:
+            return _abstain(step, plan, "", "nothing in the context matches the question")
+        return self._hop(view, {**plan, "chain": [ranked[0]], "hops": 0}, step, ranked[0])
+
+    def _weigh(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        counts = _grep_counts(view.messages)
+        rare = [w for w, n in zip(plan["words"], counts, strict=False) if n < self.common]
+        if rare:
+            return _abstain(step, plan, plan["best"], f"the best passage does not mention {', '.join(rare)}")
+        return _answer(step, plan, plan["span"], [plan["best"]])
+
+    def _hop(self, view: RootView, plan: dict[str, Any], step: str, sentence: str) -> AIMessage:
+        """Follow the names of ``sentence`` that the question and the chain do not hold yet."""
+        known = " ".join([view.question, *plan["chain"][:-1], *plan.get("bridges", [])])
+        bridges = [e for e in entities(sentence) if terms(e) and not terms(e) <= terms(known)]
+        if not bridges:
+            return _abstain(step, plan, " ".join(plan["chain"]), "the first hop names no one to follow")
+        if plan["hops"] >= self.max_hops:
+            return _abstain(step, plan, " ".join(plan["chain"]), f"no answer within {self.max_hops} hops")
+        bridge = bridges[0]
+        pattern = rf"\b{re.escape(bridge)}\b"
+        hop = plan["hops"] + 1
+        call = _call(
+            "grep",
+            {"pattern": pattern, "k": 5, "buffer": f"hop{hop}", "unit": "sentence", "ignore_case": False},
+            f"{step}-hop{hop}",
+        )
+        plan = {**plan, "stage": "hop", "hops": hop, "bridges": [*plan.get("bridges", []), bridge]}
+        return _turn([call], plan, f"hop {hop}: follow {bridge!r} from {sentence[:120]!r}")
+
+    def _follow(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        question = read_question(view.question)
+        chain: list[str] = plan["chain"]
+        seen = {" ".join(s.split()) for s in chain}
+        sentences = [str(i.get("result", "")) for i in view.buffers.get(f"hop{plan['hops']}", [])]
+        sentences = [s for s in dict.fromkeys(sentences) if s and s not in seen]
+        if not sentences:
+            return _abstain(step, plan, " ".join(chain), f"nothing else in the context names {plan['bridges'][-1]!r}")
+        open_words = terms(view.question) - set().union(*(terms(s) for s in chain)) - _GENERIC
+        bridge = plan["bridges"][-1]
+        weights = _weights(plan.get("counts", {}))
+
+        def score(sentence: str) -> float:
+            found = sum(weights.get(t, 1.0) for t in open_words & terms(sentence))
+            return found + (0.5 if find_spans(sentence, question.kind, bridge) else 0.0)
+
+        ranked = sorted(sentences, key=score, reverse=True)
+        for sentence in ranked:
+            spans = [s for s in find_spans(sentence, question.kind, f"{view.question} {bridge}") if s not in bridge]
+            if spans and (open_words & terms(sentence) or score(sentence) == score(ranked[0])):
+                return _answer(step, plan, spans[0], [*chain, sentence])
+        return self._hop(view, {**plan, "chain": [*chain, ranked[0]]}, step, ranked[0])
+
+    # -- aggregation over records ----------------------------------------------------------------
+
+    def _mentions(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        ask = read_question(view.question).aggregate
+        assert ask is not None
+        call = _call(
+            "grep",
+            {"pattern": plural_pattern(ask.target), "k": 5, "buffer": "mentions", "unit": "sentence"},
+            f"{step}-mentions",
+        )
+        plan = {**plan, "stage": "mentions", "op": ask.op, "target": ask.target}
+        return _turn([call], plan, f"offline plan: {ask.op} over the records of {ask.target!r}")
+
+    def _records(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        lines = [str(i.get("result", "")) for i in view.buffers.get("mentions", [])]
+        found = record_pattern(lines, plural_pattern(plan["target"]), numeric=plan["op"] == "sum")
+        if found is None:
+            partial = " ".join(lines[:3])
+            return _abstain(step, plan, partial, f"found no repeated records of {plan['target']!r} to count")
+        call = _call("grep", {"pattern": found.regex, "k": 5, "buffer": "values", "unit": "match"}, f"{step}-values")
+        plan = {**plan, "stage": "values", "frame": found.frame}
+        return _turn([call], plan, f"records look like {found.frame!r} ({found.lines} of {len(lines)} mentions)")
+
+    def _combine(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        values = view.buffers.get("values", [])
+        op, target, frame = plan["op"], plan["target"], plan["frame"]
+        records = len(values)
+        if not records:
+            return _abstain(step, plan, "", f"the records of {target!r} could not be read")
+        tool_op = {"list": "set"}.get(op, op)
+        result = aggregate(values, tool_op).value
+        distinct = aggregate(values, "set").value
+        where = f"{records} records like {frame!r}"
+        if op == "distinct":
+            text = f"{result}\n\n{result} distinct {target} in {where}: {', '.join(distinct)}."
+        elif op == "list":
+            text = f"{', '.join(distinct)}\n\n{len(distinct)} distinct {target} in {where}."
+        elif op == "count":
+            text = f"{result}\n\n{result} records of {target} ({where})."
+        elif op in ("most", "least"):
+            ties = f", tied with {', '.join(result['ties'])}" if result["ties"] else ""
+            often = "most" if op == "most" else "least"
+            text = (
+                f"{result['value']}\n\n{result['value']} is the {often} frequent ({result['count']} of {where}{ties})."
+            )
+        else:
+            skipped = f"; {result['skipped']} without a number" if result["skipped"] else ""
+            text = f"{result['sum']}\n\nThe sum of {result['numbers']} counts of {target} in {where}{skipped}."
+        calls = [
+            _call("aggregate", {"buffer": "values", "op": tool_op}, f"{step}-aggregate"),
+            _call("submit", {"text": text, "short": text.split("\n\n", 1)[0]}, f"{step}-submit"),
+        ]
+        return _turn(calls, {**plan, "stage": "done"}, f"{op} of {records} values")
+
+
+MAX_WORDS = 8
+"""Question words whose frequency a lookup checks with grep."""
+_GENERIC = terms(
+    "person people one someone thing things name called named kept keep keeps find found located place record "
+    "recorded mention mentioned text context document essay"
+)
+"""Question words that never decide whether a sentence is about the thing asked."""
+
+
+def _stem_prefixes(text: str) -> dict[str, str]:
+    """Each content word's stem -> what to grep for it: the start the word and its stem share
+    ("ivory"/"ivori" -> "ivor"), so every form of the word matches."""
+    out: dict[str, str] = {}
+    for word in re.findall(r"[A-Za-z][A-Za-z'-]*", text):
+        for stem in terms(word):
+            shared = 0
+            while shared < min(len(stem), len(word)) and stem[shared] == word[shared].lower():
+                shared += 1
+            out.setdefault(stem, word[: max(shared, 3)].lower())
+    return out
+
+
+def _weights(counts: dict[str, int]) -> dict[str, float]:
+    """A word's weight by how rarely the context uses it (a word it never uses weighs nothing)."""
+    return {w: 1.0 / math.log(2 + n) for w, n in counts.items() if n > 0}
+
+
+def _plan(messages: Sequence[AnyMessage]) -> dict[str, Any]:
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            return dict(message.additional_kwargs.get("plan") or {})
+    return {}
+
+
+def _turn(calls: list[dict[str, Any]], plan: dict[str, Any], note: str) -> AIMessage:
+    return AIMessage(content=note, tool_calls=calls, additional_kwargs={"plan": plan})
+
+
+def _answer(step: str, plan: dict[str, Any], span: str, chain: list[str]) -> AIMessage:
+    text = f"{span}\n\n" + " → ".join(chain) if len(chain) > 1 else f"{span}\n\n{chain[0]}"
+    note = "answer: " + (f"chain of {len(chain)} sentences" if len(chain) > 1 else "the best sentence holds it")
+    submit = _call("submit", {"text": text, "short": span}, f"{step}-submit")
+    return _turn([submit], {**plan, "stage": "done"}, note)
+
+
+def _abstain(step: str, plan: dict[str, Any], partial: str, reason: str) -> AIMessage:
+    args = {"text": partial, "abstain": True, "reason": reason}
+    return _turn([_call("submit", args, f"{step}-abstain")], {**plan, "stage": "done"}, f"abstain: {reason}")
+
+
+_COUNT = re.compile(r"^(\d+)\+? matches")
+
+
+def _grep_counts(messages: Sequence[AnyMessage]) -> list[int]:
+    """Match counts of the grep calls of the last turn, in call order."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], AIMessage)), None)
+    if last is None:
+        return []
+    replies = {m.tool_call_id: str(m.content) for m in messages[last + 1 :] if isinstance(m, ToolMessage)}
+    counts = []
+    for call in cast(AIMessage, messages[last]).tool_calls:
+        found = _COUNT.match(replies.get(call.get("id") or "", ""))
+        counts.append(int(found.group(1)) if found else 0)
+    return counts
 
 
 class ExtractiveReader:

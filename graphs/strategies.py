@@ -20,8 +20,8 @@ from langchain_core.messages import BaseMessage
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 from graphs.budget import Budget
+from tools.questions import terms as terms  # re-exported: the strategies' shared helper
 from tools.retrieval import RetrievedChunk
-from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
 from tools.store import Source, StoreError
 
 __all__ = [
@@ -67,6 +67,9 @@ class QueryPlan:
     sub_questions: list[str]
     """What the evidence must cover: the question itself, or its parts for a multi-hop question."""
     note: str = ""
+    hops: int = 1
+    """Retrieval rounds to run at least (2 for a question about something it only describes: a
+    second hop searches for the bridge even when the first round covers the question's words)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,10 @@ class Draft:
     citations: list[str]
     abstained: bool = False
     """The answerer found no answer in the evidence and says so."""
+    short: str = ""
+    """The bare answer ``text`` leads with (a name, a date, a number), if any."""
+    partial: str = ""
+    """With ``abstained``: what the evidence did say (cited like ``text``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,25 +184,9 @@ class Strategies:
 
 # -- shared text helpers -----------------------------------------------------------------------
 
-# BM25's Lucene stopwords are few on purpose (rare words matter to ranking); judging whether a
-# chunk answers a question also needs question and function words out of the way.
-_QUESTION_AND_FUNCTION_WORDS = (
-    "what which who whom whose when where why how does did do done doing is am was were been being can could "
-    "should would will shall may might must has have had having its it's he she him his her hers they them "
-    "their theirs we us our you your i me my those these here than then also about into onto over under from "
-    "up down out many much more most some any each every other another tell told say said get got make made "
-    "please know find give"
-)
-_JUDGE_STOPWORDS = ENGLISH_STOPWORDS | frozenset(_QUESTION_AND_FUNCTION_WORDS.split())
-_ENCODER = Bm25Encoder(stopwords=_JUDGE_STOPWORDS)
 CITATION = re.compile(r"\[(\d+)\]")
 """A citation marker ``[n]`` in an answer."""
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
-def terms(text: str) -> set[str]:
-    """Stemmed content words of ``text`` (BM25's tokenizer with a longer stopword list)."""
-    return set(_ENCODER.tokenize(text))
 
 
 def citation_numbers(text: str) -> list[int]:

@@ -111,7 +111,8 @@ def test_offline_abstains_when_nothing_matches() -> None:
         "What is the special magic number for walrus?", context=FILLER * 100
     )
     assert result.exit_reason == "abstained"
-    assert "found nothing" in result.answer
+    assert "nothing in the context matches" in result.answer
+    assert result.partial_answer == ""
 
 
 def test_context_text_never_enters_state_or_checkpoints() -> None:

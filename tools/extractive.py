@@ -18,6 +18,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from tools.embeddings import embed_array
+from tools.questions import kind_pattern, read_question
 from tools.retrieval import RetrievedChunk
 from tools.sparse import Bm25Encoder
 
@@ -36,24 +37,10 @@ class ExtractiveAnswer:
     citations: list[RetrievedChunk]
     """Cited chunks; citation ``[n]`` is ``citations[n - 1]``."""
     abstained: bool
+    sentences: tuple[str, ...] = ()
+    """The quoted sentences without citations, best first."""
 
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-# What kind of answer a question asks for, and what a sentence holding one looks like.
-_ANSWER_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
-    (
-        re.compile(r"^\s*(when|what (year|date|day|month|century)|in which year)\b", re.IGNORECASE),
-        re.compile(rf"\b(1[0-9]{{3}}|20[0-9]{{2}})\b|\b({_MONTHS})\b|\b\d+(st|nd|rd|th) century\b"),
-    ),
-    (
-        re.compile(
-            r"^\s*(how (many|much|tall|long|old|far|big|large|high|deep|fast|heavy)|what (percentage|share))\b", re.I
-        ),
-        re.compile(r"\d"),
-    ),
-    (re.compile(r"^\s*(who|whom|whose)\b", re.IGNORECASE), re.compile(r"\S\s+[A-Z][a-z]+(?:[\s-]+[A-Z][a-z]+)+")),
-    (re.compile(r"^\s*where\b", re.IGNORECASE), re.compile(r"\b(in|at|on|near|off|from) (the )?[A-Z][a-z]+")),
-)
 _ANSWER_TYPE_BONUS = 0.3
 
 
@@ -67,11 +54,9 @@ def split_sentences(text: str) -> list[str]:
 
 def answer_pattern(question: str) -> re.Pattern[str] | None:
     """What a sentence holding the kind of answer the question asks for looks like: a date for
-    "when", a number for "how many", a name for "who", a place for "where"; None otherwise."""
-    for asks, looks_like in _ANSWER_TYPES:
-        if asks.search(question):
-            return looks_like
-    return None
+    "when", a number for "how many", a name for "who", a place for "where"; None otherwise
+    (:func:`tools.questions.read_question` reads the kind)."""
+    return kind_pattern(read_question(question).kind)
 
 
 def extractive_answer(
@@ -126,6 +111,7 @@ def extractive_answer(
         typed_in_top = [i for i in order if typed[i] and candidates[i][0] == top_chunk]
         if typed_in_top:
             picked = [*picked[: max_sentences - 1], typed_in_top[0]]
+    best_first = tuple(candidates[i][1] for i in picked)
     picked.sort(key=lambda i: (candidates[i][0], i))  # reading order within the ranking
     cited: dict[int, int] = {}
     parts = []
@@ -134,7 +120,7 @@ def extractive_answer(
         number = cited.setdefault(rank, len(cited) + 1)
         parts.append(_cite(sentence, number))
     citations = [chunks[rank] for rank in cited]
-    return ExtractiveAnswer(" ".join(parts), citations, abstained=False)
+    return ExtractiveAnswer(" ".join(parts), citations, abstained=False, sentences=best_first)
 
 
 def _cite(sentence: str, number: int) -> str:

@@ -22,13 +22,17 @@ __all__ = [
     "GrepMatch",
     "aggregate",
     "grep",
+    "grep_items",
     "split_text",
 ]
 
 SplitStrategy = Literal["paragraphs", "lines", "chars", "documents"]
 SPLIT_STRATEGIES: tuple[str, ...] = ("paragraphs", "lines", "chars", "documents")
-AggregateOp = Literal["count", "set", "join", "argmax"]
-AGGREGATE_OPS: tuple[str, ...] = ("count", "set", "join", "argmax")
+AggregateOp = Literal["count", "distinct", "set", "join", "argmax", "most", "least", "sum"]
+AGGREGATE_OPS: tuple[str, ...] = ("count", "distinct", "set", "join", "argmax", "most", "least", "sum")
+GrepUnit = Literal["match", "line", "sentence"]
+GREP_BUFFER_CAP = 10_000
+"""Most matches :func:`grep_items` puts into a buffer."""
 
 
 # -- split ------------------------------------------------------------------------------------
@@ -133,6 +137,69 @@ def grep(
     return matches, total, timed_out
 
 
+def _unit_span(text: str, start: int, end: int, unit: str) -> tuple[int, int]:
+    """The line or sentence around ``text[start:end]`` (at most 500 characters each side)."""
+    if unit == "match":
+        return start, end
+    left_limit, right_limit = max(0, start - 500), min(len(text), end + 500)
+    left = text.rfind("\n", left_limit, start) + 1 or left_limit
+    right = text.find("\n", end, right_limit)
+    right = right_limit if right < 0 else right
+    if unit == "sentence":
+        ends = [m.end() for m in _SENTENCE_END.finditer(text, left, start)]
+        left = ends[-1] if ends else left
+        stop = _SENTENCE_END.search(text, end, right)
+        right = stop.start() + 1 if stop else right
+    return left, right
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+
+
+def grep_items(
+    text: str,
+    pattern: str,
+    *,
+    unit: str = "match",
+    ignore_case: bool = True,
+    limit: int = GREP_BUFFER_CAP,
+    timeout_s: float = 2.0,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every match of ``pattern`` (up to ``limit``) as a buffer item for :func:`aggregate`.
+
+    Each item is ``{chunk: "@offset", start, result}`` where ``result`` is, by ``unit``, the match
+    (its group named ``value``, else its first group, when the pattern has groups), or the line or
+    sentence it falls in, whitespace collapsed. Returns the items and whether the search ran out
+    of time.
+
+    Raises:
+        ValueError: The pattern is not a valid regular expression, or ``unit`` is unknown.
+    """
+    if unit not in ("match", "line", "sentence"):
+        msg = f"unknown grep unit {unit!r}; use match, line or sentence"
+        raise ValueError(msg)
+    try:
+        compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
+    except regex.error as exc:
+        msg = f"invalid regular expression {pattern!r}: {exc}; escape special characters like ( [ ? with \\"
+        raise ValueError(msg) from exc
+    items: list[dict[str, Any]] = []
+    try:
+        for m in compiled.finditer(text, timeout=timeout_s):
+            if unit == "match":
+                group = "value" if "value" in compiled.groupindex else (1 if compiled.groups else 0)
+                value = m.group(group) or ""
+            else:
+                left, right = _unit_span(text, m.start(), m.end(), unit)
+                value = text[left:right]
+            items.append({"chunk": f"@{m.start()}", "start": m.start(), "result": " ".join(value.split())})
+            if len(items) >= limit:
+                break
+    except TimeoutError:
+        return items, True
+    return items, False
+
+
 # -- aggregate --------------------------------------------------------------------------------
 
 _EMPTY_RESULTS = frozenset({"", "none", "n/a", "not found", "nothing", "no answer", "null"})
@@ -143,8 +210,13 @@ def _is_empty(result: Any) -> bool:
 
 
 def _number(value: Any) -> float | None:
-    found = re.search(r"-?\d+(?:\.\d+)?", str(value))
+    found = re.search(r"-?\d+(?:\.\d+)?", str(value).replace(",", ""))
     return float(found.group(0)) if found else None
+
+
+def _key(value: Any) -> str:
+    """How two results count as the same value: case, spacing, quotes and end punctuation aside."""
+    return " ".join(str(value).split()).strip(" '\"`.,;:").lower()
 
 
 @dataclass(slots=True)
@@ -161,10 +233,15 @@ def aggregate(items: Sequence[dict[str, Any]], op: str) -> Aggregate:
     """Combine a buffer's results without a model.
 
     - ``count``: results that found something (not empty, not "none"/"not found").
-    - ``set``: the distinct results, case-insensitively, in first-seen order.
+    - ``distinct``: how many different results there are (case, spacing and quotes aside).
+    - ``set``: the distinct results, in first-seen order.
     - ``join``: the results that found something, one per line, with their chunk ids.
     - ``argmax``: the result with the highest ``score`` (or, without scores, the largest number
       in the result text).
+    - ``most`` / ``least``: the most / least frequent result and how often it occurs
+      (``{"value", "count", "ties"}``; ties go to the first seen).
+    - ``sum``: the sum of the first number in each result (results without one are left out and
+      counted in ``skipped``).
 
     Raises:
         ValueError: Unknown operation.
@@ -175,12 +252,30 @@ def aggregate(items: Sequence[dict[str, Any]], op: str) -> Aggregate:
     found = [item for item in items if not _is_empty(item.get("result"))]
     if op == "count":
         return Aggregate(op, len(found), len(items))
-    if op == "set":
+    if op in ("set", "distinct", "most", "least"):
         seen: dict[str, str] = {}
+        counts: dict[str, int] = {}
         for item in found:
-            value = " ".join(str(item["result"]).split())
-            seen.setdefault(value.lower(), value)
-        return Aggregate(op, list(seen.values()), len(items))
+            value = " ".join(str(item["result"]).split()).strip(" '\"`.,;:")
+            seen.setdefault(_key(value), value)
+            counts[_key(value)] = counts.get(_key(value), 0) + 1
+        if op == "set":
+            return Aggregate(op, list(seen.values()), len(items))
+        if op == "distinct":
+            return Aggregate(op, len(seen), len(items))
+        if not counts:
+            return Aggregate(op, None, len(items))
+        pick = max if op == "most" else min
+        target = pick(counts.values())
+        winners = [k for k, c in counts.items() if c == target]
+        return Aggregate(
+            op, {"value": seen[winners[0]], "count": target, "ties": [seen[k] for k in winners[1:]]}, len(items)
+        )
+    if op == "sum":
+        numbers = [n for n in (_number(i["result"]) for i in found) if n is not None]
+        total = sum(numbers)
+        summed: int | float = int(total) if float(total).is_integer() else round(total, 6)
+        return Aggregate(op, {"sum": summed, "numbers": len(numbers), "skipped": len(found) - len(numbers)}, len(items))
     if op == "join":
         return Aggregate(op, "\n".join(f"[{i.get('chunk', '?')}] {i['result']}" for i in found), len(items))
     if not found:

@@ -1,0 +1,108 @@
+"""Reading a question without a model: its form, the kind of answer, spans of that kind, and the
+signs that a sentence is about something else."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tools.questions import (
+    entities,
+    find_spans,
+    modifier_conflicts,
+    plural_pattern,
+    read_question,
+    verb_terms,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "form", "kind"),
+    [
+        ("What is the special magic number for walrus?", "lookup", "number"),
+        ("When did the Lumen bridge open?", "lookup", "date"),
+        ("In which town is the walrus archive kept?", "lookup", "place"),
+        ("Who received the silver compass?", "lookup", "person"),
+        ("What is the capital of France?", "lookup", "entity"),
+        ("Where was the designer of the Lumen bridge born?", "chain", "place"),
+        ("Where does the person who received the silver compass keep it?", "chain", "place"),
+        ("Where would whoever got the brass key put it?", "chain", "place"),
+        ("Which is older, the Lumen bridge or the Tarn tower?", "comparison", "entity"),
+        ("Were Ada Vell and Bo Lin both architects?", "comparison", "yesno"),
+        ("Summarise the essays in three sentences.", "unsupported", None),
+        ("Why does the author think hackers resemble painters?", "unsupported", None),
+        ("What overall tone does the writing take?", "unsupported", "entity"),
+        ("Tell me something nice.", "unsupported", None),
+    ],
+)
+def test_forms_and_kinds(question: str, form: str, kind: str | None) -> None:
+    read = read_question(question)
+    assert (read.form, read.kind) == (form, kind)
+    assert bool(read.reason) == (form == "unsupported")
+
+
+@pytest.mark.parametrize(
+    ("question", "op", "target"),
+    [
+        ("How many distinct vessels are recorded in the log?", "distinct", "vessels"),
+        ("Count the unique species that were observed.", "distinct", "species"),
+        ("How many different visitors appear in the log?", "distinct", "visitors"),
+        ("List all the vessels recorded.", "list", "vessels"),
+        ("Name every species observed.", "list", "species"),
+        ("What are all the couriers mentioned in the records?", "list", "couriers"),
+        ("Which vessel appears most often?", "most", "vessel"),
+        ("Which courier comes up least often in the log?", "least", "courier"),
+        ("How many crates were delivered in total?", "sum", "crates"),
+        ("What is the total number of sacks received?", "sum", "sacks"),
+        ("How many times did a courier deliver a parcel?", "count", "courier"),
+    ],
+)
+def test_aggregate_questions(question: str, op: str, target: str) -> None:
+    read = read_question(question)
+    assert read.form == "aggregate"
+    assert read.aggregate is not None
+    assert (read.aggregate.op, read.aggregate.target) == (op, target)
+
+
+def test_a_plain_how_many_is_a_lookup() -> None:
+    assert read_question("How many days of parental leave do fathers get?").form == "lookup"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "question", "spans"),
+    [
+        ("Ada Vell, an engineer, was born in 1889 in Tarn.", "place", "Where was she born?", ["Tarn"]),
+        ("Orla Fenn keeps her things in the attic above the mill.", "place", "Where?", ["the attic above the mill"]),
+        ("It opened on 12 March 1998 after a delay.", "date", "When did it open?", ["12 March 1998"]),
+        ("The special magic number for walrus is 7251904.", "number", "What is the magic number?", ["7251904"]),
+        ("Records show that the vault combination is 4471.", "entity", "What is the combination?", ["4471"]),
+        ("The prize went to Nadia Hartigan of Tarn.", "person", "Who won the prize?", ["Nadia Hartigan of Tarn"]),
+        ("The bridge opened in 1902.", "date", "When did the bridge open in 1902?", []),  # already asked
+        ("It is a fine bridge.", None, "Is it fine?", []),
+    ],
+)
+def test_spans(sentence: str, kind: str | None, question: str, spans: list[str]) -> None:
+    assert find_spans(sentence, kind, question) == spans  # type: ignore[arg-type]
+
+
+def test_entities_skip_capitalised_openers() -> None:
+    assert entities("After the war, the compass went to Orla Fenn of Harrow Bank in March.") == [
+        "Orla Fenn of Harrow Bank",
+        "March",
+    ]
+    assert entities("Records show nothing.") == []
+
+
+def test_near_miss_and_wording() -> None:
+    assert modifier_conflicts("How many families does the teapot shelter feed?", "The walrus shelter feeds 40.") == [
+        "teapot"
+    ]
+    assert modifier_conflicts("What does the walrus shelter feed?", "The walrus shelter feeds 40.") == []
+    assert "forg" in verb_terms("Who forged the falcon bell?")
+
+
+def test_plural_pattern() -> None:
+    for word, hits in [("vessels", ["vessel", "Vessels"]), ("species", ["species"]), ("entry", ["entries"])]:
+        assert all(re.search(plural_pattern(word), h, re.I) for h in hits)
+    assert not re.search(plural_pattern("vessel"), "a vesselful", re.I)

@@ -1,0 +1,411 @@
+"""What a question asks for, read without a model.
+
+The offline strategies (the RAG graph's heuristic answerer, the RLM agent's offline root policy)
+may only claim an answer when they hold evidence of the kind asked for. This module says what
+that kind is and where such evidence sits in a sentence:
+
+- :func:`read_question` gives the question's *form* (``lookup``, ``chain``, ``aggregate``,
+  ``comparison`` or ``unsupported`` with the reason) and the *kind* of answer it wants
+  (``date``, ``number``, ``person``, ``place``, ``entity``, ``yesno`` or ``None``).
+- :func:`find_spans` finds spans of a kind in a sentence (a year for "when", a number for "how
+  many", a name for "who", a place after "in"/"at" for "where"), leaving out what the question
+  already says.
+- :func:`entities` lists the named entities of a text: the candidates for a bridge to a next hop.
+
+Everything here is regular expressions over English; a question it cannot read is
+``unsupported``, and the strategies abstain rather than guess.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
+
+__all__ = [
+    "AggregateAsk",
+    "AnswerKind",
+    "Question",
+    "entities",
+    "find_spans",
+    "kind_pattern",
+    "modifier_conflicts",
+    "plural_pattern",
+    "read_question",
+    "terms",
+    "verb_terms",
+]
+
+AnswerKind = Literal["date", "number", "person", "place", "entity", "yesno"]
+Form = Literal["lookup", "chain", "aggregate", "comparison", "unsupported"]
+
+# BM25's Lucene stopwords are few on purpose (rare words matter to ranking); judging whether a
+# sentence answers a question also needs question and function words out of the way.
+_QUESTION_AND_FUNCTION_WORDS = (
+    "what which who whom whose when where why how does did do done doing is am was were been being can could "
+    "should would will shall may might must has have had having its it's he she him his her hers they them "
+    "their theirs we us our you your i me my those these here than then also about into onto over under from "
+    "up down out many much more most some any each every other another tell told say said get got make made "
+    "please know find give"
+)
+_JUDGE_STOPWORDS = ENGLISH_STOPWORDS | frozenset(_QUESTION_AND_FUNCTION_WORDS.split())
+_ENCODER = Bm25Encoder(stopwords=_JUDGE_STOPWORDS)
+
+
+def terms(text: str) -> set[str]:
+    """Stemmed content words of ``text`` (BM25's tokenizer with a longer stopword list)."""
+    return set(_ENCODER.tokenize(text))
+
+
+# -- the kind of answer ------------------------------------------------------------------------
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_PLACE_NOUNS = (
+    "city|country|town|state|place|village|county|region|continent|island|river|street|building|room|location|"
+    "province|district|nation|area|venue|stadium|university|school|lake|mountain|port|capital"
+)
+_PERSON_NOUNS = (
+    "person|man|woman|author|writer|actor|actress|singer|player|director|poet|artist|politician|president|king|"
+    "queen|founder|composer|musician|scientist|designer|architect|painter|leader|member|owner|recipient"
+)
+_NUMBER_NOUNS = "number|amount|population|price|age|total|count|code|pin|score|percentage|share|sum|figure|rate"
+_KINDS: tuple[tuple[AnswerKind, re.Pattern[str]], ...] = (
+    (
+        "date",
+        re.compile(r"^\s*(when\b|(in |on |during |by )?(what|which) (year|date|day|month|century|decade)\b)", re.I),
+    ),
+    (
+        "number",
+        re.compile(
+            r"^\s*(how (many|much|tall|long|old|far|big|large|high|deep|fast|heavy|wide|often)\b"
+            rf"|(what|which) ([a-z]+ )?({_NUMBER_NOUNS})\b"
+            rf"|what is the ([\w-]+ ){{0,4}}({_NUMBER_NOUNS})\b)",
+            re.I,
+        ),
+    ),
+    ("person", re.compile(rf"^\s*(who|whom|whose)\b|^\s*(which|what) ([\w'-]+ ){{0,2}}({_PERSON_NOUNS})\b", re.I)),
+    ("place", re.compile(rf"^\s*(where\b|(in |at |from |to )?(which|what) ({_PLACE_NOUNS})\b)", re.I)),
+    ("yesno", re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)),
+    (
+        "entity",
+        re.compile(
+            r"^\s*(which|name)\b|^\s*(in|at|from|to|of|by|for|with) (what|which)\b"
+            r"|^\s*what (is|was|are|were) the ([\w'-]+ ){1,3}(of|for|in|on|at|that|which|who|whose|to|by|from)\b"
+            r"|^\s*what (?!(is|are|was|were|does|do|did|can|could|will|would|should|has|have|had|happens?|happened|"
+            r"makes?|made|causes?|caused|if)\b)[\w'-]+",
+            re.I,
+        ),
+    ),
+)
+"""Questions not listed ("What does the waggle dance tell?", "What is a quasar?") ask for a
+description: they have no kind, and no single span answers them."""
+_UNSUPPORTED = re.compile(
+    r"^\s*(why|how (do|does|did|is|are|was|were|can|could|should|would)\b|explain|describe|summari[sz]e|"
+    r"discuss|compare|contrast|analy[sz]e|evaluate|argue|tell me about|give (me )?(a |an )?(summary|overview))"
+    r"|\b(main (argument|point|idea|theme)s?|overall|in general|the gist|tone|summary|overview|themes?)\b",
+    re.I,
+)
+
+
+# -- question forms ----------------------------------------------------------------------------
+
+_QUANTIFIED = r"(?:distinct|different|unique|separate|individual)"
+_RECORD_WORDS = (
+    r"(?:recorded|logged|listed|registered|noted|entered|mentioned|appear\w*|show(?:s|n)? up|in (?:the|this|these) "
+    r"(?:log|logs|records?|register|list|ledger|entries|notes|text|context))"
+)
+_AGGREGATES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("sum", re.compile(r"\bhow many (?P<target>[\w-]+)(?: [\w-]+){0,6}? (?:in total|altogether|combined)\b", re.I)),
+    (
+        "sum",
+        re.compile(
+            r"\b(?:total|sum|combined) (?:number |amount |count )?of (?:all )?(?:the )?(?P<target>[\w-]+)", re.I
+        ),
+    ),
+    (
+        "distinct",
+        re.compile(rf"\b(?:how many|number of|count(?: of)?(?: the| all)?) {_QUANTIFIED} (?P<target>[\w-]+)", re.I),
+    ),
+    (
+        "count",
+        re.compile(
+            r"\bhow many (?:times|entries|records|lines)\b(?: \w+){0,3}? (?:an?|the|each) (?P<target>[\w-]+)", re.I
+        ),
+    ),
+    ("count", re.compile(r"\bhow (?:many times|often)\b(?: \w+){0,3}? (?P<target>[\w-]+)", re.I)),
+    (
+        "most",
+        re.compile(
+            r"\b(?:which|what) (?P<target>[\w-]+) (?:\w+ ){0,4}?"
+            r"(?:most (?:often|frequently|times)|the most (?:often|times)|most commonly)"
+            r"|\bmost (?:common|frequent(?:ly \w+)?) (?P<target2>[\w-]+)",
+            re.I,
+        ),
+    ),
+    (
+        "least",
+        re.compile(
+            r"\b(?:which|what) (?P<target>[\w-]+) (?:\w+ ){0,4}?(?:least (?:often|frequently)|the fewest times"
+            r"|least commonly)|\bleast (?:common|frequent) (?P<target2>[\w-]+)",
+            re.I,
+        ),
+    ),
+    (
+        "list",
+        re.compile(
+            r"^\s*(?:list|name|enumerate|give|show)(?: me)? (?:all|every|each)(?: of)?(?: the)? (?P<target>[\w-]+)"
+            r"|\b(?:what|which) are all (?:of )?(?:the )?(?P<target2>[\w-]+)"
+            r"|\ball (?:of )?the (?P<target3>[\w-]+) (?:that|which|who)? ?(?:were|are|was)? ?" + _RECORD_WORDS,
+            re.I,
+        ),
+    ),
+    (
+        "distinct",
+        re.compile(
+            rf"\bhow many (?P<target>[\w-]+) (?:\w+ ){{0,3}}?(?:are|were|is|was|have been|got) {_RECORD_WORDS}", re.I
+        ),
+    ),
+    ("list", re.compile(rf"^\s*(?:which|what) (?P<target>[\w-]+) (?:are|were|have been) {_RECORD_WORDS}", re.I)),
+)
+_NOT_TARGETS = frozenset(
+    {"the", "all", "of", "a", "an", "different", "distinct", "unique", "every", "each", "kinds", "types"}
+)
+
+# A description of someone through a relation ("the designer of the Lumen bridge", "the person who
+# received the compass"): the answer is about that someone, found in a second hop.
+_RELATION_NOUNS = (
+    "designer|architect|author|writer|founder|owner|creator|inventor|builder|director|recipient|holder|keeper|buyer|"
+    "seller|sender|receiver|winner|captain|leader|father|mother|son|daughter|wife|husband|brother|sister|friend|"
+    "teacher|student|employer|manager|composer|painter|sculptor|producer|publisher|editor|discoverer|coach|ruler|"
+    "heir|successor|predecessor|partner|spouse|namesake|star|singer|host|mayor|president|chairman|ceo|head"
+)
+_CHAIN = re.compile(
+    rf"\bthe ({_RELATION_NOUNS})s? of\b"
+    r"|\b(the|a|that|this) (person|one|man|woman|individual|people|someone|courier|member|friend|guest)"
+    r"( (who|that|whom|to whom|it was \w+ to))?\b"
+    r"|\bwhoever\b|\bsomeone\b|\bits (new )?(owner|recipient|holder|keeper)\b",
+    re.I,
+)
+_COMPARISON = re.compile(
+    r"\b(both|either|neither)\b|\b(same|older|younger|earlier|later|larger|smaller|bigger|longer|shorter|taller|"
+    r"higher|lower|more|fewer|less|first|last|closer|further|farther)\b.*\bor\b|\bor\b.*\b(first|earlier|later|older|"
+    r"younger|more|larger|longer)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateAsk:
+    """A question over repeated records: ``op`` over the values of ``target``."""
+
+    op: Literal["count", "distinct", "list", "most", "least", "sum"]
+    target: str
+    """The record noun as written ("vessels"); :func:`plural_pattern` matches both numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """How an offline reader takes a question."""
+
+    text: str
+    form: Form
+    kind: AnswerKind | None
+    aggregate: AggregateAsk | None = None
+    reason: str = ""
+    """Why the form is ``unsupported`` (for the abstention)."""
+
+
+def read_question(question: str) -> Question:
+    """The form and answer kind of ``question`` (see the module docstring)."""
+    text = " ".join(question.split())
+    kind = _kind(text)
+    for op, pattern in _AGGREGATES:
+        found = pattern.search(text)
+        if found:
+            target = next((g for g in found.groups() if g and g.lower() not in _NOT_TARGETS), None)
+            if target and terms(target):
+                return Question(text, "aggregate", kind, AggregateAsk(op, target))  # type: ignore[arg-type]
+    if _UNSUPPORTED.search(text):
+        return Question(text, "unsupported", kind, reason=_unsupported_reason(text))
+    if _CHAIN.search(text) and kind in ("date", "number", "person", "place", "entity"):
+        return Question(text, "chain", kind)
+    if _COMPARISON.search(text) and (kind in ("yesno", "entity", "person", "place") or " or " in text):
+        return Question(text, "comparison", kind)
+    if kind is None:
+        return Question(text, "unsupported", None, reason="offline: it does not ask for a fact; set ARAG_CHAT_MODEL")
+    return Question(text, "lookup", kind)
+
+
+_INNER_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|how (?:many|much|long|old))\b", re.I)
+
+
+def _kind(text: str) -> AnswerKind | None:
+    kind = next((k for k, pattern in _KINDS if pattern.search(text)), None)
+    if kind is None or kind == "yesno":  # "... is based in what city?": the wh-word comes late
+        inner = _INNER_WH.search(text, 1)
+        if inner and inner.start() > 0:
+            kind = next((k for k, p in _KINDS if k != "yesno" and p.search(text[inner.start() :])), kind)
+    return kind
+
+
+def _unsupported_reason(text: str) -> str:
+    first = text.split()[0].lower().strip("?,.")
+    if first in ("why", "how"):
+        return f"offline: cannot explain ({first!r} questions need a model; set ARAG_CHAT_MODEL)"
+    if re.search(r"\b(compare|contrast)\b", text, re.I):
+        return "offline: cannot compare passages; set ARAG_CHAT_MODEL"
+    return "offline: cannot summarise; set ARAG_CHAT_MODEL"
+
+
+_INVARIANT = frozenset({"species", "series", "sheep", "fish", "deer", "aircraft", "news", "data", "staff"})
+
+
+def plural_pattern(word: str) -> str:
+    """A regular expression for ``word`` in the singular or the plural ("vessel|vessels")."""
+    w = word.lower()
+    if w in _INVARIANT:
+        forms = {w}
+    elif w.endswith("ies") and len(w) > 4:
+        forms = {w[:-3] + "y", w}
+    elif re.search(r"(ses|xes|ches|shes|zes)$", w):
+        forms = {w[:-2], w}
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")) and len(w) > 3:
+        forms = {w[:-1], w}
+    elif w.endswith("y") and len(w) > 2 and w[-2] not in "aeiou":
+        forms = {w, w[:-1] + "ies"}
+    elif w.endswith(("s", "x", "ch", "sh")):
+        forms = {w, w + "es"}
+    else:
+        forms = {w, w + "s"}
+    return r"\b(?:" + "|".join(sorted((re.escape(f) for f in forms), key=len, reverse=True)) + r")\b"
+
+
+# -- spans of a kind ---------------------------------------------------------------------------
+
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}} (?:{_MONTHS})(?:,? \d{{4}})?|(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?"
+    rf"|(?:{_MONTHS}) \d{{4}}|(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th) century)\b"
+)
+_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
+_NUMBER = re.compile(
+    rf"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|million|billion|thousand|hundred))?|(?:{_NUMBER_WORDS})\b)",
+    re.I,
+)
+_NAME_WORD = r"(?:[A-Z][\w'.-]*[\w]|[A-Z])"
+_ENTITY = re.compile(rf"{_NAME_WORD}(?:(?:\s+|\s+(?:of|the|de|du|da|von|van|der|and|al|bin|la|le)\s+){_NAME_WORD})*")
+_PLACE_STOP = (
+    r"(?:and|but|or|which|who|whom|whose|where|when|because|while|since|with|for|to|as|if|that|after|before|until|"
+    r"during|every|each|was|is|were|are|has|had|have|will|would|by|(?:in|on|at) (?:\d|[A-Z]))\b"
+)
+_PLACE = re.compile(
+    r"\b(?:in|at|on|inside|under|underneath|behind|beside|near|into|within|from|above|below)\s+(?P<place>"
+    rf"(?:the|a|an|his|her|their|its|my|our)\s+[\w'-]+(?:\s+(?!{_PLACE_STOP})[\w'-]+){{0,5}}"
+    r"|[A-Z][\w'-]*(?:\s+(?:of\s+|de\s+)?[A-Z][\w'-]*)*)",
+)
+_OPENER_WORDS = (
+    "The A An In On At By For From This That These Those It Its He She They His Her Their We Our You I After "
+    "Before When While During Since Until As If Although Though But And Or So Yet Then There Here One Some Many "
+    "Most Every Each Both Also Today Later Once"
+)
+_OPENERS = frozenset(_OPENER_WORDS.split())
+
+
+def entities(text: str) -> list[str]:
+    """Named entities of ``text`` (runs of capitalised words), in order, each once; a sentence's
+    opening word ("The", "After") is not part of a name."""
+    found: dict[str, None] = {}
+    for match in _ENTITY.finditer(text):
+        words = match.group(0).split()
+        if len(words) == 1 and not text[: match.start()].strip():
+            continue  # one capitalised word opening the text: capitalised by position, not a name
+        while words and words[0] in _OPENERS:
+            words = words[1:]
+        while words and words[-1].lower() in ("of", "the", "de", "and", "von", "van", "der"):
+            words = words[:-1]
+        name = " ".join(words).rstrip(".")
+        if name and (len(name) > 1) and name.lower() not in _JUDGE_STOPWORDS:
+            found.setdefault(name, None)
+    return list(found)
+
+
+_ARTICLE_NEXT = re.compile(r"\b([A-Za-z][\w'-]*)\s+(?:the|a|an|his|her|their|its|this|that)\b", re.I)
+_WORD = re.compile(r"[A-Za-z0-9][\w'-]*")
+
+
+def verb_terms(question: str) -> set[str]:
+    """Stems of the question's words that stand right before an article ("who *forged* the
+    bell?"): verbs, whose wording a passage may well not share."""
+    return {t for m in _ARTICLE_NEXT.finditer(question) for t in terms(m.group(1))}
+
+
+def modifier_conflicts(question: str, sentence: str) -> list[str]:
+    """Where the question and the sentence name different things with the same head word: the
+    question's "teapot shelter" against the sentence's "walrus shelter". Returns the question's
+    modifiers that the sentence replaces."""
+    asked = list(_WORD.findall(question))
+    said = list(_WORD.findall(sentence))
+    said_terms = terms(sentence)
+    conflicts = []
+    for first, head in itertools.pairwise(asked):
+        first_terms, head_terms = terms(first), terms(head)
+        if not first_terms or not head_terms or first_terms <= said_terms or not head_terms <= said_terms:
+            continue
+        for before, word in itertools.pairwise(said):
+            if terms(word) == head_terms and terms(before) and terms(before) != first_terms:
+                conflicts.append(first)
+                break
+    return conflicts
+
+
+def _new(span: str, asked: set[str], asked_lower: str) -> bool:
+    words = terms(span)
+    if words:
+        return not words <= asked
+    return span.lower() not in asked_lower
+
+
+_PERSON = re.compile(r"\S\s+[A-Z][a-z]+(?:[\s-]+[A-Z][a-z]+)+")
+
+
+def kind_pattern(kind: AnswerKind | None) -> re.Pattern[str] | None:
+    """What a sentence holding an answer of ``kind`` looks like (None for ``entity``, ``yesno``
+    and no kind: too broad to tell)."""
+    return {"date": _DATE, "number": re.compile(r"\d"), "person": _PERSON, "place": _PLACE}.get(kind or "")
+
+
+def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> list[str]:
+    """Spans of ``kind`` in ``sentence`` that the question does not already contain, best first.
+
+    ``date``: full dates, "March 1998", years, decades, centuries. ``number``: figures and number
+    words (with a %, million...). ``person``/``entity``: named entities. ``place``: what follows
+    "in"/"at"/"inside"/... (a named place first). ``yesno`` and ``None``: nothing.
+    """
+    asked, asked_lower = terms(question), question.lower()
+    spans: list[str] = []
+    if kind == "date":
+        spans = [m.group(0) for m in _DATE.finditer(sentence)]
+        spans.sort(key=len, reverse=True)  # "12 March 1998" before "1998"
+    elif kind == "number":
+        spans = [m.group(0).strip() for m in _NUMBER.finditer(sentence)]
+        dates = {m.group(0) for m in _DATE.finditer(sentence) if re.fullmatch(r"\d{4}", m.group(0))}
+        spans = [s for s in spans if s not in dates] + [s for s in spans if s in dates]  # years last
+    elif kind in ("person", "entity"):
+        spans = [e for e in entities(sentence) if not _DATE.fullmatch(e)]
+        if kind == "person":
+            spans.sort(key=lambda e: -min(len(e.split()), 3))  # full names ahead of single words
+        else:  # "what is the X of Y?" is as often a figure or a code as a name
+            spans += [m.group(0).strip() for m in _NUMBER.finditer(sentence) if m.group(0)[0].isdigit()]
+    elif kind == "place":
+        named, phrases = [], []
+        for m in _PLACE.finditer(sentence):
+            place = m.group("place").strip(" ,;:'-")
+            if place[:1].isupper() and place.split()[0] not in _OPENERS:
+                if place.split()[0] not in _MONTHS.split("|"):
+                    named.append(place)
+            else:
+                phrases.append(place)
+        spans = named + phrases
+    return [s for s in dict.fromkeys(spans) if _new(s, asked, asked_lower)]
