@@ -118,7 +118,12 @@ def run_command(
     dataset: Annotated[
         str, typer.Option("--dataset", help="scifact, hotpotqa, squad2, niah, babilong, a folder or a .jsonl file.")
     ],
-    agent: Annotated[str, typer.Option(help="rag, react (needs a model) or rlm (long-context datasets).")] = "rag",
+    agent: Annotated[
+        str,
+        typer.Option(
+            help="rag, search (one hybrid search: the baseline), react (needs a model) or rlm (long-context datasets)."
+        ),
+    ] = "rag",
     split: Annotated[str | None, typer.Option(help="Dataset split (default: test).")] = None,
     source: Annotated[str | None, typer.Option(help="Ingested source for a .jsonl of questions.")] = None,
     lengths: Annotated[str, typer.Option(help="niah/babilong context lengths, comma-separated.")] = "100000",

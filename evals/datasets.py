@@ -7,7 +7,8 @@
 - ``hotpotqa`` / a folder with HotpotQA's ``questions.jsonl``: answers, supporting facts, gold
   paragraphs; split ``dev`` (the first half of the file, for tuning), ``test`` (the second half);
 - ``squad2`` / a SQuAD 2.0 folder: answerable and unanswerable questions; split ``dev`` (the first
-  half of the articles) or ``test`` (the second half);
+  half of the articles), ``test`` (the second half), or ``unseen`` (the test half's questions with
+  only the dev half's articles ingested: every one should be declined);
 - ``niah`` and ``babilong``: long-context items generated from the essays and bAbI files
   (lengths chosen by the caller, exact answers);
 - a ``.jsonl`` file of ``{id, question, answer | answers, gold_ids, category}``, asked against a
@@ -26,7 +27,7 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,8 @@ class EvalDataset:
         with self.corpus_file.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
+        if "corpus_titles" in self.params:  # part of the file only: another store
+            digest.update(json.dumps(sorted(self.params["corpus_titles"])).encode())
         return digest.hexdigest()
 
 
@@ -186,10 +189,11 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def _corpus(path: Path) -> Callable[[], Iterator[Document]]:
+def _corpus(path: Path, titles: set[str] | None = None) -> Callable[[], Iterator[Document]]:
     def documents() -> Iterator[Document]:
         for row in _read_jsonl(path):
-            yield Document(str(row["_id"]), str(row.get("text", "")), str(row.get("title", "")), str(path))
+            if titles is None or str(row.get("title", "")) in titles:
+                yield Document(str(row["_id"]), str(row.get("text", "")), str(row.get("title", "")), str(path))
 
     return documents
 
@@ -236,9 +240,12 @@ def _squad2(path: Path, split: str) -> EvalDataset:
     titles = list(dict.fromkeys(str(r["title"]) for r in rows))
     half = len(titles) // 2
     chosen = {"dev": set(titles[:half]), "test": set(titles[half:]), "all": set(titles)}.get(split)
+    if split == "unseen":  # the test half's questions over the dev half's articles: none is there
+        chosen = set(titles[half:])
     if chosen is None:
         msg = (
-            f"squad2 has splits dev (first half of the articles, for tuning), test (second half) and all; got {split!r}"
+            f"squad2 has splits dev (first half of the articles, for tuning), test (second half), all, and "
+            f"unseen (the test half's questions with only the dev half's articles ingested); got {split!r}"
         )
         raise ValueError(msg)
     items = [
@@ -254,6 +261,11 @@ def _squad2(path: Path, split: str) -> EvalDataset:
         if r["title"] in chosen
     ]
     corpus = path / "corpus.jsonl"
+    if split == "unseen":
+        ingested = sorted(titles[:half])
+        items = [replace(i, answers=(), answerable=False, category="article not ingested") for i in items]
+        params = {"corpus_titles": ingested}
+        return EvalDataset("squad2", "qa", split, items, "squad2", _corpus(corpus, set(ingested)), corpus, params)
     return EvalDataset("squad2", "qa", split, items, "squad2", _corpus(corpus), corpus)
 
 

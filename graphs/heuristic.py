@@ -37,6 +37,7 @@ from graphs.strategies import (
 )
 from tools.embeddings import embed_array
 from tools.extractive import extractive_answer
+from tools.questions import compare, compared, read_question, span_scores
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.sparse import ENGLISH_STOPWORDS
 from tools.store import Source
@@ -124,10 +125,15 @@ def own_words(question: str) -> str:
 class HeuristicAnalyzer:
     """Follow-up rewriting from the thread and keyword / pseudo-relevance expansion."""
 
-    def __init__(self, retriever: Retriever | None = None, *, feedback_chunks: int = 3, feedback_terms: int = 3):
+    def __init__(
+        self, retriever: Retriever | None = None, *, feedback_chunks: int = 3, feedback_terms: int = 3, hops: int = 2
+    ):
         self.retriever = retriever
         self.feedback_chunks = feedback_chunks
         self.feedback_terms = feedback_terms
+        self.hops = hops
+        """Retrieval rounds a factual question gets at least: the second searches for the bridge
+        (the names and titles the first round found that the question does not hold)."""
 
     def analyze(self, question: str, history: Sequence[BaseMessage], budget: Budget) -> QueryPlan:
         standalone, note = question.strip(), ""
@@ -145,7 +151,14 @@ class HeuristicAnalyzer:
         expansion = self._feedback_terms(standalone)
         if expansion:
             queries.append(f"{keywords or standalone} {' '.join(expansion)}")
-        return QueryPlan(standalone, queries, [standalone], note)
+        read = read_question(own_words(standalone))
+        options = compared(own_words(standalone)) if read.form == "comparison" else []
+        if options:  # each compared thing searched on its own, with what is asked about them
+            asked = " ".join(w for w in _keywords(own_words(standalone)) if not any(w in o for o in options))
+            queries += [f"{option} {asked}".strip() for option in options]
+            note = (note + "; " if note else "") + f"comparison: {' / '.join(options)} searched separately"
+        hops = self.hops if read.form != "unsupported" else 1
+        return QueryPlan(standalone, list(dict.fromkeys(queries)), [standalone], note, hops=hops)
 
     def _feedback_terms(self, question: str) -> list[str]:
         """Pseudo-relevance feedback: words frequent in the best hits and absent from the question."""
@@ -252,8 +265,19 @@ class HeuristicRefiner:
         return [q for q in dict.fromkeys(queries) if q.lower() not in done][: self.max_queries]
 
 
+_KIND_WORDS = {"date": "date", "number": "number", "person": "name", "place": "place", "entity": "name"}
+
+
 class HeuristicAnswerer:
-    """Extractive answers: the best-supported sentences of the evidence, cited."""
+    """Extractive answers that lead with the span asked for: the best-supported sentences of the
+    evidence, cited, after the name, date, number or place the question wants (found in those
+    sentences; :func:`tools.questions.best_span`). A comparison is answered from each compared
+    thing's evidence (the earlier year for "which is older", yes when both hold what is asked).
+
+    When the sentences hold no span of the asked kind ("when?" but no date), the draft abstains:
+    its text says what is missing and quotes the closest passages, which are also its ``partial``.
+    Questions that ask for a description ("what does ... do?") are answered with the sentences.
+    """
 
     def __init__(self, embeddings: Embeddings | None = None, *, max_sentences: int = 2):
         self.embeddings = embeddings
@@ -265,7 +289,32 @@ class HeuristicAnswerer:
         # The evidence was retrieved with the borrowed subject; sentences are chosen by what was asked.
         asked = own_words(question)
         result = extractive_answer(asked, evidence, embeddings=self.embeddings, max_sentences=self.max_sentences)
-        return Draft(result.text, [c.id for c in result.citations], abstained=result.abstained)
+        cited = [c.id for c in result.citations]
+        if result.abstained:
+            return Draft(result.text, cited, abstained=True)
+        read = read_question(asked)
+        if read.form == "comparison" and (short := compare(asked, [(c.title, c.text) for c in evidence])):
+            return Draft(f"{short}\n\n{result.text}", cited, short=short)
+        if read.form == "comparison" and " or " in asked:  # the answer is one of the options, or none
+            text = f"I cannot tell from the sources which one {asked!r} means. The closest passages: {result.text}"
+            return Draft(text, cited, abstained=True, partial=result.text)
+        if read.kind == "yesno":
+            text = f"I cannot tell yes or no from the sources for {asked!r}. The closest passages: {result.text}"
+            return Draft(text, cited, abstained=True, partial=result.text)
+        if read.kind not in _KIND_WORDS:
+            return Draft(result.text, cited)
+        said = " ".join(result.sentences).lower()
+        scored = [
+            (score - 0.5 * rank - (0.75 if said.count(span.lower()) > 1 else 0.0), span)
+            for rank, s in enumerate(result.sentences)
+            for span, score in span_scores(s, read.kind, asked).items()
+        ]
+        if scored:
+            span = max(scored, key=lambda pair: pair[0])[1]  # max keeps the first of equals
+            return Draft(f"{span}\n\n{result.text}", cited, short=span)
+        what = _KIND_WORDS[read.kind]
+        text = f"I found no {what} in the sources that answers {asked!r}. The closest passages: {result.text}"
+        return Draft(text, cited, abstained=True, partial=result.text)
 
 
 class HeuristicValidator:

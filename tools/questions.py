@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,13 +30,18 @@ __all__ = [
     "AggregateAsk",
     "AnswerKind",
     "Question",
+    "best_span",
+    "compare",
+    "compared",
     "entities",
     "find_spans",
     "kind_pattern",
     "modifier_conflicts",
     "plural_pattern",
     "read_question",
+    "span_scores",
     "terms",
+    "type_noun",
     "verb_terms",
 ]
 
@@ -360,6 +366,171 @@ def modifier_conflicts(question: str, sentence: str) -> list[str]:
     return conflicts
 
 
+def compared(question: str) -> list[str]:
+    """The two things a comparison question compares: "Which is older, the Lumen bridge or the
+    Tarn tower?" -> ["the Lumen bridge", "the Tarn tower"]; "Were Ada Vell and Bo Lin both
+    architects?" -> ["Ada Vell", "Bo Lin"]. Empty when it cannot tell."""
+    text = " ".join(question.split()).rstrip(" ?.")
+    if " or " in text:
+        left, right = text.rsplit(" or ", 1)
+        left = left.rsplit(",", 1)[1] if "," in left else _name_at(left, end=True)
+        right = right.split(",", 1)[0]
+        if not right.strip().startswith(("the ", "a ", "an ")):
+            right = _name_at(right, end=False)
+        options = [left.strip(" ,"), right.strip(" ,")]
+    else:
+        both = re.search(r"^\s*\w+\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:both|each|all)\b", text)
+        both = both or re.search(r"\bboth\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?:\s+(?:are|were|is|was|have|had)\b|$)", text)
+        if not both:
+            return []
+        options = [both.group("a").strip(), _name_at(both.group("b"), end=False)]
+    return options if all(options) and options[0].lower() != options[1].lower() else []
+
+
+def _name_at(text: str, *, end: bool) -> str:
+    """The capitalised name that ends (or starts) ``text``; else its last (first) three words."""
+    text = text.strip()
+    names = []
+    for match in _ENTITY.finditer(text):
+        words = match.group(0).split()
+        while words and words[0] in _QUESTION_OPENERS:
+            words = words[1:]
+        if words:
+            names.append(" ".join(words))
+    if names and (text.endswith(names[-1]) if end else text.startswith(names[0])):
+        return names[-1] if end else names[0]
+    words = text.split()
+    return " ".join(words[-3:] if end else words[:3])
+
+
+_QUESTION_OPENERS = frozenset("Is Are Was Were Do Does Did Which Who What When Where How".split())  # noqa: SIM905
+
+
+def best_span(sentence: str, kind: AnswerKind | None, question: str) -> str:
+    """The span of ``kind`` in ``sentence`` that answers ``question``: among :func:`find_spans`, the
+    one with most of the question's words just before it ("a video game developed by *Crystal
+    Dynamics*"), the first of equals. Empty when there is none."""
+    scored = span_scores(sentence, kind, question)
+    return max(scored, key=lambda s: (scored[s], -list(scored).index(s))) if scored else ""
+
+
+_TYPE_NOUN = re.compile(
+    r"\b(?:what|which)\s+(?:[\w'-]+\s+){0,2}?(?P<noun>[a-z][\w-]+)\s+(?:is|was|are|were|did|does|do|has|had|of|in)\b"
+    r"|\b(?:what|which)\s+(?:[\w'-]+\s+){0,2}?(?P<last>[a-z][\w-]+)\s*\?$"
+    r"|\bname of the\s+(?:[\w'-]+\s+){0,2}?(?P<named>[a-z][\w-]+)\b",
+    re.I,
+)
+
+
+def type_noun(question: str) -> str:
+    """The noun naming what the answer is ("what *hedgehog*", "which *city* is", "the name of the
+    fight *song*"), or empty."""
+    found = _TYPE_NOUN.search(" ".join(question.split()))
+    if not found:
+        return ""
+    noun = next(g for g in found.groups() if g)
+    return "" if noun.lower() in _JUDGE_STOPWORDS else noun
+
+
+def span_scores(sentence: str, kind: AnswerKind | None, question: str) -> dict[str, float]:
+    """Each span of :func:`find_spans` with how well it fits: +1 per question word in the 40
+    characters before it, +1.5 when the span or the words after it name what the answer is
+    (:func:`type_noun`: "Sonic the *Hedgehog*", "Kansas Song ... is a fight *song*"), -1 for a
+    month or weekday where a name is asked, -0.5 for one capitalised word used as an adjective
+    ("American actress")."""
+    spans = find_spans(sentence, kind, question)
+    asked = terms(question)
+    noun = terms(type_noun(question))
+    scores: dict[str, float] = {}
+    for span in spans:
+        at = sentence.find(span)
+        score = float(len(terms(sentence[max(0, at - 40) : at]) & asked))
+        if noun and noun <= terms(sentence[at : at + len(span) + 40]):
+            score += 1.5
+        if kind in ("person", "entity", "place"):
+            if span in _CALENDAR:
+                score -= 1.0
+            elif " " not in span and re.match(r"\s+[a-z]", sentence[at + len(span) :]):
+                score -= 0.5
+        scores[span] = score
+    return scores
+
+
+_CALENDAR = frozenset((_MONTHS + "|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday").split("|"))
+
+
+_EARLIER = re.compile(r"\b(older|oldest|earlier|earliest|first|before|sooner)\b", re.I)
+_LATER = re.compile(r"\b(younger|youngest|later|latest|newer|newest|more recent|last|after)\b", re.I)
+_MORE = re.compile(
+    r"\b(more|most|larger|largest|bigger|biggest|longer|longest|higher|highest|taller|tallest|greater)\b", re.I
+)
+_FEWER = re.compile(r"\b(fewer|fewest|less|least|smaller|smallest|shorter|shortest|lower|lowest)\b", re.I)
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_BOTH = re.compile(r"\b(both|either|neither|each)\b", re.I)
+_COMPARE_WORDS = terms("both either neither each same different type kind")
+
+
+def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
+    """Answer a comparison from ``passages`` (title, text) about each compared thing: the option
+    with the earlier (later) year for "older"/"first" ("younger"/"later"), the larger (smaller)
+    number for "more"/"longer" ("fewer"/"shorter"), and "yes" when both options' passages hold
+    the asked property. Empty when the passages do not decide it (the caller abstains)."""
+    options = compared(question)
+    if len(options) != 2:
+        return ""
+    about = [_about(option, passages) for option in options]
+    if not all(about):
+        return ""
+    if _BOTH.search(question) and " or " not in question:
+        wanted = terms(question) - terms(options[0]) - terms(options[1]) - _COMPARE_WORDS
+        held = [bool(wanted) and len(wanted & terms(text)) >= max(1, (len(wanted) + 1) // 2) for text in about]
+        return "yes" if all(held) else ""
+    if _EARLIER.search(question) or _LATER.search(question):
+        years = [_first(_YEAR, text) for text in about]
+        if None in years or years[0] == years[1]:
+            return ""
+        pick = min if _EARLIER.search(question) else max
+        return options[years.index(pick(y for y in years if y is not None))]
+    if _MORE.search(question) or _FEWER.search(question):
+        numbers = [_first(_NUMBER, text) for text in about]
+        if None in numbers or numbers[0] == numbers[1]:
+            return ""
+        pick = max if _MORE.search(question) else min
+        return options[numbers.index(pick(n for n in numbers if n is not None))]
+    return ""
+
+
+def _about(option: str, passages: Sequence[tuple[str, str]]) -> str:
+    """The text of the passages about ``option``: those titled with its words, else those naming it."""
+    words = terms(option)
+    titled = [text for title, text in passages if words and words <= terms(title)]
+    named = [text for _, text in passages if option.lower() in text.lower()]
+    return " ".join(titled or named[:1])
+
+
+def _first(pattern: re.Pattern[str], text: str) -> float | None:
+    for match in pattern.finditer(text):
+        digits = re.sub(r"[^\d.]", "", match.group(0))
+        if digits and digits != ".":
+            try:
+                return float(digits)
+            except ValueError:
+                continue
+    return None
+
+
+_UNIT = re.compile(r"\s+([a-z][a-z-]+)\b")
+
+
+def _with_unit(sentence: str, match: re.Match[str], asked: set[str]) -> str:
+    """A figure with the unit after it ("82 metres") unless the question names the unit already."""
+    unit = _UNIT.match(sentence, match.end())
+    word = unit.group(1) if unit else ""
+    if word and word not in _JUDGE_STOPWORDS and (stems := terms(word)) and not stems & asked:
+        return f"{match.group(0).strip()} {word}"
+    return match.group(0).strip()
+
+
 def _new(span: str, asked: set[str], asked_lower: str) -> bool:
     words = terms(span)
     if words:
@@ -389,7 +560,7 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
         spans = [m.group(0) for m in _DATE.finditer(sentence)]
         spans.sort(key=len, reverse=True)  # "12 March 1998" before "1998"
     elif kind == "number":
-        spans = [m.group(0).strip() for m in _NUMBER.finditer(sentence)]
+        spans = [_with_unit(sentence, m, asked) for m in _NUMBER.finditer(sentence)]
         dates = {m.group(0) for m in _DATE.finditer(sentence) if re.fullmatch(r"\d{4}", m.group(0))}
         spans = [s for s in spans if s not in dates] + [s for s in spans if s in dates]  # years last
     elif kind in ("person", "entity"):

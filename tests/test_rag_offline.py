@@ -1,0 +1,114 @@
+"""The RAG graph without a model: short answers that lead with the asked span, abstentions when
+the evidence lacks it, comparisons, a second hop through the bridge, and the ranking over rounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from agents.rag_agent import RagAgent
+from agents.testing import FakeEmbeddings
+from graphs.budget import Budget
+from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer
+from graphs.rag import _fuse_rounds
+from tools.ingest import Ingestor
+from tools.ingest.loaders import Document
+from tools.retrieval import RetrievedChunk, Retriever
+from tools.store import QdrantStore
+
+NOTES = [
+    ("lumen", "Lumen bridge", "The Lumen bridge opened in 1902 and was designed by Ada Vell."),
+    ("vell", "Ada Vell", "Ada Vell was an engineer; she was born in 1889 in Tarn."),
+    ("tarn", "Tarn tower", "The Tarn tower was finished in 1931 and is 82 metres tall."),
+    ("reef", "Coral reef", "Coral reefs are built by colonies of tiny animals called polyps."),
+]
+
+
+def chunk(doc_id: str, title: str, text: str) -> RetrievedChunk:
+    return RetrievedChunk(id=f"notes/{doc_id}", score=1.0, source="notes", doc_id=doc_id, title=title, text=text)
+
+
+EVIDENCE = [chunk(*row) for row in NOTES]
+
+
+@pytest.fixture
+def agent() -> Iterator[RagAgent]:
+    store = QdrantStore(":memory:")
+    embeddings = FakeEmbeddings()
+    docs = [Document(doc_id=i, text=text, title=title, path=f"/notes/{i}.md") for i, title, text in NOTES]
+    Ingestor(store, embeddings).ingest_documents(docs, "notes", description="Notes on bridges and towers")
+    yield RagAgent(Retriever(store=store, embeddings=embeddings, k=3))
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "short"),
+    [
+        ("When did the Lumen bridge open?", "1902"),
+        ("Who designed the Lumen bridge?", "Ada Vell"),
+        ("How tall is the Tarn tower?", "82 metres"),
+        ("Which is older, the Lumen bridge or the Tarn tower?", "the Lumen bridge"),
+        ("Which is younger, the Lumen bridge or the Tarn tower?", "the Tarn tower"),
+    ],
+)
+def test_answers_lead_with_the_asked_span(question: str, short: str) -> None:
+    draft = HeuristicAnswerer().answer(question, EVIDENCE, [], Budget())
+    assert not draft.abstained
+    assert draft.short == short
+    assert draft.text.startswith(f"{short}\n\n")
+    assert "[1]" in draft.text  # then the supporting sentences, cited
+
+
+def test_no_span_of_the_asked_kind_is_an_abstention_with_the_partial() -> None:
+    draft = HeuristicAnswerer().answer("When were coral reefs first built by polyps?", EVIDENCE, [], Budget())
+    assert draft.abstained
+    assert draft.text.startswith("I found no date")
+    assert "polyps" in draft.partial
+    assert draft.citations  # the quoted passages stay cited
+
+
+def test_an_undecided_yes_no_question_abstains() -> None:
+    draft = HeuristicAnswerer().answer("Is the Lumen bridge painted red?", EVIDENCE, [], Budget())
+    assert draft.abstained
+    assert "yes or no" in draft.text
+
+
+def test_a_description_question_is_answered_with_sentences() -> None:
+    draft = HeuristicAnswerer().answer("What are coral reefs built by?", EVIDENCE[3:], [], Budget())
+    assert not draft.abstained
+    assert draft.short == ""
+    assert "polyps" in draft.text
+
+
+def test_comparisons_search_each_side() -> None:
+    plan = HeuristicAnalyzer().analyze("Which is older, the Lumen bridge or the Tarn tower?", [], Budget())
+    assert any(q.startswith("the Lumen bridge") for q in plan.queries)
+    assert any(q.startswith("the Tarn tower") for q in plan.queries)
+    assert plan.hops == 2
+
+
+def test_the_agent_takes_a_second_hop_and_answers_short(agent: RagAgent) -> None:
+    result = agent.invoke("Where was the designer of the Lumen bridge born?")
+    grades = [s for s in result.steps if s["node"] == "grade"]
+    assert len(grades) == 2  # a planned second hop, though the first round covers the words
+    assert result.exit_reason == "answered"
+    assert result.short_answer == "Tarn"
+    assert result.answer.startswith("Tarn\n\n")
+    assert "notes/vell" in result.retrieved[:3]  # the bridge's document ranks beside the first hop's
+
+
+def test_the_agent_abstains_with_the_partial(agent: RagAgent) -> None:
+    result = agent.invoke("When was the coral reef discovered?")
+    assert result.exit_reason == "abstained"
+    assert result.short_answer == ""
+    assert result.partial_answer  # what it did find
+    assert result.partial_answer in result.answer
+
+
+def test_rounds_are_fused_not_appended() -> None:
+    first = [f"d{i}" for i in range(12)]
+    second = ["bridge", "d0", "x"]
+    fused = _fuse_rounds([first, second], 10)
+    assert fused[:3] == ["d0", "bridge", "d1"]  # the second hop's best is near the top, not at 13
+    assert set(fused) == set(first) | set(second)
