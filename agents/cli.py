@@ -343,6 +343,8 @@ def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, q
         if result.exit_reason != "answered":
             label += f"; {result.exit_reason}"
         out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")
+        if result.partial_answer:
+            out.print(f"[dim]what it found: {shown(result.partial_answer, lines=True)}[/]")
         usage = result.usage
         out.print(
             f"[dim]{result.chars:,} characters, {usage['sub_calls']} sub-calls, depth {result.depth}, "
@@ -397,8 +399,9 @@ def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     if result.exit_reason != "answered":
         label += f"; {result.exit_reason}"
     out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")
-    if result.partial_answer and result.partial_answer != result.answer:
-        out.print(f"[dim]unverified draft: {shown(result.partial_answer, lines=True)}[/]")
+    if result.partial_answer and result.partial_answer not in result.answer:  # an abstention quotes it already
+        what = "what it found" if result.exit_reason == "abstained" else "unverified draft"
+        out.print(f"[dim]{what}: {shown(result.partial_answer, lines=True)}[/]")
     for c in result.citations:
         where = f", {c.location}" if c.location else ""
         out.print(f"  [{c.number}] {shown(c.source)} · {shown(c.title)}{shown(where)}: {shown(_snippet(c.text, 160))}")

@@ -4,7 +4,7 @@ Model style), with a model or offline.
 ```python
 from agents import RlmAgent
 
-agent = RlmAgent()                                   # offline: split, extractive map, reduce
+agent = RlmAgent()                                   # offline: a plan by question form
 result = agent.invoke("What is the special magic number for Paris?", context=ten_million_chars)
 result = agent.invoke("Which essays mention Lisp?", context=["essays/"])   # files and folders
 print(result.answer, result.exit_reason, result.usage["sub_calls"])

@@ -236,8 +236,11 @@ class HeuristicGrader:
 class HeuristicRefiner:
     """Second hop: the entities and titles of the best chunks, with the terms still missing."""
 
-    def __init__(self, *, max_queries: int = 3):
+    def __init__(self, *, max_queries: int = 8):
         self.max_queries = max_queries
+        """Queries per hop: one per bridge name (titles, then names in the text) of the best three
+        chunks. Chosen on the HotpotQA dev half: all-gold@10 0.793 (2), 0.813 (3), 0.820 (5),
+        0.844 (8), 0.840 (12), 0.848 (16); 8 is where it levels off."""
 
     def refine(
         self,

@@ -248,3 +248,39 @@ def test_an_llm_judge_is_repeated_and_its_spread_kept(hotpot_dir: Path, tmp_path
     assert verdict["votes"] == [1.0, 0.0, 1.0]
     assert verdict["mean"] == pytest.approx(2 / 3)
     assert verdict["spread"] == pytest.approx(0.4714, abs=1e-4)
+
+
+def test_the_search_baseline_and_the_agent_in_the_same_run(hotpot_dir: Path, tmp_path: Path) -> None:
+    agent = run_hotpot(hotpot_dir, tmp_path, "agent")
+    search = run_hotpot(hotpot_dir, tmp_path, "search", agent="search")
+    for row in agent.rows:  # every agent item also holds one plain search of its question
+        assert row["baseline_retrieved"]
+        assert "search_all_gold@10" in row["metrics"]
+    searched = {r["id"]: r["retrieved"] for r in search.rows}
+    assert all(r["baseline_retrieved"] == searched[r["id"]] for r in agent.rows)  # the same search
+    assert agent.summary["metrics"]["search_recall@10"] == search.summary["metrics"]["recall@10"]
+    assert search.summary["per_node"].keys() == {"search", "answer"}
+    q1 = next(r for r in agent.rows if r["id"] == "q1")
+    assert q1["prediction"] == "20 July 1969"  # the short answer is scored ...
+    assert q1["answer"].startswith("20 July 1969\n\n")  # ... and the whole answer kept
+    assert q1["metrics"]["em"] == 1.0
+
+
+def test_squad2_unseen_asks_questions_whose_article_is_not_ingested(tmp_path: Path) -> None:
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    rows = [
+        {"id": f"{t}-{i}", "question": f"Q {t} {i}?", "answers": ["a"], "is_impossible": False,
+         "gold_passage_id": f"{t}p", "title": t}
+        for t in ("A", "B", "C", "D") for i in range(2)
+    ]  # fmt: skip
+    (folder / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = [{"_id": f"{t}p", "title": t, "text": f"About {t}."} for t in ("A", "B", "C", "D")]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    unseen = load_dataset(folder, split="unseen")
+    test = load_dataset(folder, split="test")
+    assert [i.id for i in unseen.items] == [i.id for i in test.items]  # the test half's questions
+    assert all(not i.answerable and i.answers == () for i in unseen.items)
+    assert unseen.corpus is not None
+    assert [d.title for d in unseen.corpus()] == ["A", "B"]  # only the dev half's articles
+    assert unseen.corpus_fingerprint() != test.corpus_fingerprint()  # so it gets its own store
