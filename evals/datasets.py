@@ -242,10 +242,13 @@ def _squad2(path: Path, split: str) -> EvalDataset:
     chosen = {"dev": set(titles[:half]), "test": set(titles[half:]), "all": set(titles)}.get(split)
     if split == "unseen":  # the test half's questions over the dev half's articles: none is there
         chosen = set(titles[half:])
+    elif split == "unseen-dev":  # the same the other way round, for tuning
+        chosen = set(titles[:half])
     if chosen is None:
         msg = (
             f"squad2 has splits dev (first half of the articles, for tuning), test (second half), all, and "
-            f"unseen (the test half's questions with only the dev half's articles ingested); got {split!r}"
+            f"unseen (the test half's questions with only the dev half's articles ingested; unseen-dev the other "
+            f"way round, for tuning); got {split!r}"
         )
         raise ValueError(msg)
     items = [
@@ -261,8 +264,8 @@ def _squad2(path: Path, split: str) -> EvalDataset:
         if r["title"] in chosen
     ]
     corpus = path / "corpus.jsonl"
-    if split == "unseen":
-        ingested = sorted(titles[:half])
+    if split in ("unseen", "unseen-dev"):
+        ingested = sorted(titles[:half] if split == "unseen" else titles[half:])
         items = [replace(i, answers=(), answerable=False, category="article not ingested") for i in items]
         params = {"corpus_titles": ingested}
         return EvalDataset("squad2", "qa", split, items, "squad2", _corpus(corpus, set(ingested)), corpus, params)

@@ -4,6 +4,7 @@ the evidence lacks it, comparisons, a second hop through the bridge, and the ran
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,15 @@ def test_rounds_are_fused_not_appended() -> None:
     fused = _fuse_rounds([first, second], 10)
     assert fused[:3] == ["d0", "bridge", "d1"]  # the second hop's best is near the top, not at 13
     assert set(fused) == set(first) | set(second)
+
+
+def test_passages_about_something_else_are_not_an_answer(real_embeddings: Any) -> None:
+    answerer = HeuristicAnswerer(real_embeddings)  # the bundled model: its on-topic cosine applies
+    assert answerer.min_similarity == 0.4
+    off_topic = answerer.answer("When was the Yuan dynasty finished?", EVIDENCE, [], Budget())  # shares "finished"
+    assert off_topic.abstained
+    assert "not about" in off_topic.text
+    on_topic = answerer.answer("When did the Lumen bridge open?", EVIDENCE, [], Budget())
+    assert not on_topic.abstained
+    assert on_topic.short == "1902"
+    assert HeuristicAnswerer(FakeEmbeddings()).min_similarity is None  # another model: no threshold

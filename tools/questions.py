@@ -42,6 +42,7 @@ __all__ = [
     "span_scores",
     "terms",
     "type_noun",
+    "unmentioned",
     "verb_terms",
 ]
 
@@ -314,7 +315,8 @@ _PLACE = re.compile(
 _OPENER_WORDS = (
     "The A An In On At By For From This That These Those It Its He She They His Her Their We Our You I After "
     "Before When While During Since Until As If Although Though But And Or So Yet Then There Here One Some Many "
-    "Most Every Each Both Also Today Later Once"
+    "Most Every Each Both Also Today Later Once What Which Who Whom Whose Why How Where Is Are Was Were Do Does "
+    "Did Can Could Name List"
 )
 _OPENERS = frozenset(_OPENER_WORDS.split())
 
@@ -529,6 +531,13 @@ def _with_unit(sentence: str, match: re.Match[str], asked: set[str]) -> str:
     if word and word not in _JUDGE_STOPWORDS and (stems := terms(word)) and not stems & asked:
         return f"{match.group(0).strip()} {word}"
     return match.group(0).strip()
+
+
+def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
+    """The names in ``question`` that none of ``texts`` mentions: evidence about something else
+    ("When was the Yuan dynasty founded?" over passages that never say "Yuan")."""
+    said = set().union(*(terms(t) for t in texts)) if texts else set()
+    return [name for name in entities(question) if (words := terms(name)) and not words & said]
 
 
 def _new(span: str, asked: set[str], asked_lower: str) -> bool:
