@@ -315,24 +315,20 @@ class HeuristicAnswerer:
             vectors = embed_array(self.embeddings, [asked, *result.sentences])
             similarity = float((vectors[1:] @ vectors[0]).max())  # a bridge hop's sentence may be the far one
             if similarity < self.min_similarity:
-                text = (
-                    f"The passages I found are not about {asked!r} (similarity {similarity:.2f} < "
-                    f"{self.min_similarity:.2f}). The closest: {result.text}"
-                )
-                return Draft(text, cited, abstained=True, partial=result.text)
+                floor = self.min_similarity
+                why = f"The passages I found are not about {asked!r} (similarity {similarity:.2f} < {floor:.2f})"
+                return _decline(why, result.text, cited)
         quoted = [f"{c.title} {c.text}" for c in result.citations]
         if absent := unmentioned(asked, quoted):
-            names = ", ".join(repr(a) for a in absent)
-            text = f"The sources I found do not mention {names}. The closest passages: {result.text}"
-            return Draft(text, cited, abstained=True, partial=result.text)
+            return _decline(
+                f"The sources I found do not mention {', '.join(repr(a) for a in absent)}", result.text, cited
+            )
         if read.form == "comparison" and (short := compare(asked, [(c.title, c.text) for c in evidence])):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)
         if read.form == "comparison" and " or " in asked:  # the answer is one of the options, or none
-            text = f"I cannot tell from the sources which one {asked!r} means. The closest passages: {result.text}"
-            return Draft(text, cited, abstained=True, partial=result.text)
+            return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if read.kind == "yesno":
-            text = f"I cannot tell yes or no from the sources for {asked!r}. The closest passages: {result.text}"
-            return Draft(text, cited, abstained=True, partial=result.text)
+            return _decline(f"I cannot tell yes or no from the sources for {asked!r}", result.text, cited)
         if read.kind not in _KIND_WORDS:
             return Draft(result.text, cited)
         said = " ".join(result.sentences).lower()
@@ -344,9 +340,14 @@ class HeuristicAnswerer:
         if scored:
             span = max(scored, key=lambda pair: pair[0])[1]  # max keeps the first of equals
             return Draft(f"{span}\n\n{result.text}", cited, short=span)
-        what = _KIND_WORDS[read.kind]
-        text = f"I found no {what} in the sources that answers {asked!r}. The closest passages: {result.text}"
-        return Draft(text, cited, abstained=True, partial=result.text)
+        return _decline(
+            f"I found no {_KIND_WORDS[read.kind]} in the sources that answers {asked!r}", result.text, cited
+        )
+
+
+def _decline(why: str, quoted: str, cited: list[str]) -> Draft:
+    """An abstention that says why and quotes the closest passages (also its ``partial``)."""
+    return Draft(f"{why}. The closest passages: {quoted}", cited, abstained=True, partial=quoted)
 
 
 class HeuristicValidator:

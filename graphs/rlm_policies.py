@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
@@ -264,34 +264,24 @@ class HeuristicRoot:
             plan = {"form": form, "stage": "start"}
         step = f"h{view.depth}-{view.iteration}"
         stage = plan["stage"]
-        if stage == "start" and plan["form"] == "aggregate":
-            return self._mentions(view, plan, step)
-        if stage == "start" and plan["form"] == "chain":
-            return self._count(view, {**plan, "stage": "anchor"}, step, sorted(terms(view.question) - _GENERIC))
-        if stage == "anchor":
-            return self._anchor(view, plan, step)
-        if stage == "first":
-            return self._first(view, plan, step)
         if stage == "start":
-            return self._read(view, plan, step)
-        if stage == "read":
-            calls = [
-                _call("reduce", {"buffer": "answers", "instruction": view.question, "into": "final"}, f"{step}-reduce")
-            ]
-            if view.depth > 0:
-                calls.append(_call("submit", {"buffer": "final"}, f"{step}-submit"))
-            return _turn(calls, {**plan, "stage": "reduce"}, "")
-        if stage == "reduce":
-            return self._judge(view, plan, step)
-        if stage == "words":
-            return self._weigh(view, plan, step)
-        if stage == "hop":
-            return self._follow(view, plan, step)
-        if stage == "mentions":
-            return self._records(view, plan, step)
-        if stage == "values":
-            return self._combine(view, plan, step)
-        return _abstain(step, plan, "", f"offline plan in an unknown stage {stage!r}")
+            stage = {"aggregate": "aggregate", "chain": "chain"}.get(plan["form"], "start")
+        stages: dict[str, _Stage] = {
+            "start": self._read,  # lookups, comparisons, and what will be declined
+            "read": self._reduce,
+            "reduce": self._judge,
+            "words": self._weigh,
+            "chain": self._chain,
+            "anchor": self._anchor,
+            "first": self._first,
+            "hop": self._follow,
+            "aggregate": self._mentions,
+            "mentions": self._records,
+            "values": self._combine,
+        }
+        if stage not in stages:
+            return _abstain(step, plan, "", f"offline plan in an unknown stage {stage!r}")
+        return stages[stage](view, plan, step)
 
     def final(self, view: RootView, broker: Broker, reason: str) -> str:
         return best_gathered(view.buffers)
@@ -308,6 +298,18 @@ class HeuristicRoot:
             _call("map", {"chunk_ids": "all", "instruction": view.question, "buffer": "answers"}, f"{step}-map"),
         ]
         return _turn(calls, {**plan, "stage": "read"}, f"offline plan: {plan['form']}; reading every piece")
+
+    def _reduce(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        calls = [
+            _call("reduce", {"buffer": "answers", "instruction": view.question, "into": "final"}, f"{step}-reduce")
+        ]
+        if view.depth > 0:  # a sub-run hands its best sentence up
+            calls.append(_call("submit", {"buffer": "final"}, f"{step}-submit"))
+        return _turn(calls, {**plan, "stage": "reduce"}, "")
+
+    def _chain(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
+        words = sorted(terms(view.question) - _GENERIC)
+        return self._count(view, {**plan, "stage": "anchor"}, step, words)
 
     def _judge(self, view: RootView, plan: dict[str, Any], step: str) -> AIMessage:
         final = view.buffers.get("final") or [{}]
@@ -468,6 +470,8 @@ class HeuristicRoot:
         return _turn(calls, {**plan, "stage": "done"}, f"{op} of {records} values")
 
 
+_Stage = Callable[[RootView, dict[str, Any], str], AIMessage]
+"""One step of the offline plan: the next turn from the view, the plan so far and the step id."""
 MAX_WORDS = 8
 """Question words whose frequency a lookup checks with grep."""
 _GENERIC = terms(

@@ -488,18 +488,20 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
         held = [bool(wanted) and len(wanted & terms(text)) >= max(1, (len(wanted) + 1) // 2) for text in about]
         return "yes" if all(held) else ""
     if _EARLIER.search(question) or _LATER.search(question):
-        years = [_first(_YEAR, text) for text in about]
-        if None in years or years[0] == years[1]:
-            return ""
-        pick = min if _EARLIER.search(question) else max
-        return options[years.index(pick(y for y in years if y is not None))]
+        return _by_value(options, about, _YEAR, smaller=bool(_EARLIER.search(question)))
     if _MORE.search(question) or _FEWER.search(question):
-        numbers = [_first(_NUMBER, text) for text in about]
-        if None in numbers or numbers[0] == numbers[1]:
-            return ""
-        pick = max if _MORE.search(question) else min
-        return options[numbers.index(pick(n for n in numbers if n is not None))]
+        return _by_value(options, about, _NUMBER, smaller=not _MORE.search(question))
     return ""
+
+
+def _by_value(options: list[str], about: list[str], pattern: re.Pattern[str], *, smaller: bool) -> str:
+    """The option whose passages' first ``pattern`` value is the smaller (larger) one; empty when
+    a side has none or they are equal."""
+    values = [_first(pattern, text) for text in about]
+    if values[0] is None or values[1] is None or values[0] == values[1]:
+        return ""
+    first_wins = values[0] < values[1] if smaller else values[0] > values[1]
+    return options[0] if first_wins else options[1]
 
 
 def _about(option: str, passages: Sequence[tuple[str, str]]) -> str:

@@ -99,6 +99,14 @@ class GrepMatch:
     """The match with ``context`` characters around it, whitespace collapsed."""
 
 
+def _compile(pattern: str, ignore_case: bool) -> regex.Pattern[str]:
+    try:
+        return regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
+    except regex.error as exc:
+        msg = f"invalid regular expression {pattern!r}: {exc}; escape special characters like ( [ ? with \\"
+        raise ValueError(msg) from exc
+
+
 def grep(
     text: str,
     pattern: str,
@@ -116,11 +124,7 @@ def grep(
     Raises:
         ValueError: The pattern is not a valid regular expression.
     """
-    try:
-        compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
-    except regex.error as exc:
-        msg = f"invalid regular expression {pattern!r}: {exc}; escape special characters like ( [ ? with \\"
-        raise ValueError(msg) from exc
+    compiled = _compile(pattern, ignore_case)
     matches: list[GrepMatch] = []
     total = 0
     timed_out = False
@@ -178,11 +182,7 @@ def grep_items(
     if unit not in ("match", "line", "sentence"):
         msg = f"unknown grep unit {unit!r}; use match, line or sentence"
         raise ValueError(msg)
-    try:
-        compiled = regex.compile(pattern, regex.IGNORECASE if ignore_case else 0)
-    except regex.error as exc:
-        msg = f"invalid regular expression {pattern!r}: {exc}; escape special characters like ( [ ? with \\"
-        raise ValueError(msg) from exc
+    compiled = _compile(pattern, ignore_case)
     items: list[dict[str, Any]] = []
     try:
         for m in compiled.finditer(text, timeout=timeout_s):
