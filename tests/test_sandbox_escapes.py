@@ -878,11 +878,24 @@ def _wait_until(condition: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.01)
 
 
+def _exiting(pid: str) -> bool:
+    """The process is on its way out (``PF_EXITING`` in its stat flags): it runs no more code. On
+    cgroup v1 such a process shows the root of every hierarchy in ``/proc/PID/cgroup`` (the kernel
+    reports exiting tasks there), and tearing down its namespaces can take seconds under load."""
+    try:
+        flags = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[6])
+    except (OSError, IndexError, ValueError):
+        return True  # gone
+    return bool(flags & 0x4)
+
+
 def _outside_a_run_cgroup() -> list[str]:
+    """Live (not exiting) sandbox processes that are in no run cgroup."""
     left = []
     for line in sandbox_processes():
+        pid = line.split(":", 1)[0]
         with contextlib.suppress(OSError):
-            if "arag-sandbox-" not in Path(f"/proc/{line.split(':', 1)[0]}/cgroup").read_text():
+            if "arag-sandbox-" not in Path(f"/proc/{pid}/cgroup").read_text() and not _exiting(pid):
                 left.append(line)
     return left
 
@@ -899,7 +912,8 @@ def _described(lines: list[str]) -> list[str]:
         except (OSError, IndexError):
             described.append(f"{line[:100]} (gone)")
             continue
-        described.append(f"{line[:100]} (state {state}, waits in {waits}, cgroups {sorted(set(groups))})")
+        exiting = ", exiting" if _exiting(pid) else ""
+        described.append(f"{line[:100]} (state {state}{exiting}, waits in {waits}, cgroups {sorted(set(groups))})")
     return described
 
 
@@ -959,7 +973,8 @@ def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
     assert done.stdout.strip() == "1", done.stderr[-2000:]
     # The clean-up is done when that run has started: no dead caller's cgroup is left to join.
     assert _run_cgroups_of(callers) == []
-    _wait_until(lambda: not sandbox_processes(), 10)  # a shell whose cgroup went exits
+    # A shell whose cgroup went exits; a killed process's namespaces can take seconds to go.
+    _wait_until(lambda: not sandbox_processes(), 30)
     assert _described(sandbox_processes()) == []
 
 
