@@ -14,6 +14,8 @@ $(BIN)/arag: pyproject.toml
 	# torch first and pinned: the CPU build (an unpinned torch pulls gigabytes of CUDA).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The ONNX export of the bundled model (default backend), into ~/.cache/arag/models (about 3 s).
+	$(BIN)/python -m tools.onnx_export
 	touch $@
 
 install: $(BIN)/arag

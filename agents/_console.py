@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from tools.ingest import terminal_safe
+from tools.ingest._clean import terminal_safe
 
 out = Console(soft_wrap=True)
 """Results (stdout)."""

@@ -11,18 +11,20 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.status import Status
 
 from agents._console import err, out, progress_bars, shown
-from agents.components import build_embeddings, build_ingestor, build_retriever, build_store
-from agents.events import AgentEvent, AgentResult, location
 from agents.settings import Settings
-from tools.ingest import IngestError, IngestReport, terminal_safe
-from tools.retrieval import MODES, Mode, RetrievedChunk
+from tools.ingest._clean import terminal_safe
+
+if TYPE_CHECKING:  # the rest loads in the command that needs it: `arag --help` stays light
+    from agents.events import AgentEvent, AgentResult
+    from tools.ingest import IngestError, IngestReport
+    from tools.search import Mode, RetrievedChunk
 
 __all__ = ["app", "main"]
 
@@ -72,6 +74,9 @@ def ingest(
 ) -> None:
     """Ingest documents into a source: .txt .md .mdx .rst .html .pdf .csv .jsonl .docx .pptx .xlsx
     .epub .ipynb. Re-ingesting adds only what changed; every file left out is reported with why."""
+    from agents.components import build_embeddings, build_ingestor, build_store
+    from tools.ingest import IngestError
+
     metadata = _parse_meta(meta or [])
     settings = Settings()
     with build_store(settings) as store:
@@ -106,6 +111,7 @@ def watch(
 ) -> None:
     """Keep a source in sync with folders: sync now (like ingest --sync), then ingest each change as
     files are saved, and remove the chunks of files deleted or renamed. Ctrl-C stops."""
+    from agents.components import build_embeddings, build_ingestor, build_store
     from tools.ingest import Watcher
 
     settings = Settings()
@@ -167,11 +173,14 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON lines.")] = False,
 ) -> None:
     """Search the sources and print the best chunks with their scores."""
+    from agents.components import build_query_embeddings, build_searcher, build_store
+    from agents.events import location
+
     chosen = _mode(mode)
     settings = Settings()
     with build_store(settings) as store:
-        retriever = build_retriever(settings, store, build_embeddings(settings))
-        chunks = retriever.search(query, k=k, mode=chosen, sources=source)
+        searcher = build_searcher(settings, store, build_query_embeddings(settings))
+        chunks = searcher.search(query, k=k, mode=chosen, sources=source)
     if as_json:
         for chunk in chunks:
             typer.echo(terminal_safe(json.dumps(_chunk_json(chunk), ensure_ascii=False)))
@@ -191,6 +200,8 @@ def sources(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
 ) -> None:
     """List the sources (collections) with their size and description."""
+    from agents.components import build_store
+
     settings = Settings()
     with build_store(settings) as store:
         if delete:
@@ -442,6 +453,8 @@ _LIST_PER_KIND = 10
 
 
 def _mode(mode: str | None) -> Mode | None:
+    from tools.search import MODES
+
     if mode is None:
         return None
     if mode not in MODES:

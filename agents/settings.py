@@ -141,8 +141,21 @@ class EmbeddingSettings(_Group):
     """Texts per forward pass (local) or request (openai)."""
     cache: bool = Field(default=True, validation_alias="ARAG_EMBEDDING_CACHE")
     """Cache embeddings on disk by content hash (``<data_dir>/cache/embeddings.sqlite``)."""
+    backend: Literal["onnx", "onnx-int8", "torch"] = Field(default="torch", validation_alias="ARAG_EMBEDDING_BACKEND")
+    """How the local model runs: ``onnx`` (ONNX Runtime, fp32; no torch on the query path),
+    ``onnx-int8`` (dynamically quantised) or ``torch`` (sentence-transformers). Part of the model's
+    identity: a store embedded with one backend is searched with the same one."""
+    threads: int | None = Field(default=None, ge=1, validation_alias="ARAG_EMBEDDING_THREADS")
+    """Intra-op threads of the local model (ONNX Runtime or torch); default: all cores."""
     torch_threads: int | None = Field(default=None, ge=1, validation_alias="ARAG_TORCH_THREADS")
-    """Torch threads for the local model; default: all cores."""
+    """The older name of ``threads`` (used when ``threads`` is unset)."""
+    model_cache: Path | None = Field(default=None, validation_alias="ARAG_MODEL_CACHE")
+    """Folder of the exported ONNX files; default ``$XDG_CACHE_HOME/arag/models`` (``~/.cache``)."""
+
+    @property
+    def effective_threads(self) -> int | None:
+        """``threads``, else the older ``torch_threads``, else ``None`` (all cores)."""
+        return self.threads or self.torch_threads
 
 
 class ModelSettings(_Group):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agents._console import out, progress_bars, shown
-from agents.components import build_store
 from agents.settings import Settings
-from tools.store import EdgeStore, QdrantStore, VectorStore
-from tools.store.migrate import copy_sources, export_sources, import_sources
+
+if TYPE_CHECKING:  # the store loads in the command that needs it: `arag --help` stays light
+    from tools.store import VectorStore
 
 __all__ = ["store_app"]
 
@@ -28,6 +28,9 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 @store_app.command()
 def info() -> None:
     """Show the backend, where it keeps its data, and each source's size and index state."""
+    from agents.components import build_store
+    from tools.store import EdgeStore
+
     settings = Settings()
     with build_store(settings) as store:
         out.print(f"backend: {settings.store.effective_backend} ({shown(settings.store.location)})")
@@ -40,6 +43,8 @@ def info() -> None:
 @store_app.command()
 def optimize(sources: SourcesOption = None, quiet: QuietOption = False) -> None:
     """Build the vector index now over everything added since the last build (embedded backend)."""
+    from agents.components import build_store
+
     settings = Settings()
     with build_store(settings) as store, progress_bars(enabled=not quiet) as progress:
         for name in sources or [s.name for s in store.list_sources()]:
@@ -54,6 +59,9 @@ def export_(
     quiet: QuietOption = False,
 ) -> None:
     """Write sources (metadata, vectors, payloads) to a file that `arag store import` reads."""
+    from agents.components import build_store
+    from tools.store.migrate import export_sources
+
     with build_store(Settings()) as store, progress_bars(enabled=not quiet) as progress:
         report = export_sources(store, path, sources=sources, progress=progress)
     out.print(f"exported {report.points} chunks of {', '.join(report.sources) or 'no sources'} to {path}")
@@ -65,6 +73,9 @@ def import_(
     quiet: QuietOption = False,
 ) -> None:
     """Load an export into the configured store (no re-embedding)."""
+    from agents.components import build_store
+    from tools.store.migrate import import_sources
+
     with build_store(Settings()) as store, progress_bars(enabled=not quiet) as progress:
         report = import_sources(store, path, progress=progress)
     out.print(f"imported {report.points} chunks into {', '.join(report.sources) or 'no sources'}")
@@ -82,6 +93,9 @@ def migrate(
 ) -> None:
     """Copy sources from the configured store to another one, e.g. an embedded store to a Qdrant
     server (then set ARAG_QDRANT_URL to use it)."""
+    from agents.components import build_store
+    from tools.store.migrate import copy_sources
+
     target = _target(to, backend, api_key)
     settings = Settings()
     with build_store(settings) as origin, target, progress_bars(enabled=not quiet) as progress:
@@ -90,6 +104,8 @@ def migrate(
 
 
 def _target(to: str, backend: str | None, api_key: str | None) -> VectorStore:
+    from tools.store import EdgeStore, QdrantStore
+
     if to.startswith(("http://", "https://")):
         if backend not in (None, "server"):
             msg = f"--to {to} is a URL, which means --backend server, not {backend}"

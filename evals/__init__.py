@@ -1,9 +1,36 @@
-"""Datasets, metrics and benchmark runners. Evals measure; ``tests/`` checks."""
+"""Datasets, metrics and benchmark runners. Evals measure; ``tests/`` checks.
 
-from evals.beir import BeirDataset, load_beir
-from evals.datasets import EvalDataset, EvalItem, load_dataset
-from evals.harness import RunResult, assert_no_regression, compare, load_run, run
-from evals.metrics import mean_metric, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+Names are imported on first use (PEP 562): `arag --help` lists `arag eval` without loading the harness.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evals.beir import BeirDataset, load_beir
+    from evals.datasets import EvalDataset, EvalItem, load_dataset
+    from evals.harness import RunResult, assert_no_regression, compare, load_run, run
+    from evals.metrics import mean_metric, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+
+_EXPORTS = {
+    "BeirDataset": "evals.beir",
+    "EvalDataset": "evals.datasets",
+    "EvalItem": "evals.datasets",
+    "RunResult": "evals.harness",
+    "assert_no_regression": "evals.harness",
+    "compare": "evals.harness",
+    "load_beir": "evals.beir",
+    "load_dataset": "evals.datasets",
+    "load_run": "evals.harness",
+    "mean_metric": "evals.metrics",
+    "mrr_at_k": "evals.metrics",
+    "ndcg_at_k": "evals.metrics",
+    "percentile": "evals.metrics",
+    "recall_at_k": "evals.metrics",
+    "run": "evals.harness",
+}
 
 __all__ = [
     "BeirDataset",
@@ -22,3 +49,17 @@ __all__ = [
     "recall_at_k",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

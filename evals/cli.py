@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from agents._console import out, progress_bars
-from agents.components import build_embeddings
 from agents.settings import Settings
-from evals.beir import load_beir
-from evals.retrieval import METRICS, index_folder, ingest_corpus, run_queries
-from tools.embeddings import model_identity
-from tools.ingest import Chunker
-from tools.retrieval import MODES, Mode, Retriever
+
+if TYPE_CHECKING:  # loaded by the commands: `arag --help` lists this app without them
+    from tools.retrieval import Mode
 
 __all__ = ["eval_app"]
 
@@ -42,6 +39,13 @@ def retrieval(
 ) -> None:
     """Ingest a BEIR corpus (cached) and print nDCG@10, Recall@100, MRR@10 per mode, with ingest
     throughput and query latency."""
+    from agents.components import build_embeddings
+    from evals.beir import load_beir
+    from evals.retrieval import METRICS, index_folder, ingest_corpus, run_queries
+    from tools.embeddings import model_identity
+    from tools.ingest import Chunker
+    from tools.retrieval import Retriever
+
     chosen = _modes(modes)
     data = load_beir(dataset, split)
     if limit:
@@ -105,6 +109,8 @@ def retrieval(
 
 
 def _modes(text: str) -> list[Mode]:
+    from tools.retrieval import MODES
+
     chosen = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in MODES]
     if unknown or not chosen:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
@@ -62,9 +62,20 @@ class ModelError(RuntimeError):
 _TRANSIENT_STATUS = {408, 409, 429}
 
 
+def _openai_error(name: str) -> type[BaseException] | None:
+    """openai's exception class ``name`` if openai is loaded. It is not imported here (0.6 s): a model
+    client that raises its errors has loaded it, and without one no such error can occur."""
+    module = sys.modules.get("openai")
+    found = getattr(module, name, None) if module is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying ``exc`` can help: rate limits, server errors, timeouts, dropped connections."""
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError | TimeoutError | ConnectionError):
+    if isinstance(exc, httpx.TransportError | TimeoutError | ConnectionError):
+        return True
+    connection = _openai_error("APIConnectionError")
+    if connection is not None and isinstance(exc, connection):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500)
@@ -149,13 +160,15 @@ class ModelClient:
                             raise failure
                         budget.check()  # the deadline may have passed while waiting
                         response = runnable.invoke(list(messages))
-        except openai.APIStatusError as exc:
-            msg = f"model {self.name!r} failed after {attempts} attempt(s): HTTP {exc.status_code}: {_brief(exc)}"
-            raise ModelError(msg, attempts=attempts, cause=exc) from exc
         except BudgetExceeded:
             raise
-        except Exception as exc:  # any other failure of the model is the run's error, with its reason
-            msg = f"model {self.name!r} failed after {attempts} attempt(s): {type(exc).__name__}: {_brief(exc)}"
+        except Exception as exc:  # any failure of the model is the run's error, with its reason
+            status_error = _openai_error("APIStatusError")
+            if status_error is not None and isinstance(exc, status_error):
+                status = getattr(exc, "status_code", "?")
+                msg = f"model {self.name!r} failed after {attempts} attempt(s): HTTP {status}: {_brief(exc)}"
+            else:
+                msg = f"model {self.name!r} failed after {attempts} attempt(s): {type(exc).__name__}: {_brief(exc)}"
             raise ModelError(msg, attempts=attempts, cause=exc) from exc
         if not isinstance(response, AIMessage):
             response = AIMessage(content=str(getattr(response, "content", response)))

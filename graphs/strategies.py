@@ -17,7 +17,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 import httpx
 from langchain_core.messages import BaseMessage
-from qdrant_client.http.exceptions import ResponseHandlingException
 
 from graphs.budget import Budget
 from tools.questions import terms as terms  # re-exported: the strategies' shared helper
@@ -48,11 +47,11 @@ __all__ = [
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     httpx.TransportError,
-    ResponseHandlingException,
     StoreError,
 )
 """What a search may fail with and a run go on without that search (it may work next time): the
-network, a store that is busy, down or locked. Anything else is an error of the set-up (another
+network, a store that is busy, down, locked or unreachable (a Qdrant server that does not answer is
+a :class:`~tools.store.StoreError`). Anything else is an error of the set-up (another
 embedding model, a bad filter), which no retry fixes: the run ends with it."""
 
 

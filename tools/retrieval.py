@@ -1,15 +1,15 @@
-"""Retrieval: dense, sparse (BM25) or hybrid search over one or more sources.
+"""Retrieval as a LangChain retriever: dense, sparse (BM25) or hybrid search over one or more sources.
 
 :class:`Retriever` is a LangChain ``BaseRetriever`` (``invoke(query)`` returns ``Document``s), and
 its :meth:`Retriever.search` returns :class:`RetrievedChunk`s with ids, scores and payload for code
-that needs them.
+that needs them. The search itself is :class:`tools.search.Searcher`, which loads without
+LangChain's runnables (``arag search`` uses it directly).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -17,80 +17,20 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from tools._fusion import rrf, tie_order
-from tools.embeddings import model_identity
+from tools.search import (
+    DEFAULT_RRF_K,
+    MODES,
+    Mode,
+    RetrievedChunk,
+    Searcher,
+    StoredDocument,
+    fuse_rrf,
+    join_chunks,
+)
 from tools.sparse import Bm25Encoder
-from tools.store import FilterSpec, Hit, VectorStore
+from tools.store import FilterSpec, VectorStore
 
 __all__ = ["MODES", "Mode", "RetrievedChunk", "Retriever", "StoredDocument", "fuse_rrf", "join_chunks"]
-
-Mode = Literal["dense", "sparse", "hybrid"]
-MODES: tuple[Mode, ...] = get_args(Mode)
-
-DEFAULT_RRF_K = 10
-"""Rank constant of reciprocal rank fusion. Chosen on the SciFact *train* queries, where k = 2, 5,
-10, 30, 60 gave hybrid nDCG@10 0.7272, 0.7273, 0.7285, 0.7244, 0.7204: the textbook 60 lets weak
-ranks count too much (see evals/README.md)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievedChunk:
-    """A retrieved chunk with its provenance."""
-
-    id: str
-    score: float
-    """Score in the mode's scale: cosine (dense), BM25 (sparse), or fused reciprocal rank."""
-    source: str
-    doc_id: str
-    title: str
-    text: str
-    path: str = ""
-    chunk_index: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_hit(cls, hit: Hit, source: str) -> RetrievedChunk:
-        """Build from a store hit."""
-        p = hit.payload
-        return cls(
-            id=hit.id,
-            score=hit.score,
-            source=str(p.get("source", source)),
-            doc_id=str(p.get("doc_id", "")),
-            title=str(p.get("title", "")),
-            text=str(p.get("text", "")),
-            path=str(p.get("path", "")),
-            chunk_index=int(p.get("chunk_index", 0)),
-            metadata=dict(p.get("metadata") or {}),
-        )
-
-    def to_document(self) -> Document:
-        """As a LangChain ``Document`` (id and score in metadata)."""
-        meta = {
-            "id": self.id,
-            "score": self.score,
-            "source": self.source,
-            "doc_id": self.doc_id,
-            "title": self.title,
-            "path": self.path,
-            "chunk_index": self.chunk_index,
-            **self.metadata,
-        }
-        return Document(page_content=self.text, metadata=meta, id=self.id)
-
-
-def fuse_rrf(rankings: Sequence[Sequence[RetrievedChunk]], k: int = DEFAULT_RRF_K) -> list[RetrievedChunk]:
-    """Reciprocal rank fusion of several rankings, deduplicated by chunk id; scores become RRF scores.
-
-    Ranks count from 0, as in Qdrant's own fusion: the top hit of a ranking adds ``1/k``. The
-    same ``k`` therefore means the same fusion inside one source and across sources.
-    """
-    fused = rrf(([chunk.id for chunk in ranking] for ranking in rankings), k)  # exact; ties by id
-    first: dict[str, RetrievedChunk] = {}
-    for ranking in rankings:
-        for chunk in ranking:
-            first.setdefault(chunk.id, chunk)
-    return [replace(first[cid], score=score) for cid, score in fused]
 
 
 class Retriever(BaseRetriever):
@@ -123,6 +63,21 @@ class Retriever(BaseRetriever):
 
     _checked: set[str] = PrivateAttr(default_factory=set)
 
+    def searcher(self) -> Searcher:
+        """A :class:`~tools.search.Searcher` with this retriever's settings (sharing its model checks)."""
+        return Searcher(
+            store=self.store,
+            embeddings=self.embeddings,
+            encoder=self.encoder,
+            sources=self.sources,
+            mode=self.mode,
+            k=self.k,
+            prefetch_limit=self.prefetch_limit,
+            rrf_k=self.rrf_k,
+            where=self.where,
+            checked=self._checked,
+        )
+
     def search(
         self,
         query: str,
@@ -133,158 +88,17 @@ class Retriever(BaseRetriever):
         where: FilterSpec | None = None,
     ) -> list[RetrievedChunk]:
         """The ``k`` best chunks for ``query``, best first."""
-        k = self.k if k is None else k
-        mode = mode or self.mode
-        if mode not in MODES:
-            msg = f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}"
-            raise ValueError(msg)
-        if k < 1:
-            msg = f"k must be >= 1, got {k}"
-            raise ValueError(msg)
-        names = list(sources or self.sources or [s.name for s in self.store.list_sources()])
-        if not names:
-            msg = "the store has no sources yet; run `arag ingest PATH --source NAME` first"
-            raise LookupError(msg)
-        self._check_models(names)
-        dense = self.embeddings.embed_query(query) if mode in ("dense", "hybrid") else None
-        sparse = self.encoder.encode_query(query) if mode in ("sparse", "hybrid") else None
-        filter_spec = where if where is not None else self.where
-        rankings = []
-        for name in names:
-            hits = self.store.search(
-                name,
-                dense=dense,
-                sparse=sparse,
-                limit=k,
-                where=filter_spec,
-                prefetch_limit=max(self.prefetch_limit, k),
-                rrf_k=self.rrf_k,
-            )
-            # Engines may return equal scores in any order (Edge searches segments in parallel):
-            # break ties by id, so a question gets the same ranking every run.
-            hits = sorted(hits, key=lambda h: tie_order(h.id, h.score))
-            rankings.append([RetrievedChunk.from_hit(h, name) for h in hits])
-        if len(rankings) == 1:
-            return rankings[0]
-        return fuse_rrf(rankings, self.rrf_k)[:k]
+        return self.searcher().search(query, k=k, mode=mode, sources=sources, where=where)
 
     def search_documents(
         self, query: str, *, k: int = 10, chunks_per_document: int = 3, **kwargs: Any
     ) -> list[RetrievedChunk]:
-        """The best chunk of each of the ``k`` best documents (a document ranks by its best chunk).
-
-        Fetches ``k * chunks_per_document`` chunks; fewer than ``k`` documents come back when the
-        sources hold fewer, or when the best chunks crowd into fewer documents.
-        """
-        seen: set[tuple[str, str]] = set()
-        best: list[RetrievedChunk] = []
-        for chunk in self.search(query, k=k * chunks_per_document, **kwargs):
-            key = (chunk.source, chunk.doc_id)
-            if key not in seen:
-                seen.add(key)
-                best.append(chunk)
-                if len(best) == k:
-                    break
-        return best
+        """The best chunk of each of the ``k`` best documents (see :meth:`Searcher.search_documents`)."""
+        return self.searcher().search_documents(query, k=k, chunks_per_document=chunks_per_document, **kwargs)
 
     def document(self, doc_id: str, *, source: str | None = None) -> StoredDocument:
-        """A whole stored document, rebuilt from its chunks in order (overlaps removed).
-
-        Raises:
-            LookupError: No source holds a document with this id.
-        """
-        names = [source] if source else list(self.sources or [s.name for s in self.store.list_sources()])
-        for name in names:
-            hits = list(self.store.scroll(name, {"doc_id": doc_id}))
-            if hits:
-                hits.sort(key=lambda h: int(h.payload.get("chunk_index", 0)))
-                first = hits[0].payload
-                return StoredDocument(
-                    source=name,
-                    doc_id=doc_id,
-                    title=str(first.get("title") or ""),
-                    path=str(first.get("path") or ""),
-                    text=_rebuild([h.payload for h in hits]),
-                    chunks=len(hits),
-                )
-        msg = (
-            f"no document {doc_id!r} in source(s) {', '.join(names) or '(none)'}; "
-            "use a doc id from the search results (doc=...)"
-        )
-        raise LookupError(msg)
-
-    def _check_models(self, names: Sequence[str]) -> None:
-        identity = model_identity(self.embeddings)
-        for name in names:
-            if name in self._checked:
-                continue
-            source = self.store.get_source(name)
-            if source.embedding_model and source.embedding_model != identity:
-                msg = (
-                    f"source {name!r} was embedded with {source.embedding_model!r} but the retriever "
-                    f"uses {identity!r}; set the same embedding model (ARAG_EMBEDDING_MODEL)"
-                )
-                raise ValueError(msg)
-            self._checked.add(name)
+        """A whole stored document, rebuilt from its chunks in order (see :meth:`Searcher.document`)."""
+        return self.searcher().document(doc_id, source=source)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [chunk.to_document() for chunk in self.search(query)]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
-    """A document as the store holds it: its chunks joined back together."""
-
-    source: str
-    doc_id: str
-    title: str
-    path: str
-    text: str
-    chunks: int
-
-    @property
-    def chars(self) -> int:
-        return len(self.text)
-
-
-def _rebuild(payloads: Sequence[dict[str, Any]]) -> str:
-    """A document from its chunk payloads: placed at their ``start`` offsets when every chunk has
-    one (exact), else joined by :func:`join_chunks` (stores written before offsets were kept)."""
-    texts = [str(p.get("text", "")) for p in payloads]
-    starts = [p.get("start") for p in payloads]
-    if not all(isinstance(s, int) and s >= 0 for s in starts):
-        return join_chunks(texts)
-    out = ""
-    for start, text in zip(cast(list[int], starts), texts, strict=True):
-        gap = start - len(out)
-        if gap > 0:  # whitespace the splitter stripped: keep the offsets exact
-            out += ("\n\n" if gap >= 2 else " ") + " " * max(0, gap - 2)
-        out = out[:start] + text + out[start + len(text) :]
-    return out.strip()
-
-
-def join_chunks(texts: Sequence[str], *, max_overlap: int = 200, probe: int = 24) -> str:
-    """Join consecutive chunks of one document, dropping the text each repeats from the previous one
-    (the splitter's overlap, at most ``max_overlap``: the ingest default). Chunks that do not
-    overlap are joined by a blank line."""
-    if not texts:
-        return ""
-    out = texts[0]
-    for text in texts[1:]:
-        cut = _overlap(out[-max_overlap:], text, probe)
-        out = out + text[cut:] if cut else f"{out}\n\n{text}"
-    return out
-
-
-def _overlap(tail: str, text: str, probe: int) -> int:
-    """The length of the longest prefix of ``text`` that ``tail`` ends with (0 if none)."""
-    head = text[:probe]
-    if len(head) < probe:  # a tiny chunk: try every length
-        return next((n for n in range(min(len(tail), len(text)), 0, -1) if tail.endswith(text[:n])), 0)
-    pos = tail.find(head)
-    while pos != -1:
-        n = len(tail) - pos
-        if text.startswith(tail[pos:]):
-            return n
-        pos = tail.find(head, pos + 1)
-    return 0

@@ -89,6 +89,7 @@ from agents.serve.open_webui import AttachedSource
 from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan
 from agents.serve.wire import ApiError, ChatRequest, SafeJSONResponse
 from agents.settings import Settings
+from tools.embeddings import warm_up
 
 __all__ = ["ChatServer", "create_app", "serve"]
 
@@ -537,7 +538,7 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
     check_exposure(settings)
     agents = ServerAgents.from_settings(settings)
     if agents.rag is not None:
-        agents.rag.retriever.embeddings.embed_query("warm up")  # load the model before the first request
+        warm_up(agents.rag.retriever.embeddings)  # load the model before the first request
     app = create_app(settings, agents=agents)
     config = uvicorn_config(app, settings, log_level=log_level)
     try:

@@ -6,13 +6,41 @@
 read); the pipeline (:class:`Ingestor`, with its :class:`Chunker`) splits them, embeds what is
 new and writes it to a :class:`~tools.store.VectorStore`; :class:`Watcher` keeps a source in sync
 with folders as files change.
+
+Names are imported on first use (PEP 562): the CLI's terminal_safe does not load the pipeline.
 """
 
-from tools.ingest._clean import clean_metadata, clean_text, terminal_safe
-from tools.ingest._pipeline import Chunk, Chunker, IngestError, Ingestor, IngestReport, Progress, chunk_id
-from tools.ingest._walk import FoundFile, Skipped, Walk, WalkOptions, walk
-from tools.ingest._watch import Watcher
-from tools.ingest.loaders import SUPPORTED_SUFFIXES
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tools.ingest._clean import clean_metadata, clean_text, terminal_safe
+    from tools.ingest._pipeline import Chunk, Chunker, IngestError, Ingestor, IngestReport, Progress, chunk_id
+    from tools.ingest._walk import FoundFile, Skipped, Walk, WalkOptions, walk
+    from tools.ingest._watch import Watcher
+    from tools.ingest.loaders import SUPPORTED_SUFFIXES
+
+_EXPORTS = {
+    "Chunk": "tools.ingest._pipeline",
+    "Chunker": "tools.ingest._pipeline",
+    "FoundFile": "tools.ingest._walk",
+    "IngestError": "tools.ingest._pipeline",
+    "IngestReport": "tools.ingest._pipeline",
+    "Ingestor": "tools.ingest._pipeline",
+    "Progress": "tools.ingest._pipeline",
+    "SUPPORTED_SUFFIXES": "tools.ingest.loaders",
+    "Skipped": "tools.ingest._walk",
+    "Walk": "tools.ingest._walk",
+    "WalkOptions": "tools.ingest._walk",
+    "Watcher": "tools.ingest._watch",
+    "chunk_id": "tools.ingest._pipeline",
+    "clean_metadata": "tools.ingest._clean",
+    "clean_text": "tools.ingest._clean",
+    "terminal_safe": "tools.ingest._clean",
+    "walk": "tools.ingest._walk",
+}
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -33,3 +61,17 @@ __all__ = [
     "terminal_safe",
     "walk",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -11,32 +11,63 @@ Graphs and retrievers depend only on :class:`VectorStore`, which holds the seman
 
 :mod:`tools.store.migrate` moves sources between stores. The vocabulary (sources, points, hits,
 errors, filters) is :mod:`tools.store._types`, re-exported here.
+
+Names are imported on first use (PEP 562): the embedded store loads without qdrant-client.
 """
 
 from __future__ import annotations
 
-from tools.store._core import VectorStore
-from tools.store._types import (
-    DENSE,
-    SPARSE,
-    ChunkRef,
-    FilterSpec,
-    Hit,
-    Point,
-    Progress,
-    Source,
-    SourceExistsError,
-    SourceNotFoundError,
-    StoreError,
-    StoreLockedError,
-    build_filter,
-    check_source_name,
-    missing_source_message,
-    source_from_metadata,
-    source_metadata,
-)
-from tools.store.edge import EdgeStore
-from tools.store.qdrant import QdrantEngine, QdrantStore
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tools.store._core import VectorStore
+    from tools.store._types import (
+        DENSE,
+        SPARSE,
+        ChunkRef,
+        FilterSpec,
+        Hit,
+        Point,
+        Progress,
+        Source,
+        SourceExistsError,
+        SourceNotFoundError,
+        StoreError,
+        StoreLockedError,
+        build_filter,
+        check_source_name,
+        missing_source_message,
+        source_from_metadata,
+        source_metadata,
+    )
+    from tools.store.edge import EdgeStore
+    from tools.store.qdrant import QdrantEngine, QdrantStore
+
+_EXPORTS = {
+    "ChunkRef": "tools.store._types",
+    "DENSE": "tools.store._types",
+    "EdgeStore": "tools.store.edge",
+    "FilterSpec": "tools.store._types",
+    "Hit": "tools.store._types",
+    "Point": "tools.store._types",
+    "Progress": "tools.store._types",
+    "QdrantEngine": "tools.store.qdrant",
+    "QdrantStore": "tools.store.qdrant",
+    "SPARSE": "tools.store._types",
+    "Source": "tools.store._types",
+    "SourceExistsError": "tools.store._types",
+    "SourceNotFoundError": "tools.store._types",
+    "StoreError": "tools.store._types",
+    "StoreLockedError": "tools.store._types",
+    "VectorStore": "tools.store._core",
+    "annotations": "__future__",
+    "build_filter": "tools.store._types",
+    "check_source_name": "tools.store._types",
+    "missing_source_message": "tools.store._types",
+    "source_from_metadata": "tools.store._types",
+    "source_metadata": "tools.store._types",
+}
 
 __all__ = [
     "DENSE",
@@ -61,3 +92,17 @@ __all__ = [
     "source_from_metadata",
     "source_metadata",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

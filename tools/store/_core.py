@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Self
-
-from qdrant_client import models
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from tools._fusion import TIE_MARGIN, rrf, stable_top
 from tools.sparse import SparseVector
@@ -40,6 +38,9 @@ from tools.store._types import (
     source_from_metadata,
     source_metadata,
 )
+
+if TYPE_CHECKING:
+    from qdrant_client import models
 
 __all__ = ["Engine", "Page", "Query", "Record", "Scored", "VectorStore"]
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
-from qdrant_client import models
+if TYPE_CHECKING:  # qdrant-client loads only when a filter is built: a plain search does not pay for it
+    from qdrant_client import models
 
 from tools.sparse import SparseVector
 
@@ -30,7 +31,7 @@ _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done, total)``."""
 
-FilterSpec = Mapping[str, Any] | models.Filter
+FilterSpec = Union[Mapping[str, Any], "models.Filter"]
 """A payload filter: ``{"doc_id": "42", "metadata.lang": ["en", "fr"]}`` (all keys must match; a
 list matches any of its values), or a qdrant-client ``Filter`` for anything richer."""
 
@@ -101,7 +102,11 @@ class Hit:
 
 def build_filter(where: FilterSpec | None) -> models.Filter | None:
     """Turn a :data:`FilterSpec` into a qdrant-client ``Filter``."""
-    if where is None or isinstance(where, models.Filter):
+    if where is None:
+        return None
+    from qdrant_client import models
+
+    if isinstance(where, models.Filter):
         return where
     conditions: list[models.Condition] = []
     for key, value in where.items():

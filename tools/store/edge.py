@@ -28,10 +28,9 @@ import textwrap
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import qdrant_edge as edge
-from qdrant_client import models
 
 from tools.sparse import SparseVector
 from tools.store._core import Page, Query, Record, Scored, VectorStore
@@ -48,6 +47,9 @@ from tools.store._types import (
     locked_message,
     store_folder,
 )
+
+if TYPE_CHECKING:  # loaded with the first filter: a plain search does not pay for qdrant-client
+    from qdrant_client import models
 
 __all__ = ["EDGE_VERSION", "EdgeEngine", "EdgeStore"]
 
@@ -205,6 +207,8 @@ class EdgeEngine:
         return int(self._shard(name).count(edge.CountRequest(exact=True, filter=_native(where))))
 
     def delete(self, name: str, selector: Sequence[str] | models.Filter) -> None:
+        from qdrant_client import models
+
         if isinstance(selector, models.Filter):
             operation = edge.UpdateOperation.delete_points_by_filter(_convert_filter(selector))
         else:
@@ -320,6 +324,8 @@ def _convert_filter(f: models.Filter) -> edge.Filter:
 
 
 def _convert_condition(c: Any) -> Any:
+    from qdrant_client import models
+
     if isinstance(c, models.Filter):
         return _convert_filter(c)
     if isinstance(c, models.HasIdCondition):
@@ -339,6 +345,8 @@ def _convert_condition(c: Any) -> Any:
 
 
 def _convert_match(m: Any) -> Any:
+    from qdrant_client import models
+
     if isinstance(m, models.MatchValue):
         return edge.MatchValue(m.value)
     if isinstance(m, models.MatchAny):

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from threadpoolctl import ThreadpoolController
 
 from tools.sparse import SparseVector
 from tools.store._core import Page, Query, Record, Scored, VectorStore
-from tools.store._types import DENSE, SPARSE, Point, StoreLockedError, locked_message, store_folder
+from tools.store._types import DENSE, SPARSE, Point, StoreError, StoreLockedError, locked_message, store_folder
 
 __all__ = ["QdrantEngine", "QdrantStore"]
 
@@ -60,6 +60,29 @@ class QdrantStore(VectorStore):
         super().__init__(engine, batch_size=batch_size)
 
 
+def _unanswered_is_store_error(cls: type) -> type:
+    """Every public method of ``cls`` raises :class:`StoreError` when the server gives no answer
+    (qdrant-client's ``ResponseHandlingException``: refused, reset, timed out), so callers catch one
+    error of the store's own, not a client library's (whose import costs a second)."""
+
+    def translating(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except ResponseHandlingException as exc:
+                msg = f"the Qdrant server did not answer: {exc}"
+                raise StoreError(msg) from exc
+
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, translating(member))
+    return cls
+
+
+@_unanswered_is_store_error
 class QdrantEngine:
     """The qdrant-client engine of :class:`QdrantStore`: collections of one client, as they are.
 
