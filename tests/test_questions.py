@@ -8,11 +8,13 @@ import re
 import pytest
 
 from tools.questions import (
+    compare,
     entities,
     find_spans,
     modifier_conflicts,
     plural_pattern,
     read_question,
+    span_scores,
     verb_terms,
 )
 
@@ -106,3 +108,27 @@ def test_plural_pattern() -> None:
     for word, hits in [("vessels", ["vessel", "Vessels"]), ("species", ["species"]), ("entry", ["entries"])]:
         assert all(re.search(plural_pattern(word), h, re.I) for h in hits)
     assert not re.search(plural_pattern("vessel"), "a vesselful", re.I)
+
+
+def test_a_sentence_subject_fits_by_what_the_sentence_says_of_it() -> None:
+    scores = span_scores(
+        "Ada Vell is a British engineer who designed the Lumen bridge.", "person", "Who designed the bridge?"
+    )
+    assert max(scores, key=lambda s: scores[s]) == "Ada Vell"  # the subject, not the adjective "British"
+    assert scores["British"] < scores["Ada Vell"]
+
+
+def test_a_one_word_subject_is_a_name_when_it_is_the_passage_title() -> None:
+    sentence = "Animorphs is a science fantasy series of young adult books."
+    question = "What science fantasy series was written for young adults?"
+    assert "Animorphs" not in span_scores(sentence, "entity", question)  # capitalised by position only
+    assert span_scores(sentence, "entity", question, subject="Animorphs")["Animorphs"] > 0
+
+
+def test_a_comparison_reads_the_passage_titled_with_the_option_first() -> None:
+    passages = [
+        ("Kenton Bo Lin", "Kenton Bo Lin (born 1999) is a footballer."),  # titled with the option's words too
+        ("Ada Vell", "Ada Vell (born 1970) is an engineer."),
+        ("Bo Lin", "Bo Lin (born 1965) is a photographer."),
+    ]
+    assert compare("Who is older, Ada Vell or Bo Lin?", passages) == "Bo Lin"

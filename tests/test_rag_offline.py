@@ -117,7 +117,7 @@ def test_rounds_are_fused_not_appended() -> None:
 
 def test_passages_about_something_else_are_not_an_answer(real_embeddings: Any) -> None:
     answerer = HeuristicAnswerer(real_embeddings)  # the bundled model: its on-topic cosine applies
-    assert answerer.min_similarity == 0.4
+    assert (answerer.min_similarity, answerer.min_relevance) == (0.4, 0.6)
     off_topic = answerer.answer("When was the Yuan dynasty finished?", EVIDENCE, [], Budget())  # shares "finished"
     assert off_topic.abstained
     assert "not about" in off_topic.text
@@ -125,3 +125,34 @@ def test_passages_about_something_else_are_not_an_answer(real_embeddings: Any) -
     assert not on_topic.abstained
     assert on_topic.short == "1902"
     assert HeuristicAnswerer(FakeEmbeddings()).min_similarity is None  # another model: no threshold
+
+
+def test_the_span_may_come_from_a_sentence_below_the_best_one() -> None:
+    evidence = [
+        chunk("opening", "Bridges of Tarn", "The Lumen bridge opened in 1902 after a long delay."),
+        chunk("lumen", "Lumen bridge", "The Lumen bridge is a stone arch. It was designed by Ada Vell, an engineer."),
+    ]
+    draft = HeuristicAnswerer().answer("Who designed the Lumen bridge that opened in 1902?", evidence, [], Budget())
+    assert draft.short == "Ada Vell"
+    assert "designed by Ada Vell" in draft.text  # the span's own sentence is quoted, and cited
+    assert "notes/lumen" in draft.citations
+
+
+def test_a_title_is_the_name_a_sentence_opens_with() -> None:
+    evidence = [chunk("anim", "Animorphs (books)", "Animorphs is a science fantasy series of young adult books.")]
+    draft = HeuristicAnswerer().answer(
+        "What science fantasy series was written for young adults?", evidence, [], Budget()
+    )
+    assert not draft.abstained
+    assert draft.short == "Animorphs"
+
+
+def test_a_close_meaning_with_few_shared_words_is_declined() -> None:
+    question = "When did the Lumen bridge open?"
+    strict = HeuristicAnswerer(FakeEmbeddings(), min_similarity=-1.0, min_relevance=2.0)  # above any cosine + share
+    declined = strict.answer(question, EVIDENCE, [], Budget())
+    assert declined.abstained
+    assert "relevance" in declined.text
+    assert declined.partial  # what was found stays quoted
+    lenient = HeuristicAnswerer(FakeEmbeddings(), min_similarity=-1.0, min_relevance=0.0)
+    assert lenient.answer(question, EVIDENCE, [], Budget()).short == "1902"

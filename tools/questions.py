@@ -27,6 +27,7 @@ from typing import Literal
 from tools.sparse import ENGLISH_STOPWORDS, Bm25Encoder
 
 __all__ = [
+    "SPAN_FIT",
     "AggregateAsk",
     "AnswerKind",
     "Question",
@@ -434,28 +435,55 @@ def type_noun(question: str) -> str:
     return "" if noun.lower() in _JUDGE_STOPWORDS else noun
 
 
-def span_scores(sentence: str, kind: AnswerKind | None, question: str) -> dict[str, float]:
-    """Each span of :func:`find_spans` with how well it fits: +1 per question word in the 40
-    characters before it, +1.5 when the span or the words after it name what the answer is
-    (:func:`type_noun`: "Sonic the *Hedgehog*", "Kansas Song ... is a fight *song*"), -1 for a
-    month or weekday where a name is asked, -0.5 for one capitalised word used as an adjective
-    ("American actress")."""
+SPAN_FIT = {
+    "before": 1.0,
+    "predicate": 1.5,
+    "type_noun": 1.5,
+    "calendar": -1.0,
+    "adjective": -1.5,
+}
+"""What :func:`span_scores` counts: ``before`` per question word in the 40 characters before a
+span; ``predicate`` per question word in the rest of the sentence when the span is its subject
+("*Animorphs* is a science fantasy series ..." for "What science fantasy series ...?");
+``type_noun`` when the span or the words after it name what the answer is; ``calendar`` for a
+month or weekday where a name is asked; ``adjective`` for one capitalised word before a
+lowercase one ("American actress"), seldom a name. Chosen on the HotpotQA dev half."""
+
+
+def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subject: str = "") -> dict[str, float]:
+    """Each span of :func:`find_spans` with how well it fits (the weights are :data:`SPAN_FIT`):
+    the question words just before it, the question words of the rest of the sentence when it is
+    the sentence's subject, whether it names what the answer is (:func:`type_noun`: "Sonic the
+    *Hedgehog*", "Kansas Song ... is a fight *song*"), less for a month or weekday where a name is
+    asked and for one capitalised word used as an adjective.
+
+    ``subject`` is what the sentence's passage is about (its title): a sentence opening with it
+    has it as a candidate name even when it is a single word, which :func:`entities` leaves out.
+    """
     spans = find_spans(sentence, kind, question)
     asked = terms(question)
+    opens = subject and sentence.startswith(subject) and subject not in spans
+    if kind in ("person", "entity") and opens and _new(subject, asked, question.lower()):
+        spans = [subject, *spans]
     noun = terms(type_noun(question))
     scores: dict[str, float] = {}
     for span in spans:
         at = sentence.find(span)
-        score = float(len(terms(sentence[max(0, at - 40) : at]) & asked))
+        score = SPAN_FIT["before"] * len(terms(sentence[max(0, at - 40) : at]) & asked)
+        if not _OPENING.sub("", sentence[:at]).strip():  # the sentence's subject: what it says is about the span
+            score += SPAN_FIT["predicate"] * len(terms(sentence[at + len(span) :]) & asked)
         if noun and noun <= terms(sentence[at : at + len(span) + 40]):
-            score += 1.5
+            score += SPAN_FIT["type_noun"]
         if kind in ("person", "entity", "place"):
             if span in _CALENDAR:
-                score -= 1.0
+                score += SPAN_FIT["calendar"]
             elif " " not in span and re.match(r"\s+[a-z]", sentence[at + len(span) :]):
-                score -= 0.5
+                score += SPAN_FIT["adjective"]
         scores[span] = score
     return scores
+
+
+_OPENING = re.compile(rf"^\W*(?:(?:{'|'.join(_OPENER_WORDS.split())})\W+)*", re.I)
 
 
 _CALENDAR = frozenset((_MONTHS + "|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday").split("|"))
@@ -505,11 +533,13 @@ def _by_value(options: list[str], about: list[str], pattern: re.Pattern[str], *,
 
 
 def _about(option: str, passages: Sequence[tuple[str, str]]) -> str:
-    """The text of the passages about ``option``: those titled with its words, else those naming it."""
+    """The text of the passages about ``option``: those titled with it ("Terry Richardson"), else
+    those titled with its words ("Kenton Terry Richardson"), else the first naming it."""
     words = terms(option)
+    exact = [text for title, text in passages if re.sub(r"\s*\([^)]*\)$", "", title).lower() == option.lower()]
     titled = [text for title, text in passages if words and words <= terms(title)]
     named = [text for _, text in passages if option.lower() in text.lower()]
-    return " ".join(titled or named[:1])
+    return " ".join(exact or titled or named[:1])
 
 
 def _first(pattern: re.Pattern[str], text: str) -> float | None:
