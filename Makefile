@@ -16,6 +16,9 @@ $(BIN)/arag: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# The ONNX export of the bundled model (default backend), into ~/.cache/arag/models (about 3 s).
 	$(BIN)/python -m tools.onnx_export
+	# Byte-code for the project's own modules, as pip writes it for installed packages (an editable
+	# install does not, and with PYTHONDONTWRITEBYTECODE set every command would compile them again).
+	$(BIN)/python -m compileall -q agents tools graphs evals
 	touch $@
 
 install: $(BIN)/arag

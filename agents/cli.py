@@ -315,8 +315,7 @@ def serve(
     Without a key it listens on loopback only; another host needs --api-key (or ARAG_API_KEY) or
     an explicit --no-auth. Limits on connections, headers, bodies and runs: ARAG_SERVER_* settings.
     """
-    from agents.server import check_exposure
-    from agents.server import serve as run_server
+    from agents.components import preload_embeddings
 
     if log_level not in ("debug", "info", "warning"):
         raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
@@ -324,6 +323,10 @@ def serve(
     # A dict, not a ServerSettings: the options merge with the other ARAG_SERVER_* variables.
     overrides: dict[str, Any] = {"server": {k: v for k, v in given.items() if v is not None}}
     settings = Settings(**overrides)
+    preload_embeddings(settings)  # the model loads on the other core while the server imports
+    from agents.server import check_exposure
+    from agents.server import serve as run_server
+
     check_exposure(settings)  # before the agents load: a refusal costs nothing
     where = f"http://{settings.server.host}:{settings.server.port}"
     if settings.server.api_key:

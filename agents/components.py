@@ -5,6 +5,7 @@ The one place where settings turn into objects; graphs and tools receive the obj
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from agents.settings import Settings
@@ -71,6 +72,29 @@ def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embedd
         )
     use_cache = settings.embeddings.cache if cache is None else cache
     return CachedEmbeddings(inner, settings.store.cache_path) if use_cache else inner
+
+
+def preload_embeddings(settings: Settings) -> threading.Thread | None:
+    """Start loading the local model in a background thread (a server's start-up: ONNX Runtime
+    reads and optimises the graph in native code while the server's modules import on the other
+    core). Later uses of the same backend share the loaded session. ``None`` for other providers."""
+    if settings.embeddings.provider != "local":
+        return None
+    local = settings.embeddings
+
+    def load() -> None:
+        from tools.embeddings import LocalEmbeddings
+
+        LocalEmbeddings(
+            batch_size=local.batch_size,
+            threads=local.effective_threads,
+            backend=local.backend,
+            model_cache=local.model_cache,
+        ).load()
+
+    thread = threading.Thread(target=load, name="arag-preload-embeddings", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_query_embeddings(settings: Settings) -> Embeddings | CachedQuery:

@@ -16,6 +16,7 @@ from tools.embeddings import (
     embedding_dimension,
     model_identity,
     openai_compatible_embeddings,
+    warm_up,
 )
 
 
@@ -96,5 +97,23 @@ def test_local_model_is_normalised_and_semantic(real_embeddings: LocalEmbeddings
     assert a @ b > a @ c + 0.2
     assert embedding_dimension(real_embeddings) == 384
     assert real_embeddings.embed_query("The cat sat on the mat.") == pytest.approx(vectors[0], abs=1e-5)
-    # Every instance shares the process's one loaded model.
-    assert LocalEmbeddings().model is real_embeddings.model
+    # Every instance of a backend shares the process's one loaded model.
+    assert LocalEmbeddings().encoder is real_embeddings.encoder
+    assert LocalEmbeddings(backend="torch").model is LocalEmbeddings(backend="torch").model
+
+
+@pytest.mark.model
+def test_warm_up_loads_the_model_behind_a_cache(tmp_path: Path) -> None:
+    """A cached warm-up text would load nothing: warm_up loads the model itself."""
+    from tools import embeddings as module
+
+    CachedEmbeddings(LocalEmbeddings(), tmp_path / "c.sqlite").embed_query("warm up")  # now cached
+    module._ENCODERS.clear()  # as in a new process
+    cache = CachedEmbeddings(LocalEmbeddings(), tmp_path / "c.sqlite")
+    cache.embed_query("warm up")
+    assert not module._ENCODERS  # a cache hit loads nothing
+    warm_up(cache)
+    assert module._ENCODERS, "the model did not load"
+    fake = FakeEmbeddings()
+    warm_up(CachedEmbeddings(fake, tmp_path / "d.sqlite"))
+    assert fake.calls == [1]  # a model without load(): one text embedded past the cache

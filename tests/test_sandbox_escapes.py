@@ -868,8 +868,12 @@ def _caller() -> subprocess.Popen[str]:
 
 
 def _code_runs() -> bool:
-    """The child script runs (bubblewrap has exec'd it: its argv[0] is the interpreter)."""
-    return any(not line.split(": ", 1)[1].startswith(("/usr/bin/bwrap", "/bin/sh")) for line in sandbox_processes())
+    """The child script runs (bubblewrap has exec'd it: its argv[0] is the interpreter, and it is
+    not on its way out: an exiting process runs no more code, see :func:`_exiting`)."""
+    return any(
+        not line.split(": ", 1)[1].startswith(("/usr/bin/bwrap", "/bin/sh")) and not _exiting(line.split(":", 1)[0])
+        for line in sandbox_processes()
+    )
 
 
 def _wait_until(condition: Callable[[], bool], seconds: float) -> None:
@@ -956,7 +960,8 @@ def test_a_caller_killed_during_the_start_up_leaves_nothing_for_long() -> None:
         finally:
             caller.kill()
             caller.wait()
-        _wait_until(lambda: not _code_runs(), 5)  # a child that got no code exits on its stdin's end
+        # A child that got no code exits on its stdin's end (seconds on a loaded machine).
+        _wait_until(lambda: not _code_runs(), 30)
         # What is left is held in the run's cgroup. The shell that starts bubblewrap joins the
         # cgroup before it execs bubblewrap, and may still be on its way in when its caller dies:
         # a move into a cgroup waits for an RCU grace period, which takes seconds on a loaded machine.

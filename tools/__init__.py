@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tools.ingest.loaders import Document, LoadError, load_file
     from tools.retrieval import RetrievedChunk, Retriever, StoredDocument
     from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, SandboxUnavailable
+    from tools.search import Searcher
     from tools.sparse import Bm25Encoder, SparseVector
     from tools.store import (
         EdgeStore,
@@ -49,6 +50,7 @@ _EXPORTS = {
     "RetrievedChunk": "tools.retrieval",
     "Retriever": "tools.retrieval",
     "Sandbox": "tools.sandbox",
+    "Searcher": "tools.search",
     "SandboxLimits": "tools.sandbox",
     "SandboxResult": "tools.sandbox",
     "SandboxUnavailable": "tools.sandbox",
@@ -90,6 +92,7 @@ __all__ = [
     "SandboxLimits",
     "SandboxResult",
     "SandboxUnavailable",
+    "Searcher",
     "Source",
     "SourceExistsError",
     "SourceNotFoundError",

@@ -164,7 +164,7 @@ class LocalEmbeddings(Embeddings):
         self,
         batch_size: int = 32,
         threads: int | None = None,
-        backend: Backend = "torch",
+        backend: Backend = "onnx",
         model_cache: Path | None = None,
     ) -> None:
         if batch_size < 1:
