@@ -13,6 +13,7 @@ from agents.settings import Settings
 if TYPE_CHECKING:  # each factory imports what it builds: `arag search` loads no ingestion, no LangChain runnables
     from langchain_core.embeddings import Embeddings
 
+    from tools.embeddings import LocalEmbeddings
     from tools.ingest import Ingestor, Progress
     from tools.retrieval import Retriever
     from tools.search import Searcher
@@ -45,7 +46,7 @@ def build_store(settings: Settings) -> VectorStore:
 
 def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embeddings:
     """The embedding model of the settings, behind the disk cache unless it is turned off."""
-    from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, LocalEmbeddings, openai_compatible_embeddings
+    from tools.embeddings import LOCAL_MODEL_NAME, CachedEmbeddings, openai_compatible_embeddings
 
     inner: Embeddings
     if settings.embeddings.provider == "local":
@@ -55,13 +56,7 @@ def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embedd
                 "set ARAG_EMBEDDING_PROVIDER=openai (with ARAG_OPENAI_BASE_URL) for other models"
             )
             raise ValueError(msg)
-        local = settings.embeddings
-        inner = LocalEmbeddings(
-            batch_size=local.batch_size,
-            threads=local.effective_threads,
-            backend=local.backend,
-            model_cache=local.model_cache,
-        )
+        inner = _local_embeddings(settings)
     else:
         api_key = settings.model.api_key.get_secret_value() if settings.model.api_key else None
         inner = openai_compatible_embeddings(
@@ -80,21 +75,24 @@ def preload_embeddings(settings: Settings) -> threading.Thread | None:
     core). Later uses of the same backend share the loaded session. ``None`` for other providers."""
     if settings.embeddings.provider != "local":
         return None
-    local = settings.embeddings
-
-    def load() -> None:
-        from tools.embeddings import LocalEmbeddings
-
-        LocalEmbeddings(
-            batch_size=local.batch_size,
-            threads=local.effective_threads,
-            backend=local.backend,
-            model_cache=local.model_cache,
-        ).load()
-
-    thread = threading.Thread(target=load, name="arag-preload-embeddings", daemon=True)
+    thread = threading.Thread(
+        target=lambda: _local_embeddings(settings).load(), name="arag-preload-embeddings", daemon=True
+    )
     thread.start()
     return thread
+
+
+def _local_embeddings(settings: Settings) -> LocalEmbeddings:
+    """The bundled model as the settings run it (batch size, threads, backend, export cache)."""
+    from tools.embeddings import LocalEmbeddings
+
+    local = settings.embeddings
+    return LocalEmbeddings(
+        batch_size=local.batch_size,
+        threads=local.effective_threads,
+        backend=local.backend,
+        model_cache=local.model_cache,
+    )
 
 
 def build_query_embeddings(settings: Settings) -> Embeddings | CachedQuery:
