@@ -18,18 +18,17 @@ chat model) come from :mod:`agents.components` and :mod:`agents.models`.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Checkpointer
 from pydantic import BaseModel
 
 from agents._owner import OwnsResources
+from agents._thread_store import ThreadStore, open_thread_store
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import RagAgent
@@ -144,7 +143,7 @@ class Agents(OwnsResources):
     """The agents of one set of settings, sharing one store, retriever, chat model and thread store.
 
     ``react`` is ``None`` without a chat model (``unavailable["react"]`` says why). Close it (or use
-    ``with``) to release the store's lock, the thread database and the embedding cache.
+    ``with``) to release the store's lock, the thread store's connections and the embedding cache.
     """
 
     settings: Settings
@@ -154,6 +153,8 @@ class Agents(OwnsResources):
     rlm: RlmAgent
     react: ReactAgent | None = None
     checkpointer: Checkpointer = None
+    thread_store: ThreadStore | None = None
+    """Where ``checkpointer`` keeps threads (SQLite or Postgres: :mod:`agents._thread_store`)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     owned: list[Any] = field(default_factory=list)
     """What :meth:`close` closes, in order."""
@@ -172,7 +173,8 @@ def build_agents(
     Args:
         settings: Defaults to ``Settings()`` (``ARAG_*`` variables and ``.env``).
         chat_model: Overrides the settings' model (built once, shared by all agents).
-        threads: Keep chat threads in SQLite (``ARAG_THREADS_PATH``) for ``rag`` and ``react``.
+        threads: Keep chat threads for ``rag`` and ``react``: in SQLite (``ARAG_THREADS_PATH``), or
+            in Postgres when ``ARAG_THREADS_URL`` is set.
         sources: Search only these sources (an unknown name fails at once, listing the sources).
         tools: More tools for the ReAct agent.
     """
@@ -187,12 +189,11 @@ def build_agents(
                 store.get_source(name)
             retriever.sources = list(sources)
         model = chat_model if chat_model is not None else build_chat_model(settings)
-        checkpointer = None
+        checkpointer, thread_store = None, None
         if threads:
-            settings.store.threads_file.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(settings.store.threads_file, check_same_thread=False)
-            owned.append(connection)
-            checkpointer = SqliteSaver(connection)
+            thread_store = open_thread_store(settings)
+            owned.append(thread_store)
+            checkpointer = thread_store.checkpointer
         close = getattr(embeddings, "close", None)
         if callable(close):
             owned.append(embeddings)  # the embedding cache's SQLite connections
@@ -205,6 +206,7 @@ def build_agents(
             rag=build_rag_agent(settings, retriever, chat_model=model, checkpointer=checkpointer),
             rlm=rlm,
             checkpointer=checkpointer,
+            thread_store=thread_store,
             owned=owned,
         )
         if model is None:

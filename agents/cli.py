@@ -309,21 +309,35 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="info, warning, or debug (debug logs the traceback of failures).")
     ] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes on the port (default ARAG_SERVER_WORKERS, 1); more than one needs a Qdrant "
+            "server (ARAG_QDRANT_URL), and threads in Postgres (ARAG_THREADS_URL) to share them across machines.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the agents over an OpenAI-compatible API (/v1/chat/completions) with a web chat page at /.
 
     Without a key it listens on loopback only; another host needs --api-key (or ARAG_API_KEY) or
     an explicit --no-auth. Limits on connections, headers, bodies and runs: ARAG_SERVER_* settings.
+    Threads: SQLite in the data folder, or Postgres with ARAG_THREADS_URL=postgresql://...
     """
     from agents.components import preload_embeddings
 
     if log_level not in ("debug", "info", "warning"):
         raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
-    given = {"host": host, "port": port, "api_key": api_key, "no_auth": no_auth or None}
+    given = {"host": host, "port": port, "api_key": api_key, "no_auth": no_auth or None, "workers": workers}
     # A dict, not a ServerSettings: the options merge with the other ARAG_SERVER_* variables.
     overrides: dict[str, Any] = {"server": {k: v for k, v in given.items() if v is not None}}
     settings = Settings(**overrides)
-    preload_embeddings(settings)  # the model loads on the other core while the server imports
+    from agents.serve._workers import check_workers
+
+    check_workers(settings, settings.server.workers)  # before anything loads: a refusal costs nothing
+    if settings.server.workers == 1:
+        preload_embeddings(settings)  # the model loads on the other core while the server imports
     from agents.server import check_exposure
     from agents.server import serve as run_server
 
@@ -335,7 +349,8 @@ def serve(
         auth = "[yellow]no key (--no-auth): anyone who can reach the port can use the agents[/]"
     else:
         auth = "no key (set ARAG_API_KEY to require one)"
-    err.print(f"serving {where} · chat page {where}/ · API {where}/v1 · {auth}")
+    processes = f" · {settings.server.workers} workers" if settings.server.workers > 1 else ""
+    err.print(f"serving {where} · chat page {where}/ · API {where}/v1 · {auth}{processes}")
     run_server(settings, log_level=log_level)  # type: ignore[arg-type]
 
 

@@ -160,6 +160,8 @@ def describe(event: AgentEvent) -> str:
     node = str(data.get("node", "step"))
     if kind == "step_start":
         return f"{node} ..."
+    if kind == "tools_unavailable":
+        return f"{node}: {data.get('reason')}"
     if kind == "retrieved":
         return f"retrieve: {data.get('chunks', 0)} chunks from {data.get('source')} for {data.get('query')!r}"
     if kind == "step_end":

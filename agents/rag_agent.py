@@ -107,7 +107,7 @@ class RagAgent(OwnsResources, KeepsThreads):
         Args:
             settings: Defaults to ``Settings()``.
             chat_model: Overrides the model of the settings.
-            threads: Keep chat threads in SQLite (``ARAG_THREADS_PATH``).
+            threads: Keep chat threads (SQLite, ``ARAG_THREADS_PATH``; Postgres with ``ARAG_THREADS_URL``).
             sources: Search only these sources.
         """
         from agents.build import build_agents  # here: agents.build imports this module

@@ -11,6 +11,7 @@ with ReactAgent.from_settings(tools=[my_calculator]) as agent:   # needs ARAG_CH
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -30,8 +31,11 @@ from graphs.llm import ModelClient, RetryPolicy
 from graphs.react import DEFAULT_SYSTEM_PROMPT, ReactContext, build_react_graph, initial_state, source_tools
 from graphs.strategies import CITATION
 from tools.retrieval import Retriever
+from tools.store import StoreError
 
 __all__ = ["ReactAgent", "ReactResult", "answer_citations"]
+
+logger = logging.getLogger("arag.react")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -94,21 +98,42 @@ class ReactAgent(OwnsResources, KeepsThreads):
         read_documents: RlmAgent | bool = True,
     ) -> None:
         self.client = ModelClient(chat_model, retry)
-        self.tools = [*(source_tools(retriever) if retriever is not None else []), *tools]
-        if retriever is not None and read_documents is not False:
-            reader = read_documents if isinstance(read_documents, RlmAgent) else RlmAgent(chat_model, retry=retry)
-            self.tools.append(read_document_tool(retriever, reader))
-        if not self.tools:
+        if retriever is None and not tools:
             msg = "the ReAct agent has no tools: give it a retriever (one search tool per source) or tools=[...]"
             raise ValueError(msg)
-        names = [t.name for t in self.tools]
-        if len(set(names)) != len(names):
-            msg = f"tool names must be unique, got {names}; rename a tool or a source"
-            raise ValueError(msg)
+        self._retriever = retriever
+        self._own_tools = list(tools)
+        self._reader: RlmAgent | None = None
+        if retriever is not None and read_documents is not False:
+            self._reader = read_documents if isinstance(read_documents, RlmAgent) else RlmAgent(chat_model, retry=retry)
+        self._search: tuple[list[BaseTool], list[BaseTool]] | None = None
+        self.store_error: str | None = None
+        """Why the store's tools are missing from the next run (the store did not answer), or ``None``."""
+        _unique(self.tools)
         self.limits = limits or Limits()
         self.max_turns = max_turns
         self.system_prompt = system_prompt
         self._threads = ThreadedGraph(lambda saver: build_react_graph(checkpointer=saver), checkpointer)
+
+    @property
+    def tools(self) -> list[BaseTool]:
+        """The tools of the next run: a search tool per source, your tools, ``read_document``.
+
+        The store's tools (search, ``read_document``) are listed from the store once it answers:
+        when it does not (a Qdrant server not up yet), a run has your tools only, says so in a
+        ``tools_unavailable`` step (:attr:`store_error`), and the next run asks the store again.
+        """
+        if self._retriever is not None and self._search is None:
+            try:
+                reader = self._reader
+                read: list[BaseTool] = [read_document_tool(self._retriever, reader)] if reader is not None else []
+                self._search = (list[BaseTool](source_tools(self._retriever)), read)
+                self.store_error = None
+            except StoreError as exc:
+                self.store_error = f"the store did not answer, so this run cannot search: {exc}"
+                logger.warning("ReAct agent: %s", self.store_error)
+        search, reading = self._search or ([], [])
+        return _unique([*search, *self._own_tools, *reading])
 
     @classmethod
     def from_settings(
@@ -152,9 +177,12 @@ class ReactAgent(OwnsResources, KeepsThreads):
             msg = "the question is empty"
             raise ValueError(msg)
         budget = Budget(self.limits)
+        tools = self.tools
+        if self.store_error is not None:
+            yield AgentEvent("step", data={"event": "tools_unavailable", "node": "agent", "reason": self.store_error})
         context = ReactContext(
             client=self.client,
-            tools=self.tools,
+            tools=tools,
             limits=self.limits,
             budget=budget,
             max_turns=self.max_turns,
@@ -190,6 +218,14 @@ class ReactAgent(OwnsResources, KeepsThreads):
             messages=messages,
         )
         yield AgentEvent("result", result=result)
+
+
+def _unique(tools: list[BaseTool]) -> list[BaseTool]:
+    names = [t.name for t in tools]
+    if len(set(names)) != len(names):
+        msg = f"tool names must be unique, got {names}; rename a tool or a source"
+        raise ValueError(msg)
+    return tools
 
 
 def _event(task: dict[str, Any]) -> AgentEvent | None:

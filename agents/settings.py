@@ -88,8 +88,17 @@ class StoreSettings(_Group):
     """Embedded store: build the HNSW index after an ingest once this many vectors await it."""
     threads_path: Path | None = Field(default=None, validation_alias="ARAG_THREADS_PATH")
     """SQLite file of chat threads (the LangGraph checkpointer); defaults to ``<data_dir>/threads.sqlite``."""
+    threads_url: SecretStr | None = Field(default=None, validation_alias="ARAG_THREADS_URL")
+    """Postgres for chat threads instead of SQLite (``postgresql://user:password@host:5432/db``):
+    LangGraph's Postgres checkpointer over a connection pool, shared by every ``arag serve``
+    process and replica pointed at it (:mod:`agents._thread_store`). A secret: it may hold a password."""
+    threads_pool_size: int = Field(default=8, ge=1, validation_alias="ARAG_THREADS_POOL_SIZE")
+    """Postgres: connections per process (the pool's maximum; it keeps one open when idle)."""
+    threads_timeout: float = Field(default=5.0, gt=0, validation_alias="ARAG_THREADS_TIMEOUT")
+    """Postgres: seconds to wait for a connection (connecting, or a free one from the pool); past
+    it a request that needs its thread gets a 503 (``thread_store_unavailable``)."""
 
-    _url_blank_is_unset = field_validator("qdrant_url", mode="before")(_blank_is_unset)
+    _url_blank_is_unset = field_validator("qdrant_url", "threads_url", mode="before")(_blank_is_unset)
 
     @model_validator(mode="after")
     def _check(self) -> StoreSettings:
@@ -98,6 +107,10 @@ class StoreSettings(_Group):
             raise ValueError(msg)
         if self.qdrant_url and not self.qdrant_url.startswith(("http://", "https://")):
             msg = f"ARAG_QDRANT_URL must start with http:// or https://, got {self.qdrant_url!r}"
+            raise ValueError(msg)
+        if self.threads_url and not self.threads_url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            # The value is not repeated: it may hold a password.
+            msg = "ARAG_THREADS_URL must be a Postgres URL (postgresql://user:password@host:5432/db)"
             raise ValueError(msg)
         return self
 
@@ -212,6 +225,10 @@ class ServerSettings(_Group):
     no_auth: bool = Field(default=False, validation_alias="ARAG_SERVER_NO_AUTH")
     """Serve without a key on a non-loopback address (``arag serve --no-auth``); off, ``arag
     serve`` refuses to listen on another address without :attr:`api_key`."""
+    workers: int = Field(default=1, ge=1, validation_alias="ARAG_SERVER_WORKERS")
+    """Server processes sharing the port (``arag serve --workers N``): more than one needs a Qdrant
+    server (``ARAG_QDRANT_URL``) and keeps threads best in Postgres (``ARAG_THREADS_URL``);
+    see :mod:`agents.serve._workers`. The limits below are per worker."""
     max_runs: int = Field(default=4, ge=1, validation_alias="ARAG_SERVER_MAX_RUNS")
     """Agent runs the server executes at once."""
     max_queue: int = Field(default=32, ge=0, validation_alias="ARAG_SERVER_MAX_QUEUE")

@@ -105,11 +105,13 @@ async def stream_chat(
     *,
     timeout: float,
     leave_after: int | None = None,
+    thread_id: str | None = None,
 ) -> dict[str, Any]:
     """One streaming chat; times in ms from just before the request is sent.
 
     ``leave_after``: close the connection after that many SSE events (0: as soon as the headers
     arrive), as a client that goes away does; its row is then not checked for completeness.
+    ``thread_id``: continue that thread on the server (the question is then the only message).
     """
     row: dict[str, Any] = {
         "question": question,
@@ -130,7 +132,9 @@ async def stream_chat(
         "error": None,
         "hang": False,
     }
-    body = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    body: dict[str, Any] = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    if thread_id is not None:
+        body["thread_id"] = thread_id
     started = time.perf_counter()
 
     def ms() -> float:
@@ -457,10 +461,18 @@ class ServerProcess:
     ``with`` yields the base URL once ``/health`` answers, and stops it with SIGINT."""
 
     def __init__(
-        self, data_dir: Path, env: dict[str, str], *, start_timeout: float = 180.0, keep_log: int | None = 200
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        *,
+        start_timeout: float = 180.0,
+        keep_log: int | None = 200,
+        args: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.env = env
+        self.args = list(args)
+        """More ``arag serve`` options (``--workers 2``)."""
         self.start_timeout = start_timeout
         self.log: collections.deque[str] = collections.deque(maxlen=keep_log)
         """The server's stderr lines (the last ``keep_log`` of them; all with ``None``)."""
@@ -477,7 +489,7 @@ class ServerProcess:
         self._started.set()  # exited: wake the waiter
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "agents.cli", "serve", "--port", "0"]
+        return [sys.executable, "-m", "agents.cli", "serve", "--port", "0", *self.args]
 
     def _environment(self) -> dict[str, str]:
         return _env(self.data_dir, self.env)
@@ -503,7 +515,7 @@ class ServerProcess:
                 tail = "\n".join(list(self.log)[-30:])
                 raise SystemExit(f"arag serve did not start (exit code {self.process.poll()}):\n{tail}")
             url = f"http://127.0.0.1:{self._port}"
-            httpx.get(f"{url}/health", timeout=30).raise_for_status()
+            self._wait_healthy(url)
             yield url
         finally:
             if self.process.poll() is None:
@@ -514,6 +526,18 @@ class ServerProcess:
                     self.process.kill()
                     self.process.wait()
             drain.join(5)
+
+    def _wait_healthy(self, url: str) -> None:
+        """Until ``/health`` answers: with ``--workers`` the port is bound before the workers serve."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=30).raise_for_status()
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline or (self.process is not None and self.process.poll() is not None):
+                    raise
+                time.sleep(0.1)
 
     def rss_mb(self) -> float | None:
         """Resident memory of the server process (Linux), MB."""

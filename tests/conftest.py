@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,19 @@ from tools.store import EdgeStore, QdrantStore, VectorStore
 
 # The `browser` fixture (headless Chromium) for the tests that look at pages.
 pytest_plugins = ["tests.browser"]
+
+# -- a real Qdrant server, when one is given --------------------------------------------------
+
+QDRANT_TEST_URL = os.environ.get("ARAG_TEST_QDRANT_URL", "").strip() or None
+"""A real Qdrant server for the ``server`` variants of the store tests (read at import: the
+``_isolated_settings`` fixture clears every ``ARAG_*`` variable). It must be a throwaway server:
+each test that uses it starts by deleting every collection on it."""
+
+NO_QDRANT_SERVER = (
+    "no Qdrant server: set ARAG_TEST_QDRANT_URL=http://host:6333 (a throwaway one; the tests delete its "
+    "collections) to run the store tests against it"
+)
+
 
 # -- no network but loopback -----------------------------------------------------------------
 
@@ -34,8 +48,24 @@ def _is_loopback(address: Any) -> bool:
         return False
 
 
+def _test_server_hosts() -> frozenset[str]:
+    """The addresses of :data:`QDRANT_TEST_URL`'s host: the one place off loopback tests may reach."""
+    if QDRANT_TEST_URL is None:
+        return frozenset()
+    from urllib.parse import urlsplit
+
+    host = urlsplit(QDRANT_TEST_URL).hostname or ""
+    try:
+        return frozenset({host} | {info[4][0] for info in socket.getaddrinfo(host, None)})
+    except OSError:
+        return frozenset({host})
+
+
+_TEST_SERVER_HOSTS = _test_server_hosts()
+
+
 def _guarded_connect(self: socket.socket, address: Any) -> Any:
-    if not _is_loopback(address):
+    if not _is_loopback(address) and not (isinstance(address, tuple) and address[0] in _TEST_SERVER_HOSTS):
         msg = f"test tried to reach {address!r}: tests are offline (loopback only)"
         raise RuntimeError(msg)
     return _real_connect(self, address)
@@ -49,13 +79,36 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the developer's ARAG_* variables or .env, or writes outside tmp_path."""
-    import os
-
     for key in list(os.environ):
         if key.startswith("ARAG_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path / "arag-data"))
+
+
+# -- Postgres --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (:class:`agents.testing.PostgresServer`). Where
+    none can start the tests skip, saying why; under CI (``CI=true``) they fail instead."""
+    import os
+
+    from agents.testing import PostgresServer, missing_postgres
+
+    if (reason := missing_postgres()) is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI runs the Postgres tests: {reason}")
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def threads_url(postgres: Any) -> str:
+    """A fresh database on the session's Postgres."""
+    return str(postgres.create_database())
 
 
 # -- embeddings ------------------------------------------------------------------------------
@@ -90,27 +143,42 @@ def disk_store(tmp_path: Path) -> Iterator[QdrantStore]:
         yield store
 
 
+def server_store() -> QdrantStore:
+    """A store on the test Qdrant server, emptied; skips (saying how to run it) without one."""
+    if QDRANT_TEST_URL is None:
+        pytest.skip(NO_QDRANT_SERVER)
+    opened = QdrantStore(QDRANT_TEST_URL, timeout=30)
+    client = opened._engine.client  # type: ignore[attr-defined]
+    for collection in client.get_collections().collections:
+        client.delete_collection(collection.name)
+    return opened
+
+
 def open_store(kind: str, tmp_path: Path) -> VectorStore:
-    """A store of one of the backends: qdrant-client in memory or on disk, or Qdrant Edge."""
+    """A store of one of the backends: qdrant-client in memory or on disk, Qdrant Edge, or a
+    real Qdrant server (``server``: :data:`QDRANT_TEST_URL`)."""
     if kind == "memory":
         return QdrantStore(":memory:")
     if kind == "disk":
         return QdrantStore(tmp_path / "qdrant")
+    if kind == "server":
+        return server_store()
     # A low threshold, so tests exercise the HNSW index build.
     return EdgeStore(tmp_path / "edge", index_threshold=100)
 
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "server"])
 def qdrant_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QdrantStore]:
-    """Tests of qdrant-client specifics, on an in-memory and an on-disk store."""
-    location = ":memory:" if request.param == "memory" else tmp_path / "qdrant"
-    with QdrantStore(location) as opened:
+    """Tests of qdrant-client specifics, on an in-memory, an on-disk store and a Qdrant server."""
+    opened = open_store(request.param, tmp_path)
+    assert isinstance(opened, QdrantStore)
+    with opened:
         yield opened
 
 
-@pytest.fixture(params=["memory", "disk", "edge"])
+@pytest.fixture(params=["memory", "disk", "edge", "server"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """The same tests on every backend."""
+    """The same tests on every backend (``server`` only with ``ARAG_TEST_QDRANT_URL``)."""
     opened = open_store(request.param, tmp_path)
     yield opened
     opened.close()

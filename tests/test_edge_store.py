@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from qdrant_client import models
 
+from tests.conftest import server_store
 from tools.sparse import Bm25Encoder, SparseVector
 from tools.store import Hit, Point, QdrantEngine, QdrantStore, SourceNotFoundError, StoreError, StoreLockedError
 from tools.store._core import Engine
@@ -69,10 +70,14 @@ def points() -> list[Point]:
     return corpus_points(400)
 
 
-@pytest.fixture
-def pair(tmp_path: Path, points: list[Point]) -> Iterator[tuple[EdgeStore, QdrantStore]]:
-    """The same 400 chunks in Edge and in qdrant-client's in-memory engine."""
-    with EdgeStore(tmp_path / "edge") as edge_store, QdrantStore(":memory:") as qdrant:
+@pytest.fixture(params=["memory", "server"])
+def pair(
+    request: pytest.FixtureRequest, tmp_path: Path, points: list[Point]
+) -> Iterator[tuple[EdgeStore, QdrantStore]]:
+    """The same 400 chunks in Edge and in Qdrant: qdrant-client's in-memory engine, and a real
+    Qdrant server when ``ARAG_TEST_QDRANT_URL`` names one (skipped, saying so, otherwise)."""
+    reference = server_store() if request.param == "server" else QdrantStore(":memory:")
+    with EdgeStore(tmp_path / "edge") as edge_store, reference as qdrant:
         fill(edge_store, points)
         fill(qdrant, points)
         yield edge_store, qdrant

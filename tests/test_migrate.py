@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
+from tests.conftest import QDRANT_TEST_URL, server_store
 from tests.test_edge_store import assert_same_ranking, corpus_points, fill, query_vector
 from tools.sparse import Bm25Encoder
 from tools.store import EdgeStore, QdrantStore
@@ -130,3 +131,22 @@ def test_store_commands(
 
     assert run("store", "migrate", "--to", tmp_path / "x")[0] == 2
     assert run("store", "migrate", "--to", "http://127.0.0.1:9", "--backend", "local")[0] == 2
+
+
+def test_migrate_to_a_qdrant_server(
+    edge_store: EdgeStore, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`arag store migrate --to URL` into a real Qdrant server (``ARAG_TEST_QDRANT_URL``), then
+    the server answers searches as the embedded store did."""
+    server_store().close()  # skips without a server; empties it otherwise
+    assert QDRANT_TEST_URL is not None
+    edge_store.close()  # the command opens the configured (embedded) store itself
+    monkeypatch.setenv("ARAG_EDGE_PATH", str(tmp_path / "edge"))
+    assert main(["store", "migrate", "--to", QDRANT_TEST_URL, "-q"]) == 0
+    assert "copied 150 chunks of alpha, beta" in capsys.readouterr().out
+    with EdgeStore(tmp_path / "edge") as origin, QdrantStore(QDRANT_TEST_URL) as target:
+        assert [s.name for s in target.list_sources()] == ["alpha", "beta"]
+        assert target.count("alpha") == 120
+        assert target.get_source("beta").description == "the second one"
+        same_search(origin, target, "alpha")
+        same_search(origin, target, "beta")

@@ -190,3 +190,35 @@ def test_the_graph_declares_what_it_takes_and_gives() -> None:
         ("tool", "agent", False),
         ("finish", "__end__", False),
     }
+
+
+def test_a_store_that_does_not_answer_leaves_search_out_of_the_run_and_says_so() -> None:
+    """A Qdrant server not up yet: the agent is built, a run has the other tools and a step saying
+    why it cannot search, and the search tools come once the store answers."""
+    import socket
+
+    from agents.testing import FakeEmbeddings
+    from tests.serving import ingest_corpus
+    from tools.retrieval import Retriever
+    from tools.store import QdrantStore
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = QdrantStore(f"http://127.0.0.1:{closed}", timeout=2)
+    retriever = Retriever(store=down, embeddings=FakeEmbeddings())
+    agent = ReactAgent(scripted("Answered without searching.", "Now with search."), retriever=retriever, tools=[broken])
+    assert [t.name for t in agent.tools] == ["broken"]
+    events = list(agent.stream("What is new?"))
+    assert events[0].data["event"] == "tools_unavailable"
+    assert "the store did not answer" in events[0].data["reason"]
+    assert events[-1].result is not None
+    assert events[-1].result.answer == "Answered without searching."
+    up = QdrantStore(":memory:")
+    ingest_corpus(up, FakeEmbeddings())
+    retriever.store = up
+    assert [t.name for t in agent.tools] == ["search_bees", "search_landmarks", "broken", "read_document"]
+    assert agent.store_error is None
+    assert all(e.data.get("event") != "tools_unavailable" for e in agent.stream("And now?") if e.kind == "step")
+    up.close()
+    down.close()

@@ -63,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -81,6 +82,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agents._thread_store import ThreadStoreUnavailableError, is_unavailable, unavailable_message
 from agents.serve import open_webui, wire
 from agents.serve._bodies import BodyError, parse_body
 from agents.serve._connections import check_exposure, uvicorn_config
@@ -234,6 +236,8 @@ class ChatServer:
                 "max_runs": a.max_runs,
                 "max_queue": a.max_queue,
                 "refused": dict(self.refused),
+                "threads": store.kind if (store := self.agents.thread_store) is not None else None,
+                "pid": os.getpid(),
             }
         )
 
@@ -244,7 +248,12 @@ class ChatServer:
         rag = self.agents.rag
         if rag is None or rag.checkpointer is None:
             raise ApiError(404, "this server keeps no threads", code="not_found")
-        messages = await asyncio.to_thread(rag.thread_messages, thread_id)
+        try:
+            messages = await asyncio.to_thread(rag.thread_messages, thread_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise wire.thread_store_unavailable(unavailable_message(self.agents.thread_store, exc)) from None
+            raise
         if not messages:
             raise ApiError(404, f"no thread {thread_id!r}", code="not_found")
         safe = self.settings.server.safe_markdown
@@ -254,6 +263,16 @@ class ChatServer:
             text = neutralise_markdown(m.text) if safe and role == "assistant" else m.text
             shown.append({"role": role, "content": text})
         return SafeJSONResponse({"id": thread_id, "messages": shown})
+
+    async def _check_thread_store(self) -> None:
+        """A 503 now, before a run starts, when the thread store does not answer."""
+        store = self.agents.thread_store
+        if store is None:
+            return
+        try:
+            await asyncio.to_thread(store.check)
+        except ThreadStoreUnavailableError as exc:
+            raise wire.thread_store_unavailable(str(exc)) from None
 
     async def page(self, request: Request) -> Response:
         if not WEB_PAGE.is_file():
@@ -277,6 +296,8 @@ class ChatServer:
             return _answer_now(rid, body, created, chore.reply())
         question, history, attached = _attached_sources(question, history)
         run = plan(self.agents, body, question, history, attached)
+        if body.thread_id is not None:
+            await self._check_thread_store()
         self.admission.admit()
         shown = _Shown(
             references=body.references
@@ -300,7 +321,7 @@ class ChatServer:
             elif item["type"] == "status":
                 steps.append(neutralise_markdown(item["text"]) if shown.safe else item["text"])
             elif item["type"] == "failed":
-                raise wire.run_failed(str(item["error_id"]))
+                raise wire.from_failed(item)
         if final is None:
             raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
         _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
@@ -351,7 +372,7 @@ class ChatServer:
                 elif kind == "draft":
                     yield chunk({}, arag={"draft": item["text"]})
                 elif kind == "failed":
-                    raise wire.run_failed(str(item["error_id"]))
+                    raise wire.from_failed(item)
                 else:
                     outcome, cited = f"exit_reason={item['exit_reason']}", len(item["citations"])
                     for last in wire.final_chunks(
@@ -503,17 +524,20 @@ class _Contained:
                 await wire.failure(error_id).response()(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, agents: ServerAgents | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, agents: ServerAgents | None = None, owns_agents: bool | None = None
+) -> Starlette:
     """The ASGI app (run it with any ASGI server; ``arag serve`` uses uvicorn).
 
     Args:
         settings: Defaults to ``Settings()``: limits, key, and the agents when ``agents`` is not given.
-        agents: The agents to serve (tests inject them); closed with the app when built here.
+        agents: The agents to serve (tests inject them).
+        owns_agents: Close the agents with the app; by default only when they are built here.
     """
     settings = settings or Settings()
-    built = agents is None
+    owns = agents is None if owns_agents is None else owns_agents
     server = ChatServer(
-        settings, agents if agents is not None else ServerAgents.from_settings(settings), owns_agents=built
+        settings, agents if agents is not None else ServerAgents.from_settings(settings), owns_agents=owns
     )
     app = Starlette(
         routes=server.routes(),
@@ -526,16 +550,23 @@ def create_app(settings: Settings | None = None, *, agents: ServerAgents | None 
 
 
 def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info", "warning"] = "info") -> None:
-    """Build the agents and serve them with uvicorn until interrupted.
+    """Build the agents and serve them with uvicorn until interrupted; with
+    ``settings.server.workers`` above 1, in that many processes (:mod:`agents.serve._workers`).
 
     Raises:
         ValueError: A non-loopback host without an API key and without ``settings.server.no_auth``
-            (see :func:`~agents.serve._connections.check_exposure`).
+            (see :func:`~agents.serve._connections.check_exposure`), or several workers over a
+            store one process opens at a time (:func:`~agents.serve._workers.check_workers`).
     """
     import uvicorn
 
     settings = settings or Settings()
     check_exposure(settings)
+    if settings.server.workers > 1:
+        from agents.serve._workers import serve_workers
+
+        serve_workers(settings, settings.server.workers, log_level=log_level)
+        return
     agents = ServerAgents.from_settings(settings)
     if agents.rag is not None:
         warm_up(agents.rag.retriever.embeddings)  # load the model before the first request

@@ -17,7 +17,8 @@ that turns the agent's events into the items responses are made from.
 Run items: ``{"type": "status", "text", "data"}`` (a step or tool call as one line),
 ``{"type": "draft", "text"}`` (answer tokens, not yet verified), ``{"type": "final", "answer",
 "citations", "exit_reason", "usage", "thread_id", "error"}`` and ``{"type": "failed",
-"error_id"}`` (the run raised; the log has the exception under that id).
+"error_id"}`` (the run raised; the log has the exception under that id; with ``"unavailable"``,
+the message of a thread store that stopped answering: a 503).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from agents._owner import OwnsResources
+from agents._thread_store import ThreadStore, is_unavailable, unavailable_message
 from agents.build import build_agents
 from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
@@ -64,13 +66,17 @@ class ServerAgents(OwnsResources):
     rlm: RlmAgent | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
     owned: list[Any] = field(default_factory=list)
+    thread_store: ThreadStore | None = None
+    """Where ``rag`` and ``react`` keep threads; checked before a run that continues one."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerAgents:
         """One store, retriever, chat model and thread database shared by all agents
         (:func:`agents.build.build_agents`)."""
         built = build_agents(settings, threads=True)
-        agents = cls(rag=built.rag, react=built.react, rlm=built.rlm, owned=built.owned)
+        agents = cls(
+            rag=built.rag, react=built.react, rlm=built.rlm, owned=built.owned, thread_store=built.thread_store
+        )
         if built.react is None:
             agents.unavailable["react"] = (
                 "model 'react' needs a tool-calling chat model: set ARAG_CHAT_MODEL (and ARAG_OPENAI_BASE_URL for "
@@ -320,7 +326,10 @@ def _work(run: Run, put: Callable[[Any], None], cancel: threading.Event) -> None
                 break
             put(item)
     except Exception as exc:  # the client gets an error object with this id, the log the exception
-        put({"type": "failed", "error_id": log_failure("agent run", exc)})
+        failed = {"type": "failed", "error_id": log_failure("agent run", exc)}
+        if is_unavailable(exc):  # the thread store went away mid-run: a 503, not the server's fault
+            failed["unavailable"] = unavailable_message(None, exc)
+        put(failed)
     finally:
         close = getattr(stream, "close", None)
         if close is not None:

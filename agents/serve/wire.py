@@ -33,12 +33,14 @@ __all__ = [
     "failure",
     "final_chunks",
     "final_completion",
+    "from_failed",
     "jsonable",
     "log_failure",
     "parse_request",
     "run_failed",
     "source_chunks",
     "sse",
+    "thread_store_unavailable",
     "usage",
 ]
 
@@ -143,6 +145,25 @@ def run_failed(error_id: str) -> ApiError:
     error = failure(error_id, "the agent run")
     error.code = "run_failed"
     return error
+
+
+def thread_store_unavailable(message: str, error_id: str | None = None) -> ApiError:
+    """The 503 of a request whose thread store does not answer (Postgres down or restarting)."""
+    logged = f" (error id {error_id})" if error_id else ""
+    return ApiError(
+        503,
+        message + logged,
+        type="server_error",
+        code="thread_store_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+def from_failed(item: Mapping[str, Any]) -> ApiError:
+    """The error of a run's ``failed`` item: a 503 when the thread store went away, else a 500."""
+    if item.get("unavailable"):
+        return thread_store_unavailable(str(item["unavailable"]), str(item["error_id"]))
+    return run_failed(str(item["error_id"]))
 
 
 # -- completions and chunks --------------------------------------------------------------------

@@ -14,6 +14,9 @@ deterministic, and loud when a run does something the test did not plan for.
   embeddings) with injectable faults (:class:`Fault`: 429 with ``Retry-After``, 500, a malformed
   body; :class:`ChatReply`: slow replies, malformed tool-call arguments), so the real ``ChatOpenAI``
   client is tested over HTTP.
+- :class:`PostgresServer`: a real, throwaway PostgreSQL server (``initdb`` into a temporary
+  folder, a free loopback port, an unprivileged user when run as root) for the Postgres thread
+  store; :func:`missing_postgres` says why one cannot start here.
 
 Nothing here imports pytest, starts anything or reads the environment on import; the stub's HTTP
 server modules load on first use of its names.
@@ -50,6 +53,7 @@ from agents.testing._embeddings import FakeEmbeddings
 
 if TYPE_CHECKING:
     from agents.testing._openai_stub import ChatReply, Fault, OpenAIStub, StubState, stub_vector
+    from agents.testing._postgres import PostgresServer, missing_postgres
 
 __all__ = [
     "ChatReply",
@@ -57,15 +61,18 @@ __all__ = [
     "Fault",
     "FunctionChatModel",
     "OpenAIStub",
+    "PostgresServer",
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "StubState",
     "function_model",
+    "missing_postgres",
     "scripted",
     "stub_vector",
 ]
 
 _STUB_NAMES = frozenset({"ChatReply", "Fault", "OpenAIStub", "StubState", "stub_vector"})
+_POSTGRES_NAMES = frozenset({"PostgresServer", "missing_postgres"})
 
 
 def __getattr__(name: str) -> Any:
@@ -74,5 +81,9 @@ def __getattr__(name: str) -> Any:
         from agents.testing import _openai_stub
 
         return getattr(_openai_stub, name)
+    if name in _POSTGRES_NAMES:
+        from agents.testing import _postgres
+
+        return getattr(_postgres, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
