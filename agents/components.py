@@ -41,7 +41,9 @@ def build_store(settings: Settings) -> VectorStore:
     from tools.store import QdrantStore
 
     api_key = store.qdrant_api_key.get_secret_value() if store.qdrant_api_key else None
-    return QdrantStore(store.location, api_key=api_key, timeout=settings.model.request_timeout)
+    return QdrantStore(
+        store.location, api_key=api_key, timeout=settings.model.request_timeout, cluster=store.qdrant_cluster
+    )
 
 
 def build_embeddings(settings: Settings, *, cache: bool | None = None) -> Embeddings:

@@ -78,6 +78,14 @@ class StoreSettings(_Group):
     """Qdrant server URL (``http://host:6333``); use it for concurrent access or large corpora."""
     qdrant_api_key: SecretStr | None = Field(default=None, validation_alias="ARAG_QDRANT_API_KEY")
     """API key of the Qdrant server."""
+    qdrant_shards: int | None = Field(default=None, ge=1, validation_alias="ARAG_QDRANT_SHARDS")
+    """Qdrant cluster: shards of each collection (source) created; default: the server's (one per
+    node in a cluster). Fixed once a collection exists."""
+    qdrant_replication: int | None = Field(default=None, ge=1, validation_alias="ARAG_QDRANT_REPLICATION")
+    """Qdrant cluster: copies of each shard (the server's default: 1, no copy)."""
+    qdrant_write_consistency: int | None = Field(default=None, ge=1, validation_alias="ARAG_QDRANT_WRITE_CONSISTENCY")
+    """Qdrant cluster: replicas that must apply a write before it is acknowledged; set it to the
+    replication factor so an ingest's reads see its own writes (``docs/deployment.md``)."""
     qdrant_path: Path | None = Field(default=None, validation_alias="ARAG_QDRANT_PATH")
     """Local-mode (qdrant-client) store folder; defaults to ``<data_dir>/qdrant``."""
     edge_path: Path | None = Field(default=None, validation_alias="ARAG_EDGE_PATH")
@@ -108,11 +116,28 @@ class StoreSettings(_Group):
         if self.qdrant_url and not self.qdrant_url.startswith(("http://", "https://")):
             msg = f"ARAG_QDRANT_URL must start with http:// or https://, got {self.qdrant_url!r}"
             raise ValueError(msg)
+        if self.qdrant_write_consistency is not None and self.qdrant_write_consistency > (self.qdrant_replication or 1):
+            msg = (
+                f"ARAG_QDRANT_WRITE_CONSISTENCY ({self.qdrant_write_consistency}) cannot exceed "
+                f"ARAG_QDRANT_REPLICATION ({self.qdrant_replication or 1}): a write cannot wait for more "
+                "replicas than there are"
+            )
+            raise ValueError(msg)
         if self.threads_url and not self.threads_url.get_secret_value().startswith(("postgresql://", "postgres://")):
             # The value is not repeated: it may hold a password.
             msg = "ARAG_THREADS_URL must be a Postgres URL (postgresql://user:password@host:5432/db)"
             raise ValueError(msg)
         return self
+
+    @property
+    def qdrant_cluster(self) -> dict[str, int]:
+        """The cluster options set, by Qdrant's names (for :class:`~tools.store.QdrantStore`)."""
+        given = {
+            "shard_number": self.qdrant_shards,
+            "replication_factor": self.qdrant_replication,
+            "write_consistency_factor": self.qdrant_write_consistency,
+        }
+        return {name: value for name, value in given.items() if value is not None}
 
     @property
     def effective_backend(self) -> Literal["embedded", "local", "server"]:

@@ -7,7 +7,8 @@ For each collection kind, size and backend, a child process (so peak memory is i
 a store on disk from precomputed vectors and measures: ingest time (upserts of 384-d dense + BM25
 sparse vectors with realistic payloads), index build time, query latency p50/p95 for dense,
 sparse, hybrid (RRF) and filtered hybrid (10% of the points match), recall@10 of the HNSW index
-against exact search, and peak memory. Then SciFact's test queries run through both backends'
+against exact search, and peak memory: the measuring process's, and that of the child process
+Edge builds the index in. Then SciFact's test queries run through both backends'
 retrieval eval stores, to compare nDCG@10.
 
 Collections:
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -141,7 +143,17 @@ class Collection:
 # -- one measurement (child process) ---------------------------------------------------------
 
 
-def measure(kind: str, size: int, backend: str, queries: int, folder: Path, base_path: Path | None) -> dict[str, Any]:
+def measure(
+    kind: str,
+    size: int,
+    backend: str,
+    queries: int,
+    folder: Path,
+    base_path: Path | None,
+    hnsw_efs: list[int] | None = None,
+) -> dict[str, Any]:
+    """One collection of one size on one backend; with ``hnsw_efs`` the queries run once per
+    HNSW ``ef`` on the same index (the first one's numbers are the row's)."""
     from tools.sparse import SparseVector
     from tools.store import EdgeStore, Point, QdrantStore, VectorStore
 
@@ -182,6 +194,54 @@ def measure(kind: str, size: int, backend: str, queries: int, folder: Path, base
     index_seconds = time.perf_counter() - tick if indexed else 0.0
 
     q_dense, q_sparse = collection.queries(queries)
+    # One unmeasured pass first: the shard was just reopened after the index build, and its pages
+    # come in on the first queries (the first ef swept would otherwise pay for them).
+    _query_phase(store, q_dense, q_sparse, "warm-up", hnsw_efs[0] if hnsw_efs else None)
+    sweep = {ef: _query_phase(store, q_dense, q_sparse, backend, ef) for ef in (hnsw_efs or [None])}
+    latencies, recall = next(iter(sweep.values()))
+    store.close()
+    result: dict[str, Any] = {
+        "kind": kind,
+        "size": size,
+        "backend": backend,
+        "ingest_s": round(ingest_seconds, 2),
+        "ingest_points_per_s": round(size / ingest_seconds),
+        "index_s": round(index_seconds, 2),
+        "queries": len(q_dense),
+        "peak_rss_mb": round(_peak_rss_mb()),
+        "store_rss_mb": round(_peak_rss_mb() - rss_before),
+        # Edge builds the index in a child process (its optimizer holds the GIL): that child's peak.
+        "index_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        "disk_mb": round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20),
+    }
+    for mode in MODES:
+        result[f"{mode}_p50_ms"] = round(percentile(latencies[mode], 50), 2)
+        result[f"{mode}_p95_ms"] = round(percentile(latencies[mode], 95), 2)
+    for mode, values in recall.items():
+        result[f"{mode}_recall@10"] = round(float(np.mean(values)), 4) if values else None
+    if hnsw_efs:
+        result["hnsw_ef"] = hnsw_efs[0]
+        result["ef_sweep"] = [
+            {
+                "hnsw_ef": ef,
+                **{f"{mode}_p50_ms": round(percentile(lat[mode], 50), 2) for mode in MODES},
+                **{f"{mode}_recall@10": round(float(np.mean(v)), 4) if v else None for mode, v in rec.items()},
+            }
+            for ef, (lat, rec) in sweep.items()
+        ]
+    return result
+
+
+def _query_phase(
+    store: Any, q_dense: np.ndarray, q_sparse: list[Any], backend: str, ef: int | None
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Latency per mode and recall@10 against exact search (Edge) of every query, at HNSW ``ef``
+    (``None``: the store's own)."""
+    from tools.sparse import SparseVector
+    from tools.store import EdgeStore
+
+    if ef is not None and isinstance(store, EdgeStore):
+        store.hnsw_ef = ef
     latencies: dict[str, list[float]] = {mode: [] for mode in MODES}
     recall: dict[str, list[float]] = {"dense": [], "hybrid": []}
     for i in range(len(q_dense)):
@@ -199,25 +259,7 @@ def measure(kind: str, size: int, backend: str, queries: int, folder: Path, base
             if mode in recall and backend == "embedded":
                 exact = store.search("bench", limit=10, prefetch_limit=100, rrf_k=10, exact=True, **args[mode])
                 recall[mode].append(len({h.id for h in hits} & {h.id for h in exact}) / max(1, len(exact)))
-    store.close()
-    result: dict[str, Any] = {
-        "kind": kind,
-        "size": size,
-        "backend": backend,
-        "ingest_s": round(ingest_seconds, 2),
-        "ingest_points_per_s": round(size / ingest_seconds),
-        "index_s": round(index_seconds, 2),
-        "queries": len(q_dense),
-        "peak_rss_mb": round(_peak_rss_mb()),
-        "store_rss_mb": round(_peak_rss_mb() - rss_before),
-        "disk_mb": round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20),
-    }
-    for mode in MODES:
-        result[f"{mode}_p50_ms"] = round(percentile(latencies[mode], 50), 2)
-        result[f"{mode}_p95_ms"] = round(percentile(latencies[mode], 95), 2)
-    for mode, values in recall.items():
-        result[f"{mode}_recall@10"] = round(float(np.mean(values)), 4) if values else None
-    return result
+    return latencies, recall
 
 
 def _rss_mb() -> float:
@@ -288,13 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(".arag"))
     parser.add_argument("--skip-ndcg", action="store_true", help="skip the SciFact nDCG comparison")
     parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument(
+        "--hnsw-ef", default="", help="Edge: query at each of these HNSW ef values on the same index (e.g. 128,256)"
+    )
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:  # child process: one measurement, printed as JSON
         kind, size, backend, queries, base = args.worker
         with tempfile.TemporaryDirectory(dir=args.data_dir) as folder:
-            result = measure(kind, int(size), backend, int(queries), Path(folder), Path(base) if base != "-" else None)
+            efs = [int(e) for e in args.hnsw_ef.split(",") if e]
+            result = measure(
+                kind, int(size), backend, int(queries), Path(folder), Path(base) if base != "-" else None, efs or None
+            )
         print(json.dumps(result))
         return 0
 
@@ -310,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             for backend in args.backends.split(","):
                 queries = args.queries if backend == "embedded" or size <= 10_000 else args.local_queries
                 command = [sys.executable, "-m", "evals.bench_store", "--data-dir", str(args.data_dir)]
+                command += ["--hnsw-ef", args.hnsw_ef]
                 command += ["--worker", kind, str(size), backend, str(queries), base_path if kind == "scifact" else "-"]
                 started = time.perf_counter()
                 done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
@@ -319,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
                 row = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(_line(row), f"({time.perf_counter() - started:.0f} s)", flush=True)
+                for point in row.get("ef_sweep", []):
+                    print(
+                        f"    ef {point['hnsw_ef']}: "
+                        + ", ".join(f"{k} {v}" for k, v in point.items() if k != "hnsw_ef")
+                    )
     summary: dict[str, Any] = {"runs": rows, "speedup": _speedups(rows)}
     for item in summary["speedup"]:
         print(item)
@@ -339,7 +393,7 @@ def _line(row: dict[str, Any]) -> str:
         f"{row['kind']:9} {row['size']:>7} {row['backend']:8} ingest {row['ingest_s']:6.1f} s "
         f"({row['ingest_points_per_s']}/s) index {row['index_s']:5.1f} s | p50 ms dense {row['dense_p50_ms']} "
         f"sparse {row['sparse_p50_ms']} hybrid {row['hybrid_p50_ms']} filtered {row['hybrid_filtered_p50_ms']} | "
-        f"peak {row['peak_rss_mb']} MB{recall}"
+        f"peak {row['peak_rss_mb']} MB (index build {row.get('index_peak_rss_mb', '?')} MB){recall}"
     )
 
 

@@ -101,6 +101,11 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
         "ARAG_HNSW_EF": ("store", "hnsw_ef", 64),
         "ARAG_INDEX_THRESHOLD": ("store", "index_threshold", 5),
         "ARAG_THREADS_PATH": ("store", "threads_path", tmp_path / "t.sqlite"),
+        "ARAG_THREADS_POOL_SIZE": ("store", "threads_pool_size", 3),
+        "ARAG_THREADS_TIMEOUT": ("store", "threads_timeout", 2.5),
+        "ARAG_QDRANT_SHARDS": ("store", "qdrant_shards", 3),
+        "ARAG_QDRANT_REPLICATION": ("store", "qdrant_replication", 2),
+        "ARAG_QDRANT_WRITE_CONSISTENCY": ("store", "qdrant_write_consistency", 2),
         "ARAG_EMBEDDING_PROVIDER": ("embeddings", "provider", "openai"),
         "ARAG_EMBEDDING_MODEL": ("embeddings", "model", "bge-small"),
         "ARAG_EMBEDDING_BATCH_SIZE": ("embeddings", "batch_size", 8),
@@ -122,6 +127,7 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
         "ARAG_SERVER_PORT": ("server", "port", 9000),
         "ARAG_SERVER_NO_AUTH": ("server", "no_auth", True),
         "ARAG_SERVER_MAX_RUNS": ("server", "max_runs", 2),
+        "ARAG_SERVER_WORKERS": ("server", "workers", 3),
         "ARAG_SERVER_MAX_QUEUE": ("server", "max_queue", 3),
         "ARAG_SERVER_MAX_BODY": ("server", "max_body", 5_000),
         "ARAG_SERVER_DEADLINE": ("server", "deadline", 7.0),
@@ -155,21 +161,23 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
     }
     secrets = {"ARAG_QDRANT_API_KEY": ("store", "qdrant_api_key"), "ARAG_OPENAI_API_KEY": ("model", "api_key")}
     secrets["ARAG_API_KEY"] = ("server", "api_key")
+    secrets["ARAG_THREADS_URL"] = ("store", "threads_url")
+    secret_values = {"ARAG_THREADS_URL": "postgresql://arag:k@db/threads"}
     # Half in the environment, half in .env: both sources read the flat names.
     names = sorted([*variables, *secrets])
     dotenv = names[::2]
     for name in dotenv:
         monkeypatch.delenv(name, raising=False)  # the test set-up sets ARAG_DATA_DIR
     (tmp_path / ".env").write_text(
-        "".join(f"{n}={_text(variables[n][2]) if n in variables else 'k'}\n" for n in dotenv)
+        "".join(f"{n}={_text(variables[n][2]) if n in variables else secret_values.get(n, 'k')}\n" for n in dotenv)
     )
     for name in names[1::2]:
-        monkeypatch.setenv(name, _text(variables[name][2]) if name in variables else "k")
+        monkeypatch.setenv(name, _text(variables[name][2]) if name in variables else secret_values.get(name, "k"))
     settings = Settings()
     for name, (group, field, value) in variables.items():
         assert getattr(getattr(settings, group), field) == value, name
     for name, (group, field) in secrets.items():
-        assert getattr(getattr(settings, group), field).get_secret_value() == "k", name
+        assert getattr(getattr(settings, group), field).get_secret_value() == secret_values.get(name, "k"), name
     # Every field of every group is covered, so no variable is left behind.
     fields = {(group, name) for group, info in Settings.model_fields.items() for name in info.annotation.model_fields}  # type: ignore[union-attr]
     assert fields == {(g, f) for g, f, _ in variables.values()} | set(secrets.values())

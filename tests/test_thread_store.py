@@ -282,10 +282,38 @@ def test_two_serve_processes_on_one_postgres_keep_a_conversation(
     assert "1822" in last[9]["content"]  # "he" resolved against the turn served by the other process
 
 
-def test_more_than_one_worker_over_the_embedded_store_is_refused(tmp_path: Path) -> None:
+def test_arag_ask_and_chat_keep_their_threads_in_postgres(
+    threads_url: str, served_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
     from agents.cli import main
 
+    monkeypatch.setenv("ARAG_DATA_DIR", str(_copy_of(served_corpus, tmp_path / "cli")))
+    monkeypatch.setenv("ARAG_THREADS_URL", threads_url)
+    assert main(["ask", "Who deciphered the Egyptian hieroglyphs?", "--thread", "c1", "-q"]) == 0
+    lines = iter(["In what year did he announce it?", "/exit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", "--thread", "c1"]) == 0
+    assert "1822" in capsys.readouterr().out  # "he" resolved against the turn `arag ask` stored
+    with psycopg.connect(threads_url) as db:
+        threads = {row[0] for row in db.execute("SELECT thread_id FROM checkpoints").fetchall()}
+    assert threads == {"c1"}
+    assert not (tmp_path / "cli" / "threads.sqlite").exists()  # nothing went to the SQLite default
+
+
+def test_more_than_one_worker_over_the_embedded_store_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents.cli import main
+    from agents.serve._workers import check_workers
+
     assert main(["serve", "--workers", "2"]) == 1
+    assert "--workers 2 needs a Qdrant server" in capsys.readouterr().err
+    check_workers(Settings(store={"qdrant_url": "http://qdrant:6333"}), 4)  # a server: allowed
+    check_workers(Settings(), 1)
+    with pytest.raises(ValueError, match="local store"):
+        check_workers(Settings(store={"backend": "local"}), 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        check_workers(Settings(), 0)
 
 
 def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_step(

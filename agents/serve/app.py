@@ -13,8 +13,9 @@ Routes (:class:`ChatServer`):
   others under ``unavailable``, each with the reason and how to fix it.
 - ``POST /v1/chat/completions``: with and without ``stream``. The message list is the
   conversation (stateless, as Open WebUI sends it); a ``thread_id`` field keeps the conversation
-  on the server instead (SQLite checkpointer; ``rag`` and ``react`` each keep their own thread
-  under one id) and then only the last user message is read. Answers carry numbered references
+  on the server instead (SQLite, or Postgres with ``ARAG_THREADS_URL``: :mod:`agents._thread_store`;
+  ``rag`` and ``react`` each keep their own thread under one id) and then only the last user
+  message is read. Answers carry numbered references
   in the text (``"references": false`` leaves them out) and a structured ``citations`` list
   beside the message; ``usage`` only when a model ran. While streaming, step progress arrives as
   ``reasoning_content`` deltas (clients that do not know the field ignore it) and as ``arag``
@@ -28,7 +29,8 @@ Routes (:class:`ChatServer`):
   (``ARAG_SERVER_OPEN_WEBUI_REFERENCES``). Each completion is one log line: model, stream,
   background kind or exit reason, citations, seconds.
 - ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
-- ``GET /health``, and ``GET /``: the web chat page.
+- ``GET /health`` (runs, queue, refusals, the thread store's kind, the process id), and ``GET /``:
+  the web chat page.
 
 The shapes on the wire are :mod:`agents.serve.wire`; which agent runs, admission and the worker
 are :mod:`agents.serve.runs`; uvicorn's set-up and connection limits :mod:`agents.serve._connections`.
@@ -51,7 +53,10 @@ object, one log line (logger ``arag.server``) and one count in ``/health``'s ``r
   error event while streaming).
 - failures: a run or the server failing is a 500 (or, mid-stream, an error event followed by
   ``data: [DONE]``) that carries an error id, never the exception's text; the log line with that
-  id has the exception (its traceback at log level debug).
+  id has the exception (its traceback at log level debug). A thread store that does not answer
+  (Postgres down or restarting) is a 503 ``thread_store_unavailable`` with ``Retry-After``: checked
+  before a run that continues a thread, and the same error object mid-stream when it goes away
+  during the run.
 - answers: with ``ARAG_SERVER_SAFE_MARKDOWN`` (on by default) Markdown images and raw HTML in
   answers, references and step lines are neutralised (:func:`agents.serve.chat.neutralise_markdown`),
   so a document carrying an injected image cannot make a Markdown front end fetch a URL. The

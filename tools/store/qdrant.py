@@ -42,6 +42,9 @@ class QdrantStore(VectorStore):
         api_key: API key for a Qdrant server.
         timeout: Request timeout in seconds for a server.
         batch_size: Points per upsert request.
+        cluster: For the collections this store creates on a cluster: ``shard_number``,
+            ``replication_factor``, ``write_consistency_factor`` (Qdrant's names; unset ones take
+            the server's defaults). Local mode has no shards and ignores them.
     """
 
     _engine: QdrantEngine
@@ -53,11 +56,21 @@ class QdrantStore(VectorStore):
         api_key: str | None = None,
         timeout: float = 60.0,
         batch_size: int = 256,
+        cluster: dict[str, int] | None = None,
     ) -> None:
         self.location = str(location)
         self.is_local = not self.location.startswith(("http://", "https://"))
-        engine = QdrantEngine(_open_client(self.location, api_key, timeout), local=self.is_local)
+        unknown = set(cluster or {}) - set(CLUSTER_OPTIONS)
+        if unknown:
+            msg = f"unknown cluster options {sorted(unknown)}; use {list(CLUSTER_OPTIONS)}"
+            raise ValueError(msg)
+        client = _open_client(self.location, api_key, timeout)
+        engine = QdrantEngine(client, local=self.is_local, cluster={} if self.is_local else dict(cluster or {}))
         super().__init__(engine, batch_size=batch_size)
+
+
+CLUSTER_OPTIONS = ("shard_number", "replication_factor", "write_consistency_factor")
+"""What :class:`QdrantStore` passes to ``create_collection`` on a server (``cluster=``)."""
 
 
 def _unanswered_is_store_error(cls: type) -> type:
@@ -96,9 +109,11 @@ class QdrantEngine:
     match_any_limit: int | None = _MATCH_ANY_LIMIT
     """Local mode checks a match-any filter value by value: a scan is cheaper past this many."""
 
-    def __init__(self, client: QdrantClient, *, local: bool) -> None:
+    def __init__(self, client: QdrantClient, *, local: bool, cluster: dict[str, int] | None = None) -> None:
         self.client = client
         self.local = local
+        self.cluster = dict(cluster or {})
+        """Shards, replicas and write consistency of the collections created (see :class:`QdrantStore`)."""
 
     def exists(self, name: str) -> bool:
         return bool(self.client.collection_exists(name))
@@ -118,6 +133,7 @@ class QdrantEngine:
             vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata=metadata,
+            **self.cluster,  # type: ignore[arg-type]
         )
         # A server needs keyword indexes for fast filters and deletes by source or document;
         # local mode has no indexes and says so in a warning that would only confuse users.
