@@ -90,7 +90,7 @@ class StoreSettings(_Group):
     """Local-mode (qdrant-client) store folder; defaults to ``<data_dir>/qdrant``."""
     edge_path: Path | None = Field(default=None, validation_alias="ARAG_EDGE_PATH")
     """Embedded (Edge) store folder; defaults to ``<data_dir>/edge``."""
-    hnsw_ef: int = Field(default=128, ge=1, validation_alias="ARAG_HNSW_EF")
+    hnsw_ef: int = Field(default=256, ge=1, validation_alias="ARAG_HNSW_EF")
     """Embedded store: candidates HNSW explores per query (higher: more exact, slower)."""
     index_threshold: int = Field(default=20_000, ge=0, validation_alias="ARAG_INDEX_THRESHOLD")
     """Embedded store: build the HNSW index after an ingest once this many vectors await it."""

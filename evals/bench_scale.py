@@ -154,8 +154,10 @@ async def _killed_turn(url: str, question: str, thread: str, delay: float, pid: 
     return outcome
 
 
-def kill_trials(corpus: Path, copy: Path, env: dict[str, str], trials: int, timeout: float, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
+def kill_trials(
+    corpus: Path, copy: Path, env: dict[str, str], trials: int, timeout: float, seed: int
+) -> dict[str, Any]:
+    rng = random.Random(seed)  # noqa: S311 - when to kill, not a secret
     rows: list[dict[str, Any]] = []
     other = ServerProcess(copy, env)
     with other.running() as b:
@@ -225,9 +227,7 @@ def _classify(status: int, text: str) -> str:
     return f"other: HTTP {status} {text[-200:]!r}"
 
 
-async def restart_under_load(
-    urls: list[str], pg: Any, clients: int, seconds: float, timeout: float
-) -> dict[str, Any]:
+async def restart_under_load(urls: list[str], pg: Any, clients: int, seconds: float, timeout: float) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     stop_at, start_at = seconds / 4, seconds / 2
     marks: dict[str, float] = {}

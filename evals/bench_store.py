@@ -15,7 +15,8 @@ Collections:
 - ``scifact``: the 10,460 real SciFact chunks (all-MiniLM-L6-v2 vectors, BM25 vectors of their
   text); larger sizes add noisy copies (dense: the vector plus Gaussian noise of the same norm,
   renormalised, cosine ~0.7 to its original; sparse: 80% of the original's terms). Queries: the
-  300 SciFact test queries.
+  300 SciFact test queries; with ``--hnsw-ef``, also its train queries at each ef on the same
+  index (what a setting is chosen by).
 - ``synthetic``: 2,000 topic clusters; each point is its cluster's centre plus noise (dense) and
   a mix of the cluster's topic terms and Zipf-distributed background terms (sparse).
 """
@@ -46,11 +47,16 @@ FILTER = {"path": "/bench/3.txt"}
 
 
 def scifact_base(data_dir: Path, dataset: Path) -> dict[str, Any]:
-    """SciFact chunk and query vectors, computed once and cached as .npz (embeddings via the cache)."""
+    """SciFact chunk and query vectors (test queries, and train queries under ``train_*``),
+    computed once and cached as .npz (embeddings via the cache)."""
     cache = data_dir / "evals" / "bench" / "scifact-base.npz"
     if cache.is_file():
         loaded = np.load(cache, allow_pickle=False)
-        return {key: loaded[key] for key in loaded.files}
+        base = {key: loaded[key] for key in loaded.files}
+        if "train_query_dense" not in base:  # cached before the train queries were added
+            base.update(_query_vectors(dataset, data_dir, "train", prefix="train_"))
+            np.savez(cache, **base)
+        return base
     from evals.beir import load_beir
     from tools.embeddings import CachedEmbeddings, LocalEmbeddings
     from tools.ingest import Chunker
@@ -76,9 +82,28 @@ def scifact_base(data_dir: Path, dataset: Path) -> dict[str, Any]:
         "query_idx": np.array([i for s in query_sparse for i in s.indices], dtype=np.uint32),
         "query_val": np.array([v for s in query_sparse for v in s.values], dtype=np.float32),
     }
+    base.update(_query_vectors(dataset, data_dir, "train", prefix="train_"))
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **base)  # type: ignore[arg-type]
+    np.savez(cache, **base)
     return base
+
+
+def _query_vectors(dataset: Path, data_dir: Path, split: str, *, prefix: str) -> dict[str, np.ndarray]:
+    """Dense and BM25 query vectors of one split's queries."""
+    from evals.beir import load_beir
+    from tools.embeddings import CachedEmbeddings, LocalEmbeddings
+    from tools.sparse import Bm25Encoder
+
+    queries = list(load_beir(dataset, split).queries.values())
+    encoder = Bm25Encoder()
+    embeddings = CachedEmbeddings(LocalEmbeddings(), data_dir / "cache" / "embeddings.sqlite")
+    sparse = [encoder.encode_query(q) for q in queries]
+    return {
+        f"{prefix}query_dense": embeddings.embed_array(queries).astype(np.float32),
+        f"{prefix}query_ptr": np.cumsum([0] + [len(v) for v in sparse]),
+        f"{prefix}query_idx": np.array([i for v in sparse for i in v.indices], dtype=np.uint32),
+        f"{prefix}query_val": np.array([x for v in sparse for x in v.values], dtype=np.float32),
+    }
 
 
 class Collection:
@@ -110,7 +135,9 @@ class Collection:
         dense /= np.linalg.norm(dense, axis=1, keepdims=True)
         return dense, sparse
 
-    def queries(self, n: int) -> tuple[np.ndarray, list[tuple[list[int], list[float]]]]:
+    def queries(self, n: int, split: str = "test") -> tuple[np.ndarray, list[tuple[list[int], list[float]]]]:
+        """``n`` queries: SciFact's test queries (``split="train"``: its train queries, for
+        choosing settings), or for ``synthetic`` queries drawn from the clusters."""
         rng = np.random.default_rng(12345)
         if self.kind == "synthetic":
             cluster = rng.integers(0, 2000, n)
@@ -119,10 +146,11 @@ class Collection:
             terms = [sorted({int(t) for t in rng.choice(self.topics[c], 4)}) for c in cluster]
             return dense, [(idx, [1.0] * len(idx)) for idx in terms]
         assert self.base is not None
-        ptr, idx, val = self.base["query_ptr"], self.base["query_idx"], self.base["query_val"]
-        picked = list(range(min(n, len(self.base["query_dense"]))))
+        pre = "train_" if split == "train" else ""
+        ptr, idx, val = self.base[f"{pre}query_ptr"], self.base[f"{pre}query_idx"], self.base[f"{pre}query_val"]
+        picked = list(range(min(n, len(self.base[f"{pre}query_dense"]))))
         sparse = [(idx[ptr[i] : ptr[i + 1]].tolist(), val[ptr[i] : ptr[i + 1]].tolist()) for i in picked]
-        return self.base["query_dense"][picked], sparse
+        return self.base[f"{pre}query_dense"][picked], sparse
 
     def _synthetic_terms(self, cluster: int) -> tuple[list[int], list[float]]:
         topic = self.rng.choice(self.topics[cluster], int(self.rng.integers(10, 30)))
@@ -197,8 +225,14 @@ def measure(
     # One unmeasured pass first: the shard was just reopened after the index build, and its pages
     # come in on the first queries (the first ef swept would otherwise pay for them).
     _query_phase(store, q_dense, q_sparse, "warm-up", hnsw_efs[0] if hnsw_efs else None)
-    sweep = {ef: _query_phase(store, q_dense, q_sparse, backend, ef) for ef in (hnsw_efs or [None])}
+    efs: list[int | None] = list(hnsw_efs) if hnsw_efs else [None]
+    sweep = {ef: _query_phase(store, q_dense, q_sparse, backend, ef) for ef in efs}
     latencies, recall = next(iter(sweep.values()))
+    # SciFact's train queries at each ef too, on the same index: what a setting is chosen by.
+    train = {}
+    if hnsw_efs and kind == "scifact":
+        t_dense, t_sparse = collection.queries(queries, split="train")
+        train = {ef: _query_phase(store, t_dense, t_sparse, backend, ef) for ef in hnsw_efs}
     store.close()
     result: dict[str, Any] = {
         "kind": kind,
@@ -223,11 +257,13 @@ def measure(
         result["hnsw_ef"] = hnsw_efs[0]
         result["ef_sweep"] = [
             {
+                "queries": split,
                 "hnsw_ef": ef,
                 **{f"{mode}_p50_ms": round(percentile(lat[mode], 50), 2) for mode in MODES},
                 **{f"{mode}_recall@10": round(float(np.mean(v)), 4) if v else None for mode, v in rec.items()},
             }
-            for ef, (lat, rec) in sweep.items()
+            for split, runs in (("train", train), ("test" if kind == "scifact" else "generated", sweep))
+            for ef, (lat, rec) in runs.items()
         ]
     return result
 

@@ -316,6 +316,23 @@ def test_more_than_one_worker_over_the_embedded_store_is_refused(
         check_workers(Settings(), 0)
 
 
+def test_workers_with_an_unreachable_thread_store_stop_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked once before any worker starts: one error line, no crash loop of workers."""
+    from agents.cli import main
+
+    monkeypatch.setenv("ARAG_QDRANT_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("ARAG_THREADS_URL", f"postgresql://arag:s3cret@127.0.0.1:{_closed_port()}/arag")
+    monkeypatch.setenv("ARAG_THREADS_TIMEOUT", "1")
+    started = time.monotonic()
+    assert main(["serve", "--workers", "2", "--port", "0"]) == 1
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err
+    assert "cannot reach the thread store at postgresql://arag:***@127.0.0.1" in err
+    assert "s3cret" not in err
+
+
 def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_step(
     threads_url: str, tmp_path: Path
 ) -> None:

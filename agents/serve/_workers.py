@@ -3,7 +3,9 @@
 The parent binds the port and runs uvicorn's process supervisor (``uvicorn.supervisors.
 Multiprocess``): it starts N worker processes that share the listening socket, health-checks
 them, and starts a new one when one dies (a worker killed with SIGKILL is replaced; its clients
-see their connection closed, not a hang). Each worker builds its own agents from the same
+see their connection closed, not a hang); a worker that cannot build its agents logs one line and
+exits with uvicorn's start-up failure code, which stops the supervisor instead of restarting it
+for ever. Each worker builds its own agents from the same
 settings (sent to it pickled: command-line options included), so what the workers share has to
 live outside them:
 
@@ -21,9 +23,12 @@ Across machines, run one ``arag serve`` per machine behind a proxy (``docs/deplo
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any, Literal
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from agents.serve._connections import log_config, uvicorn_config
 from agents.settings import Settings
@@ -81,7 +86,13 @@ class _WorkerConfig(uvicorn.Config):
         from tools.embeddings import warm_up
 
         settings = self.arag_settings
-        agents = ServerAgents.from_settings(settings)
+        try:
+            agents = ServerAgents.from_settings(settings)
+        except Exception as exc:
+            # One line, and the exit code that tells the supervisor not to start it again: a
+            # worker that cannot build its agents would fail the same way on every restart.
+            logger.error("worker %d cannot start: %s: %s", os.getpid(), type(exc).__name__, exc)
+            sys.exit(STARTUP_FAILURE)
         if agents.rag is not None:
             warm_up(agents.rag.retriever.embeddings)
         app = create_app(settings, agents=agents, owns_agents=True)
@@ -97,11 +108,18 @@ def serve_workers(settings: Settings, workers: int, *, log_level: LogLevel = "in
 
     Raises:
         ValueError: See :func:`check_workers`.
+        ThreadStoreUnavailableError: ``ARAG_THREADS_URL`` names a database that does not answer.
     """
     from uvicorn.supervisors import Multiprocess
 
     check_workers(settings, workers)
-    if settings.store.threads_url is None:
+    if settings.store.threads_url is not None:
+        # Once here, before any worker starts: an unreachable database is one error line, and the
+        # checkpointer's migrations run once rather than in every worker.
+        from agents._thread_store import open_thread_store
+
+        open_thread_store(settings).close()
+    else:
         logger.warning(
             "%d workers share the SQLite thread file %s; set ARAG_THREADS_URL=postgresql://... to keep threads "
             "in Postgres (shared across machines, no single-writer lock)",
