@@ -37,7 +37,13 @@ def build_store(settings: Settings) -> VectorStore:
 
     store = settings.store
     if store.effective_backend == "embedded":
-        return EdgeStore(store.location, hnsw_ef=store.hnsw_ef, index_threshold=store.index_threshold)
+        return EdgeStore(
+            store.location,
+            hnsw_ef=store.hnsw_ef,
+            index_threshold=store.index_threshold,
+            hnsw_m=store.hnsw_m,
+            hnsw_ef_construct=store.hnsw_ef_construct,
+        )
     from tools.store import QdrantStore
 
     api_key = store.qdrant_api_key.get_secret_value() if store.qdrant_api_key else None

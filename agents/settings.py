@@ -92,6 +92,10 @@ class StoreSettings(_Group):
     """Embedded (Edge) store folder; defaults to ``<data_dir>/edge``."""
     hnsw_ef: int = Field(default=256, ge=1, validation_alias="ARAG_HNSW_EF")
     """Embedded store: candidates HNSW explores per query (higher: more exact, slower)."""
+    hnsw_m: int = Field(default=16, ge=4, validation_alias="ARAG_HNSW_M")
+    """Embedded store: links per node of the HNSW graph of sources created from now on."""
+    hnsw_ef_construct: int = Field(default=100, ge=4, validation_alias="ARAG_HNSW_EF_CONSTRUCT")
+    """Embedded store: candidates per node while building the HNSW graph of new sources."""
     index_threshold: int = Field(default=20_000, ge=0, validation_alias="ARAG_INDEX_THRESHOLD")
     """Embedded store: build the HNSW index after an ingest once this many vectors await it."""
     threads_path: Path | None = Field(default=None, validation_alias="ARAG_THREADS_PATH")

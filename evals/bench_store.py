@@ -179,6 +179,8 @@ def measure(
     folder: Path,
     base_path: Path | None,
     hnsw_efs: list[int] | None = None,
+    hnsw_m: int = 16,
+    hnsw_ef_construct: int = 100,
 ) -> dict[str, Any]:
     """One collection of one size on one backend; with ``hnsw_efs`` the queries run once per
     HNSW ``ef`` on the same index (the first one's numbers are the row's)."""
@@ -188,7 +190,11 @@ def measure(
     base = dict(np.load(base_path)) if base_path else None
     collection = Collection(kind, size, base)
     rss_before = _rss_mb()
-    store: VectorStore = EdgeStore(folder / "edge") if backend == "embedded" else QdrantStore(folder / "qdrant")
+    store: VectorStore = (
+        EdgeStore(folder / "edge", hnsw_m=hnsw_m, hnsw_ef_construct=hnsw_ef_construct)
+        if backend == "embedded"
+        else QdrantStore(folder / "qdrant")
+    )
     store.create_source("bench", description="benchmark", dimension=DIM, embedding_model="bench", bm25_avgdl=100.0)
     text = "lorem ipsum dolor sit amet " * 16  # ~430 characters of chunk text per payload
 
@@ -245,6 +251,8 @@ def measure(
         "peak_rss_mb": round(_peak_rss_mb()),
         "store_rss_mb": round(_peak_rss_mb() - rss_before),
         # Edge builds the index in a child process (its optimizer holds the GIL): that child's peak.
+        "hnsw_m": hnsw_m,
+        "hnsw_ef_construct": hnsw_ef_construct,
         "index_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "disk_mb": round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20),
     }
@@ -369,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hnsw-ef", default="", help="Edge: query at each of these HNSW ef values on the same index (e.g. 128,256)"
     )
+    parser.add_argument("--hnsw-m", type=int, default=16, help="Edge: HNSW links per node (the build)")
+    parser.add_argument("--hnsw-ef-construct", type=int, default=100, help="Edge: HNSW build candidates")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -377,7 +387,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=args.data_dir) as folder:
             efs = [int(e) for e in args.hnsw_ef.split(",") if e]
             result = measure(
-                kind, int(size), backend, int(queries), Path(folder), Path(base) if base != "-" else None, efs or None
+                kind,
+                int(size),
+                backend,
+                int(queries),
+                Path(folder),
+                Path(base) if base != "-" else None,
+                efs or None,
+                hnsw_m=args.hnsw_m,
+                hnsw_ef_construct=args.hnsw_ef_construct,
             )
         print(json.dumps(result))
         return 0
@@ -394,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             for backend in args.backends.split(","):
                 queries = args.queries if backend == "embedded" or size <= 10_000 else args.local_queries
                 command = [sys.executable, "-m", "evals.bench_store", "--data-dir", str(args.data_dir)]
-                command += ["--hnsw-ef", args.hnsw_ef]
+                command += ["--hnsw-ef", args.hnsw_ef, "--hnsw-m", str(args.hnsw_m)]
+                command += ["--hnsw-ef-construct", str(args.hnsw_ef_construct)]
                 command += ["--worker", kind, str(size), backend, str(queries), base_path if kind == "scifact" else "-"]
                 started = time.perf_counter()
                 done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603

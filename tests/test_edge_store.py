@@ -287,3 +287,17 @@ def test_engines_implement_only_the_engine_protocol() -> None:
     protocol = public(Engine) | set(Engine.__annotations__)
     assert public(QdrantEngine) == protocol
     assert public(EdgeEngine) == protocol | {"pending_index", "optimize"}
+
+
+def test_the_hnsw_graph_of_new_sources_follows_the_settings(tmp_path: Path) -> None:
+    import json
+
+    from agents.components import build_store
+    from agents.settings import Settings
+
+    settings = Settings(store={"edge_path": tmp_path / "edge", "hnsw_m": 24, "hnsw_ef_construct": 150, "hnsw_ef": 64})
+    with build_store(settings) as store:
+        store.create_source("kb", description="d", dimension=8, embedding_model="m", bm25_avgdl=1.0)
+        assert store.hnsw_ef == 64  # type: ignore[attr-defined]
+    config = json.loads((tmp_path / "edge" / "kb" / "shard" / "edge_config.json").read_text())
+    assert (config["hnsw_config"]["m"], config["hnsw_config"]["ef_construct"]) == (24, 150)

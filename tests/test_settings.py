@@ -99,6 +99,8 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
         "ARAG_QDRANT_PATH": ("store", "qdrant_path", tmp_path / "q"),
         "ARAG_EDGE_PATH": ("store", "edge_path", tmp_path / "e"),
         "ARAG_HNSW_EF": ("store", "hnsw_ef", 64),
+        "ARAG_HNSW_M": ("store", "hnsw_m", 32),
+        "ARAG_HNSW_EF_CONSTRUCT": ("store", "hnsw_ef_construct", 200),
         "ARAG_INDEX_THRESHOLD": ("store", "index_threshold", 5),
         "ARAG_THREADS_PATH": ("store", "threads_path", tmp_path / "t.sqlite"),
         "ARAG_THREADS_POOL_SIZE": ("store", "threads_pool_size", 3),

@@ -71,6 +71,9 @@ class EdgeStore(VectorStore):
         index_threshold: :meth:`refresh_index` builds the HNSW index once this many dense vectors
             are not yet in it; below, exact search over them is fast enough.
         batch_size: Points per upsert call.
+        hnsw_m, hnsw_ef_construct: The HNSW graph of the sources this store creates (links per
+            node, candidates while building; Qdrant's defaults 16 and 100). Denser graphs find
+            more true neighbours at the same ``hnsw_ef`` and take longer to build.
     """
 
     _engine: EdgeEngine
@@ -82,12 +85,15 @@ class EdgeStore(VectorStore):
         hnsw_ef: int = 256,
         index_threshold: int = 20_000,
         batch_size: int = 1024,
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 100,
     ) -> None:
         self.path = store_folder(path)
         self.location = str(self.path)
         self.is_local = True
         self.index_threshold = index_threshold
-        super().__init__(EdgeEngine(self.path, hnsw_ef=hnsw_ef), batch_size=batch_size)
+        engine = EdgeEngine(self.path, hnsw_ef=hnsw_ef, hnsw_m=hnsw_m, hnsw_ef_construct=hnsw_ef_construct)
+        super().__init__(engine, batch_size=batch_size)
 
     @property
     def hnsw_ef(self) -> int:
@@ -129,6 +135,7 @@ class EdgeEngine:
     Args:
         path: The store's folder (it must exist).
         hnsw_ef: Candidates HNSW explores per approximate query.
+        hnsw_m, hnsw_ef_construct: The HNSW graph of the shards it creates.
     """
 
     not_found: tuple[type[Exception], ...] = (SourceNotFoundError,)
@@ -136,9 +143,11 @@ class EdgeEngine:
     match_any_limit: int | None = None
     """Edge's keyword index answers match-any filters of any size."""
 
-    def __init__(self, path: Path, *, hnsw_ef: int) -> None:
+    def __init__(self, path: Path, *, hnsw_ef: int, hnsw_m: int = 16, hnsw_ef_construct: int = 100) -> None:
         self.path = path
         self.hnsw_ef = hnsw_ef
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construct = hnsw_ef_construct
         self._lock = _lock_folder(path)
         self._open_lock = threading.Lock()
         self._shards: dict[str, edge.EdgeShard] = {}
@@ -162,7 +171,9 @@ class EdgeEngine:
         config = edge.EdgeConfig(
             vectors={DENSE: edge.EdgeVectorParams(size=dimension, distance=edge.Distance.Cosine)},
             sparse_vectors={SPARSE: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
-            hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+            hnsw_config=edge.HnswIndexConfig(
+                m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+            ),
             # Index every segment when refresh_index runs (it decides when), and drop deleted
             # points then too: until they are vacuumed they still count in the BM25 IDF.
             optimizers=edge.EdgeOptimizersConfig(
