@@ -14,6 +14,11 @@ chat reads and writes Postgres): first all on one process, then alternately on t
 time to the first SSE event and to ``[DONE]``; p50/p95/max and chats/s, side by side. An error
 is as in :mod:`evals.bench_serve` (a non-200, an error object, no ``[DONE]``, content or citations).
 
+``workers``: the same load of ``react`` chats against ``arag serve --workers 1`` and ``--workers 2``
+(uvicorn's supervisor, one port), answered by the loopback OpenAI stub at once, the Qdrant URL a
+closed port (so the agent runs without search and says so): the serving and thread-store path
+of real workers, not agent work.
+
 ``kill``: ``--trials`` (20) times: a thread's first turn on process A; its second turn streamed on
 A, which is killed with SIGKILL after a random 5-90% of the typical run time; then on process
 B the thread must read back well formed (``GET /v1/threads/{id}``: turns alternate user/assistant,
@@ -67,7 +72,9 @@ FOLLOW_UPS = ["When was that?", "Who was involved?", "Where did it happen?", "Wh
 # -- load ------------------------------------------------------------------------------------
 
 
-async def load(urls: list[str], chats: int, *, timeout: float) -> dict[str, Any]:
+async def load(
+    urls: list[str], chats: int, *, timeout: float, model: str = "rag", expect_citations: bool = True
+) -> dict[str, Any]:
     """``chats`` streaming chats at once, chat ``i`` on ``urls[i % len(urls)]``, each in its own thread."""
     limits = httpx.Limits(max_connections=chats + 10, max_keepalive_connections=chats + 10)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout)) as client:
@@ -80,6 +87,8 @@ async def load(urls: list[str], chats: int, *, timeout: float) -> dict[str, Any]
                     QUESTIONS[i % len(QUESTIONS)],
                     timeout=timeout,
                     thread_id=f"load-{uuid.uuid4().hex}",
+                    model=model,
+                    expect_citations=expect_citations,
                 )
                 for i in range(chats)
             )
@@ -289,6 +298,51 @@ async def restart_under_load(urls: list[str], pg: Any, clients: int, seconds: fl
     }
 
 
+# -- arag serve --workers ---------------------------------------------------------------------
+
+
+def _workers_phase(root: Path, env: dict[str, str], args: argparse.Namespace, problems: list[str]) -> list[Any]:
+    """``--chats`` streaming ``react`` chats (each its own Postgres thread) against ``arag serve``
+    with one worker, then ``--workers 2``. The model is the loopback OpenAI stub (instant answers)
+    and the Qdrant URL a closed port (``--workers`` needs a server one; the agent runs without its
+    search tools and says so), so this measures the serving and thread-store path, not agent work."""
+    import socket
+
+    from agents.testing import OpenAIStub
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    results = []
+    with OpenAIStub() as stub:
+        stubbed = {
+            **env,
+            "ARAG_CHAT_MODEL": "stub",
+            "ARAG_OPENAI_BASE_URL": stub.base_url,
+            "ARAG_OPENAI_API_KEY": "k",
+            "ARAG_QDRANT_URL": f"http://127.0.0.1:{closed}",
+        }
+        for workers in (1, 2):
+            folder = root / f"workers-{workers}"
+            folder.mkdir()
+            with ServerProcess(folder, stubbed, args=["--workers", str(workers)]).running() as url:
+                asyncio.run(load([url], 4, timeout=args.timeout, model="react", expect_citations=False))
+                result = asyncio.run(
+                    load([url], args.chats, timeout=args.timeout, model="react", expect_citations=False)
+                )
+            result["workers"] = workers
+            results.append(result)
+            print(
+                f"react over --workers {workers}: {result['chats']} chats in {result['wall_s']} s "
+                f"({result['chats_per_s']} chats/s), errors {result['errors']}, hangs {result['hangs']}\n"
+                f"  first event {_fmt(result['first_event_ms'])}\n  [DONE]      {_fmt(result['done_ms'])}",
+                flush=True,
+            )
+            if result["errors"] or result["hangs"]:
+                problems.append(f"--workers {workers}: {result['errors']} errors {result['error_list'][:3]}")
+    return results
+
+
 # -- the driver ------------------------------------------------------------------------------
 
 
@@ -304,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-seconds", type=float, default=24.0, help="length of the restart phase")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request before it counts as hung")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--phases", default="load,kill,restart")
+    parser.add_argument("--phases", default="load,workers,kill,restart")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     phases = set(args.phases.split(","))
@@ -350,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                     if result["errors"] or result["hangs"]:
                         problems.append(f"load over {len(urls)}: {result['errors']} errors, {result['hangs']} hangs")
                 report["load"] = results
+        if "workers" in phases:
+            report["workers"] = _workers_phase(root, env, args, problems)
         if "kill" in phases:
             print(f"kill: {args.trials} trials", flush=True)
             killed = kill_trials(corpus, copy, env, args.trials, args.timeout, args.seed)

@@ -106,12 +106,15 @@ async def stream_chat(
     timeout: float,
     leave_after: int | None = None,
     thread_id: str | None = None,
+    model: str = "rag",
+    expect_citations: bool = True,
 ) -> dict[str, Any]:
     """One streaming chat; times in ms from just before the request is sent.
 
     ``leave_after``: close the connection after that many SSE events (0: as soon as the headers
     arrive), as a client that goes away does; its row is then not checked for completeness.
     ``thread_id``: continue that thread on the server (the question is then the only message).
+    ``model``: the agent; ``expect_citations=False`` for one that answers without searching.
     """
     row: dict[str, Any] = {
         "question": question,
@@ -132,7 +135,7 @@ async def stream_chat(
         "error": None,
         "hang": False,
     }
-    body: dict[str, Any] = {"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}
+    body: dict[str, Any] = {"model": model, "stream": True, "messages": [{"role": "user", "content": question}]}
     if thread_id is not None:
         body["thread_id"] = thread_id
     started = time.perf_counter()
@@ -160,7 +163,7 @@ async def stream_chat(
         row["error"] = f"bad event: {exc}"
     row["end_ms"] = ms()
     if row["error"] is None and leave_after is None:
-        row["error"] = _incomplete(row)
+        row["error"] = _incomplete(row, expect_citations=expect_citations)
     return row
 
 
@@ -199,12 +202,12 @@ async def _read_events(
             return  # leaving the block closes the connection mid-stream
 
 
-def _incomplete(row: dict[str, Any]) -> str | None:
+def _incomplete(row: dict[str, Any], *, expect_citations: bool = True) -> str | None:
     if row["done_ms"] is None:
         return "no [DONE]"
     if not row["content_chars"]:
         return "no content"
-    if not row["citations"]:
+    if expect_citations and not row["citations"]:
         return "no citations"
     if row["finish_reason"] != "stop":
         return f"finish_reason {row['finish_reason']!r}"
