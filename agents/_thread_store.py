@@ -177,5 +177,5 @@ def redacted(url: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:200] or type(exc).__name__).replace("\n", " ")
+    text = " ".join(str(exc).split())  # one line: whitespace runs, newlines included, become a space
+    return text[:200] or type(exc).__name__

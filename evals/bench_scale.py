@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -62,7 +61,7 @@ from typing import Any
 
 import httpx
 
-from evals.bench_serve import QUESTIONS, ServerProcess, ingest, percentiles, stream_chat
+from evals.bench_serve import QUESTIONS, ServerProcess, _fmt, finish, ingest, percentiles, stream_chat
 
 __all__ = ["main"]
 
@@ -332,12 +331,7 @@ def _workers_phase(root: Path, env: dict[str, str], args: argparse.Namespace, pr
                 )
             result["workers"] = workers
             results.append(result)
-            print(
-                f"react over --workers {workers}: {result['chats']} chats in {result['wall_s']} s "
-                f"({result['chats_per_s']} chats/s), errors {result['errors']}, hangs {result['hangs']}\n"
-                f"  first event {_fmt(result['first_event_ms'])}\n  [DONE]      {_fmt(result['done_ms'])}",
-                flush=True,
-            )
+            _print_load(f"react over --workers {workers}", result)
             if result["errors"] or result["hangs"]:
                 problems.append(f"--workers {workers}: {result['errors']} errors {result['error_list'][:3]}")
     return results
@@ -346,8 +340,13 @@ def _workers_phase(root: Path, env: dict[str, str], args: argparse.Namespace, pr
 # -- the driver ------------------------------------------------------------------------------
 
 
-def _fmt(p: dict[str, float | None]) -> str:
-    return f"p50 {p['p50']} / p95 {p['p95']} / max {p['max']} ms"
+def _print_load(label: str, result: dict[str, Any]) -> None:
+    print(
+        f"{label}: {result['chats']} chats in {result['wall_s']} s ({result['chats_per_s']} chats/s), "
+        f"errors {result['errors']}, hangs {result['hangs']}\n"
+        f"  first event {_fmt(result['first_event_ms'])}\n  [DONE]      {_fmt(result['done_ms'])}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,12 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 for urls in ([a], [a, b]):
                     result = asyncio.run(load(urls, args.chats, timeout=args.timeout))
                     results.append(result)
-                    print(
-                        f"load over {len(urls)} process(es): {result['chats']} chats in {result['wall_s']} s "
-                        f"({result['chats_per_s']} chats/s), errors {result['errors']}, hangs {result['hangs']}\n"
-                        f"  first event {_fmt(result['first_event_ms'])}\n  [DONE]      {_fmt(result['done_ms'])}",
-                        flush=True,
-                    )
+                    _print_load(f"load over {len(urls)} process(es)", result)
                     if result["errors"] or result["hangs"]:
                         problems.append(f"load over {len(urls)}: {result['errors']} errors, {result['hangs']} hangs")
                 report["load"] = results
@@ -433,13 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             if bad or restart["first_success_after_start_s"] is None:
                 problems.append(f"restart: {bad or 'no success after the restart'} {restart['others']}")
     report["load_average_after"] = os.getloadavg()
-    report["problems"] = problems
-    report["ok"] = not problems
-    print("OK" if not problems else "FAILED:\n  " + "\n  ".join(problems), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0 if not problems else 1
+    return finish(report, problems, args.json)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ __all__ = [
     "abandon",
     "burst",
     "check_idle",
+    "finish",
     "ingest",
     "load",
     "main",
@@ -647,6 +648,18 @@ async def _burst_phase(url: str, args: argparse.Namespace) -> tuple[list[dict[st
     return bursts, left, problems
 
 
+def finish(report: dict[str, Any], problems: list[str], json_path: Path | None) -> int:
+    """A benchmark's end: the problems into the report, OK or FAILED with them, the report as
+    JSON when asked; the exit code (1 on any problem)."""
+    report["problems"] = problems
+    report["ok"] = not problems
+    print("OK" if not problems else "FAILED:\n  " + "\n  ".join(problems), flush=True)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2))
+    return 0 if not problems else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chats", type=int, default=50, help="concurrent streaming chats in the load phase")
@@ -691,13 +704,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["burst"], report["abandon"], found = asyncio.run(_burst_phase(url, args))
                 problems += found
     report["load_average_after"] = os.getloadavg()
-    report["problems"] = problems
-    report["ok"] = not problems
-    print("OK" if not problems else "FAILED:\n  " + "\n  ".join(problems), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0 if not problems else 1
+    return finish(report, problems, args.json)
 
 
 if __name__ == "__main__":

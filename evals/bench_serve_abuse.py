@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from evals.bench_serve import QUESTIONS, ServerProcess, ingest
+from evals.bench_serve import QUESTIONS, ServerProcess, finish, ingest
 
 __all__ = ["MALFORMED", "AbuseServer", "fds", "hangups", "main", "malformed", "slowloris"]
 
@@ -522,13 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             report["slowloris"]["server_log_sample"] = [
                 line for line in limited.log if "arag" in line or "limit" in line.lower()
             ][:5]
-    report["problems"] = problems
-    report["ok"] = not problems
-    print("OK" if not problems else "FAILED:\n  " + "\n  ".join(problems), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0 if not problems else 1
+    return finish(report, problems, args.json)
 
 
 if __name__ == "__main__":

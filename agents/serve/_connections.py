@@ -40,10 +40,13 @@ __all__ = [
     "check_exposure",
     "connection_limit",
     "guarded_protocol",
+    "http_protocol",
     "is_loopback",
     "log_config",
+    "log_limits",
     "open_files_limit",
     "uvicorn_config",
+    "uvicorn_options",
 ]
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -212,41 +215,55 @@ def guarded_protocol(
 
 def uvicorn_config(app: Any, settings: Settings, *, log_level: Literal["debug", "info", "warning"] = "info") -> Any:
     """The ``uvicorn.Config`` that ``arag serve`` runs ``app`` (from
-    :func:`agents.serve.app.create_app`) with.
+    :func:`agents.serve.app.create_app`) with: :func:`uvicorn_options` and :func:`http_protocol`.
+    Logs the limits in force."""
+    import uvicorn
+
+    config = uvicorn.Config(app, http=http_protocol(app, settings), **uvicorn_options(settings, log_level))
+    log_limits(settings)
+    return config
+
+
+def uvicorn_options(settings: Settings, log_level: Literal["debug", "info", "warning"] = "info") -> dict[str, Any]:
+    """``uvicorn.Config``'s arguments but the app and the protocol.
 
     uvicorn's own limits: ``limit_concurrency`` (:func:`connection_limit`:
     ``ARAG_SERVER_LIMIT_CONCURRENCY`` lowered to the open-files limit minus 64) and
-    ``timeout_keep_alive`` (``ARAG_SERVER_KEEP_ALIVE``); the HTTP protocol is uvicorn's own with
-    the header deadline (``ARAG_SERVER_HEADER_TIMEOUT``), a 64 KiB header cap and the connection
-    cap added (:func:`guarded_protocol`), refusals counted by the app's server. WebSockets are off.
+    ``timeout_keep_alive`` (``ARAG_SERVER_KEEP_ALIVE``). WebSockets are off.
     """
-    import uvicorn
+    return {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "ws": "none",
+        "lifespan": "on",
+        "log_level": log_level,
+        "log_config": log_config(log_level),
+        "limit_concurrency": connection_limit(settings),
+        "timeout_keep_alive": settings.server.keep_alive,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def http_protocol(app: Any, settings: Settings) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with the header deadline (``ARAG_SERVER_HEADER_TIMEOUT``), a 64 KiB
+    header cap and the connection cap added (:func:`guarded_protocol`), refusals counted by the
+    app's server."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    limit = connection_limit(settings)
-    protocol = guarded_protocol(
+    return guarded_protocol(
         AutoHTTPProtocol,
         header_timeout=settings.server.header_timeout,
-        max_connections=limit,
+        max_connections=connection_limit(settings),
         refuse=app.state.server.refuse,
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        http=protocol,
-        ws="none",
-        lifespan="on",
-        log_level=log_level,
-        log_config=log_config(log_level),
-        limit_concurrency=limit,
-        timeout_keep_alive=settings.server.keep_alive,
-        timeout_graceful_shutdown=10,
-    )
+
+
+def log_limits(settings: Settings) -> None:
+    """One log line with the limits in force."""
     logger.info(
         "limits: %d connections (open-files limit %s), headers within %g s, bodies of %d bytes within %g s, "
         "keep-alive %d s, %d runs + %d waiting, %g s per request",
-        limit,
+        connection_limit(settings),
         open_files_limit(),
         settings.server.header_timeout,
         settings.server.max_body,
@@ -256,4 +273,3 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: Literal["debug", 
         settings.server.max_queue,
         settings.server.deadline,
     )
-    return config

@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Literal
+from typing import Literal
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from agents.serve._connections import log_config, uvicorn_config
+from agents.serve._connections import http_protocol, log_limits, uvicorn_options
 from agents.settings import Settings
 
 __all__ = ["check_workers", "serve_workers"]
@@ -66,40 +66,24 @@ class _WorkerConfig(uvicorn.Config):
 
     def __init__(self, settings: Settings, workers: int, log_level: LogLevel) -> None:
         self.arag_settings = settings
-        self.arag_log_level = log_level
-        super().__init__(
-            "agents.serve.app:create_app",  # replaced by the built app in load()
-            host=settings.server.host,
-            port=settings.server.port,
-            workers=workers,
-            ws="none",
-            lifespan="on",
-            log_level=log_level,
-            log_config=log_config(log_level),
-        )
+        # The app is replaced by the one built in load(); the options are arag serve's own.
+        super().__init__("agents.serve.app:create_app", workers=workers, **uvicorn_options(settings, log_level))
 
     def load(self) -> None:
         if self.loaded:
             return
-        from agents.serve.app import create_app
-        from agents.serve.runs import ServerAgents
-        from tools.embeddings import warm_up
+        from agents.serve.app import ready_app
 
         settings = self.arag_settings
         try:
-            agents = ServerAgents.from_settings(settings)
+            app = ready_app(settings, owns_agents=True)
         except Exception as exc:
             # One line, and the exit code that tells the supervisor not to start it again: a
             # worker that cannot build its agents would fail the same way on every restart.
             logger.error("worker %d cannot start: %s: %s", os.getpid(), type(exc).__name__, exc)
             sys.exit(STARTUP_FAILURE)
-        if agents.rag is not None:
-            warm_up(agents.rag.retriever.embeddings)
-        app = create_app(settings, agents=agents, owns_agents=True)
-        built: Any = uvicorn_config(app, settings, log_level=self.arag_log_level)
-        self.app, self.http = app, built.http
-        self.limit_concurrency, self.timeout_keep_alive = built.limit_concurrency, built.timeout_keep_alive
-        self.timeout_graceful_shutdown = built.timeout_graceful_shutdown
+        self.app, self.http = app, http_protocol(app, settings)
+        log_limits(settings)
         super().load()
 
 

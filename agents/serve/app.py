@@ -572,12 +572,18 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
 
         serve_workers(settings, settings.server.workers, log_level=log_level)
         return
-    agents = ServerAgents.from_settings(settings)
-    if agents.rag is not None:
-        warm_up(agents.rag.retriever.embeddings)  # load the model before the first request
-    app = create_app(settings, agents=agents)
+    app = ready_app(settings, owns_agents=False)
     config = uvicorn_config(app, settings, log_level=log_level)
     try:
         uvicorn.Server(config).run()
     finally:
-        agents.close()
+        app.state.server.agents.close()
+
+
+def ready_app(settings: Settings, *, owns_agents: bool) -> Starlette:
+    """The app over agents built from ``settings``, the embedding model loaded before the first
+    request: what ``arag serve`` runs, in one process or in each worker."""
+    agents = ServerAgents.from_settings(settings)
+    if agents.rag is not None:
+        warm_up(agents.rag.retriever.embeddings)
+    return create_app(settings, agents=agents, owns_agents=owns_agents)
