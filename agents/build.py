@@ -135,6 +135,7 @@ def build_react_agent(
         checkpointer=checkpointer,
         retry=retry_policy(settings),
         read_documents=reader if reader is not None else build_rlm_agent(settings, chat_model=chat_model),
+        approve=settings.tools.approve,
     )
 
 

@@ -14,6 +14,8 @@ def build_chat_model(settings: Settings, model: str | None = None) -> BaseChatMo
 
     ``ChatOpenAI(base_url=...)`` reaches OpenAI, vLLM, Ollama, llama.cpp and LM Studio. The client's
     own retries are off: :class:`graphs.llm.ModelClient` retries, so attempts are counted once.
+    Every reply is capped at ``ARAG_MAX_OUTPUT_TOKENS`` (``max_tokens``; the client sends it under
+    both of the API's names, see :class:`~graphs.llm.ModelClient`).
     """
     name = model or settings.model.name
     if not name:
@@ -33,5 +35,6 @@ def build_chat_model(settings: Settings, model: str | None = None) -> BaseChatMo
         api_key=api_key or "not-needed",  # type: ignore[arg-type]
         timeout=settings.model.request_timeout,
         max_retries=0,
+        max_tokens=settings.model.max_output_tokens,  # type: ignore[call-arg]
         stream_usage=True,
     )

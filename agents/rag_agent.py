@@ -183,7 +183,7 @@ class RagAgent(OwnsResources, KeepsThreads):
                 message, metadata = chunk
                 if metadata.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.text:
                     yield AgentEvent("token", text=message.text)
-        usage = {**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)}
+        usage = budget.report()
         citations = [Citation.from_chunk(i, c) for i, c in enumerate(state.get("citations", []), 1)]
         result = RagResult(
             question=question,
@@ -191,7 +191,7 @@ class RagAgent(OwnsResources, KeepsThreads):
             citations=citations,
             exit_reason=state.get("exit_reason", "error"),
             usage=usage,
-            steps=list(state.get("steps", [])),
+            steps=[*state.get("steps", []), *budget.fallback_steps()],
             standalone_question=state.get("standalone", question),
             thread_id=thread,
             partial_answer=state.get("partial_answer", ""),

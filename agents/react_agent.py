@@ -7,19 +7,34 @@ with ReactAgent.from_settings(tools=[my_calculator]) as agent:   # needs ARAG_CH
     result = agent.invoke("How many eggs does a queen lay in a week?")
     print(result.answer, result.tool_calls, result.exit_reason)
 ```
+
+Tools that write, send or spend can wait for a person (``approve=["send_mail"]``): a run that
+reaches one ends with ``exit_reason == "awaiting_approval"`` and the calls in ``result.pending``;
+:meth:`ReactAgent.resume` continues it (approve, edit the arguments, or reject), from this process
+or, with a thread store, from another one after a restart:
+
+```python
+result = agent.invoke("Mail the summary to Ada", thread_id="t1")
+if result.exit_reason == "awaiting_approval":
+    result = agent.resume("t1", {"action": "approve"})   # or {"action": "edit", "args": {...}}
+```
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from langgraph.types import Checkpointer
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Checkpointer, Command
+from pydantic import ValidationError
 
 from agents._owner import OwnsResources
 from agents._threads import KeepsThreads, ThreadedGraph
@@ -28,12 +43,19 @@ from agents.rlm_agent import RlmAgent, read_document_tool
 from agents.settings import Settings
 from graphs.budget import Budget, Limits
 from graphs.llm import ModelClient, RetryPolicy
-from graphs.react import DEFAULT_SYSTEM_PROMPT, ReactContext, build_react_graph, initial_state, source_tools
+from graphs.react import (
+    DEFAULT_SYSTEM_PROMPT,
+    ApprovalDecision,
+    ReactContext,
+    build_react_graph,
+    initial_state,
+    source_tools,
+)
 from graphs.strategies import CITATION
 from tools.retrieval import Retriever
 from tools.store import StoreError
 
-__all__ = ["ReactAgent", "ReactResult", "answer_citations"]
+__all__ = ["ApprovalDecision", "ReactAgent", "ReactResult", "answer_citations"]
 
 logger = logging.getLogger("arag.react")
 
@@ -48,12 +70,19 @@ class ReactResult(AgentResult):
     """
 
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    """Each tool call: tool, args, status (success, error, invalid_arguments), ms."""
+    """Each tool call: tool, args, status (success, error, invalid_arguments, rejected), ms, and
+    ``approval`` (approved, edited, rejected) for a tool that waited for one."""
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """With ``exit_reason == "awaiting_approval"``: the calls waiting, each ``id`` (the interrupt's,
+    to resume it by), ``tool``, ``args`` and ``call_id``."""
     messages: list[BaseMessage] = field(default_factory=list)
     """The run's conversation: question, model turns, tool calls and their results."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**AgentResult.as_dict(self), "tool_calls": self.tool_calls}
+        data = {**AgentResult.as_dict(self), "tool_calls": self.tool_calls}
+        if self.pending:
+            data["pending"] = self.pending
+        return data
 
 
 def answer_citations(answer: str, messages: Sequence[BaseMessage]) -> list[Citation]:
@@ -82,6 +111,13 @@ class ReactAgent(OwnsResources, KeepsThreads):
         read_documents: With a retriever, add the ``read_document`` tool, which hands a whole stored
             document to a recursive agent (:class:`~agents.rlm_agent.RlmAgent`; by default one on
             ``chat_model``); ``False`` leaves it out.
+        first_tool_choice: ``tool_choice`` of each question's first turn: ``"required"`` (the
+            default with a retriever: search before answering, as the system prompt says; it also
+            makes servers whose models never call a tool unasked, such as llama-cpp-python's, use
+            one) or ``"auto"`` (the default without one).
+        approve: Names of tools whose calls wait for a person's approval (``"*"``: all). The pause
+            is kept by the checkpointer: without one, the agent keeps paused runs in memory (this
+            process only); give it a thread store to resume after a restart.
     """
 
     def __init__(
@@ -96,6 +132,8 @@ class ReactAgent(OwnsResources, KeepsThreads):
         checkpointer: Checkpointer = None,
         retry: RetryPolicy | None = None,
         read_documents: RlmAgent | bool = True,
+        first_tool_choice: Literal["auto", "required"] | None = None,
+        approve: Collection[str] = (),
     ) -> None:
         self.client = ModelClient(chat_model, retry)
         if retriever is None and not tools:
@@ -113,6 +151,10 @@ class ReactAgent(OwnsResources, KeepsThreads):
         self.limits = limits or Limits()
         self.max_turns = max_turns
         self.system_prompt = system_prompt
+        self.first_tool_choice = first_tool_choice or ("required" if retriever is not None else "auto")
+        self.approve = frozenset(approve)
+        if self.approve and checkpointer is None:
+            checkpointer = InMemorySaver()  # an interrupt needs a checkpoint to resume from
         self._threads = ThreadedGraph(lambda saver: build_react_graph(checkpointer=saver), checkpointer)
 
     @property
@@ -176,6 +218,68 @@ class ReactAgent(OwnsResources, KeepsThreads):
         if not question.strip():
             msg = "the question is empty"
             raise ValueError(msg)
+        graph, thread, config = self._threads.pick(thread_id, history)
+        if self.approve and thread_id is not None and (waiting := self.pending(thread_id)):
+            msg = (
+                f"thread {thread_id!r} has {len(waiting)} tool call(s) waiting for approval "
+                f"({', '.join(w['tool'] for w in waiting)}): resume it (approve, edit or reject) first"
+            )
+            raise ValueError(msg)
+        if self.approve and not thread:  # a conversation sent whole still needs a thread to pause in
+            graph, thread = self._threads.graph, uuid.uuid4().hex
+            config = {"configurable": {"thread_id": thread}}
+        yield from self._run(graph, initial_state(question, history), config, thread, question)
+
+    def pending(self, thread_id: str) -> list[dict[str, Any]]:
+        """The tool calls of a thread that wait for approval (empty when none do)."""
+        if self.checkpointer is None:
+            return []
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return [{"id": i.id, **i.value} for i in snapshot.interrupts if isinstance(i.value, dict)]
+
+    def resume(self, thread_id: str, decision: Decisions) -> ReactResult:
+        """Continue a run that waits for approval (see :meth:`stream_resume`)."""
+        result = None
+        for event in self.stream_resume(thread_id, decision):
+            if event.kind == "result":
+                result = event.result
+        assert isinstance(result, ReactResult)
+        return result
+
+    def stream_resume(self, thread_id: str, decision: Decisions) -> Iterator[AgentEvent]:
+        """Continue a paused run of ``thread_id`` with a decision, yielding its events as
+        :meth:`stream` does (and a new ``awaiting_approval`` result if it pauses again).
+
+        Args:
+            decision: One :class:`~graphs.react.ApprovalDecision` (or its dict, or ``"approve"`` /
+                ``"reject"``) for every waiting call, or a mapping of the calls' ``id`` to one.
+
+        Raises:
+            ValueError: Nothing waits in that thread, an id is not one of the waiting calls, or a
+                decision is not valid.
+        """
+        waiting = self.pending(thread_id)
+        if not waiting:
+            msg = f"thread {thread_id!r} has no tool call waiting for approval"
+            raise ValueError(msg)
+        ids = [w["id"] for w in waiting]
+        if isinstance(decision, Mapping) and "action" not in decision:
+            unknown = sorted(set(decision) - set(ids))
+            if unknown:
+                msg = f"no waiting call has the id(s) {unknown}; waiting: {ids}"
+                raise ValueError(msg)
+            chosen = {key: _valid(value).model_dump() for key, value in decision.items()}
+        else:
+            one = _valid(decision).model_dump()
+            chosen = dict.fromkeys(ids, one)
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        snapshot = self.graph.get_state(config)
+        question = next(
+            (str(m.text) for m in reversed(snapshot.values.get("messages", [])) if isinstance(m, HumanMessage)), ""
+        )
+        yield from self._run(self.graph, Command(resume=chosen), config, thread_id, question)
+
+    def _run(self, graph: Any, start: Any, config: RunnableConfig, thread: str, question: str) -> Iterator[AgentEvent]:
         budget = Budget(self.limits)
         tools = self.tools
         if self.store_error is not None:
@@ -187,20 +291,26 @@ class ReactAgent(OwnsResources, KeepsThreads):
             budget=budget,
             max_turns=self.max_turns,
             system_prompt=self.system_prompt,
+            approve=self.approve,
+            first_tool_choice=self.first_tool_choice if self.first_tool_choice != "auto" and tools else None,
         )
-        graph, thread, config = self._threads.pick(thread_id, history)
         config["recursion_limit"] = 2 * self.max_turns + 6
         state: dict[str, Any] = {}
         steps: list[dict[str, Any]] = []
         # The task stream, not a custom one: a custom stream makes LangGraph run every node in a
         # worker thread and hand each event over, which added about half again to each step.
-        parts = graph.stream(initial_state(question, history), config, context=context, stream_mode=["tasks", "values"])
+        parts = graph.stream(start, config, context=context, stream_mode=["tasks", "values"])
         for mode, data in parts:
             if mode == "values":
                 state = cast(dict[str, Any], data)
             elif (event := _event(cast(dict[str, Any], data))) is not None:
                 steps.append(event.data)
                 yield event
+        pending = self.pending(thread) if self.approve and thread else []
+        for waiting in pending:
+            step = {"event": "approval_needed", "node": "tool", **waiting}
+            steps.append(step)
+            yield AgentEvent("step", data=step)
         last = state["messages"][-1]
         text = last.text if isinstance(last, AIMessage) and not last.tool_calls else ""
         answer = text if isinstance(text, str) else str(text)
@@ -209,15 +319,32 @@ class ReactAgent(OwnsResources, KeepsThreads):
             question=question,
             answer=answer,
             citations=answer_citations(answer, messages),
-            exit_reason=state.get("exit_reason", "error"),
-            usage={**budget.usage.as_dict(), "seconds": round(budget.elapsed, 3)},
-            steps=steps,
+            exit_reason="awaiting_approval" if pending else state.get("exit_reason", "error"),
+            usage=budget.report(),
+            steps=[*steps, *budget.fallback_steps()],
             tool_calls=list(state.get("tool_calls", [])),
             thread_id=thread,
             error=state.get("error"),
             messages=messages,
+            pending=pending,
         )
         yield AgentEvent("result", result=result)
+
+
+Decisions = ApprovalDecision | Mapping[str, Any] | str
+"""What :meth:`ReactAgent.resume` takes: one decision for every waiting call, or one per call id."""
+
+
+def _valid(value: Any) -> ApprovalDecision:
+    if isinstance(value, ApprovalDecision):
+        return value
+    if isinstance(value, str):
+        value = {"action": value.strip().lower()}
+    try:
+        return ApprovalDecision.model_validate(value)
+    except ValidationError as exc:
+        msg = f"not a valid approval decision ({exc.errors()[0]['msg']}): use approve, edit with args, or reject"
+        raise ValueError(msg) from exc
 
 
 def _unique(tools: list[BaseTool]) -> list[BaseTool]:

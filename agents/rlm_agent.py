@@ -223,7 +223,7 @@ class RlmAgent:
             answer=str(answer.get("content", "")),
             exit_reason=str(final.get("exit_reason", "error")),
             usage=broker.usage(),
-            steps=steps,
+            steps=[*steps, *broker.budget.fallback_steps()],
             trace=broker.trace,
             chars=info.chars,
             limits_hit=sorted(broker.limits_hit),

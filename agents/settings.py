@@ -220,8 +220,30 @@ class ModelSettings(_Group):
     """Seconds before a model or embeddings request times out."""
     max_attempts: int = Field(default=4, ge=1, validation_alias="ARAG_MODEL_MAX_ATTEMPTS")
     """Attempts per model call on transient faults (429, 5xx, timeouts), the first included."""
+    max_output_tokens: int = Field(default=1024, ge=1, validation_alias="ARAG_MAX_OUTPUT_TOKENS")
+    """Cap on the tokens of one model reply, sent as both ``max_tokens`` and
+    ``max_completion_tokens`` (servers honour one or the other; llama.cpp ignores the second, and
+    without a cap it generates until its context is full)."""
 
     _blank_is_unset = field_validator("name", "base_url", mode="before")(_blank_is_unset)
+
+
+class ToolSettings(_Group):
+    """Tools of the ReAct agent from outside: MCP servers, and the tools that need a person's approval."""
+
+    mcp_config: Path | None = Field(default=None, validation_alias="ARAG_MCP_CONFIG")
+    """A JSON file in the usual ``{"mcpServers": {name: {...}}}`` shape (``command``/``args``/``env``
+    for stdio, ``url``/``headers`` for streamable HTTP); their tools join the ReAct agent's."""
+    approve: tuple[str, ...] = Field(default=(), validation_alias="ARAG_TOOLS_APPROVE")
+    """Names of tools whose calls wait for a person's approval (comma-separated); ``*`` for all.
+    A run that reaches one pauses (a LangGraph interrupt) until it is approved, edited or rejected."""
+
+    @field_validator("approve", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
 
 class LimitSettings(_Group):
@@ -432,6 +454,8 @@ class Settings(BaseSettings):
     """The HTTP server (``arag serve``)."""
     rlm: RlmSettings = Field(default_factory=RlmSettings)
     """The recursive agent over long contexts."""
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    """MCP servers' tools and tool approval (ReAct agent)."""
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     """Chunking and storing documents."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

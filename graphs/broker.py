@@ -208,11 +208,10 @@ class Broker:
         with self._lock:
             self.budget.usage.model_calls += usage.model_calls
             self.budget.usage.retries += usage.retries
+        for feature, path in budget.model_paths.items():
+            self.budget.record_path(feature, path)
+        for fallback in budget.fallbacks:
+            self.budget.record_path(fallback["feature"], fallback["chosen"], fallback)
 
     def usage(self) -> dict[str, Any]:
-        return {
-            **self.budget.usage.as_dict(),
-            "sub_calls": self.sub_calls,
-            "peak_concurrency": self.peak_concurrency,
-            "seconds": round(self.budget.elapsed, 3),
-        }
+        return {**self.budget.report(), "sub_calls": self.sub_calls, "peak_concurrency": self.peak_concurrency}

@@ -78,6 +78,12 @@ class Budget:
     limits: Limits = field(default_factory=Limits)
     usage: Usage = field(default_factory=Usage)
     started: float = field(default_factory=lambda: time.monotonic())
+    model_paths: dict[str, str] = field(default_factory=dict)
+    """How this run's model calls were sent, by feature (``cap``, ``tool_choice``, ``structured``):
+    what :class:`~graphs.llm.ModelClient` settled on for the server (see its compatibility notes)."""
+    fallbacks: list[dict[str, Any]] = field(default_factory=list)
+    """Each time a server refused or ignored a feature and the call fell back: feature, refused,
+    chosen, reason. Agents show them as ``model_fallback`` steps."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -116,3 +122,31 @@ class Budget:
     def count_retry(self) -> None:
         with self._lock:
             self.usage.retries += 1
+
+    def record_path(self, feature: str, path: str, fallback: dict[str, Any] | None = None) -> None:
+        """Note how a model call was sent (``feature`` -> ``path``), and a fallback if there was one."""
+        with self._lock:
+            self.model_paths[feature] = path
+            if fallback is not None:
+                self.fallbacks.append(fallback)
+
+    def report(self) -> dict[str, Any]:
+        """The run's usage as agents report it: counts, tokens, ``seconds``, and ``model_paths``
+        when a model call recorded any."""
+        report: dict[str, Any] = {**self.usage.as_dict(), "seconds": round(self.elapsed, 3)}
+        if self.model_paths:
+            report["model_paths"] = dict(self.model_paths)
+        return report
+
+    def fallback_steps(self) -> list[dict[str, Any]]:
+        """The fallbacks as trace steps (``event: model_fallback``, ``node: model``)."""
+        return [
+            {
+                "event": "model_fallback",
+                "node": "model",
+                "ms": 0.0,
+                "detail": f"{f['feature']}: {f['refused']} -> {f['chosen']} ({f['reason']})",
+                **f,
+            }
+            for f in self.fallbacks
+        ]

@@ -17,10 +17,11 @@ import email.utils
 import json
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -31,7 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from graphs.budget import Budget, BudgetExceeded
 
-__all__ = ["ModelClient", "ModelError", "RetryPolicy", "is_transient", "parse_json_object"]
+__all__ = ["STRUCTURED_PATHS", "ModelClient", "ModelError", "RetryPolicy", "is_transient", "parse_json_object"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -102,8 +103,54 @@ def _retry_after(exc: BaseException | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+_REFUSAL_STATUS = frozenset({400, 404, 405, 415, 422, 500, 501})
+"""Statuses with which servers refuse a request feature they do not have (llama-cpp-python answers
+``tool_choice: "required"`` and ``json_schema`` with a 500; vLLM and OpenAI answer 400)."""
+_CAP_PARAM = re.compile(r"\bmax_(?:completion_)?tokens\b")
+
+STRUCTURED_PATHS = ("json_schema", "json_object", "tools", "text")
+"""How :meth:`ModelClient.structured` asks an OpenAI-compatible server for JSON, best first."""
+
+
+class _Refused(Exception):  # noqa: N818 - control flow inside ModelClient, never escapes
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Failed(Exception):  # noqa: N818 - carries the attempts of a failed call to its ModelError
+    def __init__(self, cause: BaseException, attempts: int) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.attempts = attempts
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 class ModelClient:
-    """A chat model behind retries, usage accounting and the run's budget.
+    """A chat model behind retries, usage accounting, the run's budget and server quirks.
+
+    Compatibility with OpenAI-compatible servers (``ChatOpenAI``; other chat models are called as
+    they are):
+
+    - Output cap: the model's ``max_tokens`` is sent as ``max_completion_tokens`` (what
+      langchain-openai sends) and as ``max_tokens`` (what llama.cpp, Ollama and older servers
+      honour). A server that refuses one of them (OpenAI's reasoning models refuse ``max_tokens``)
+      gets the other; a reply longer than the cap is noted as ``cap: ignored``.
+    - Tool choice: ``required`` falls back to naming the first tool, then to ``auto``; a named
+      choice falls back to ``auto``, when the server refuses it (an HTTP 4xx/5xx).
+    - Structured output (:meth:`structured`): ``json_schema`` -> ``json_object`` with the schema
+      -> a forced tool call -> the schema in the prompt and the reply parsed.
+    - A tool-call turn with no text goes out with ``content: null`` (langchain-openai's choice);
+      a server that refuses that (llama-cpp-python's schema wants a string) gets a blank text.
+
+    What a server refused is remembered for the client's lifetime (one client per server), so
+    later calls go straight to what works; every call records the path it used in the run's
+    :attr:`Budget.model_paths <graphs.budget.Budget.model_paths>` and each fallback in
+    :attr:`Budget.fallbacks <graphs.budget.Budget.fallbacks>` (``model_fallback`` steps).
 
     Args:
         model: Any LangChain chat model (``ChatOpenAI(base_url=...)`` reaches OpenAI, vLLM, Ollama,
@@ -114,6 +161,10 @@ class ModelClient:
     def __init__(self, model: BaseChatModel, retry: RetryPolicy | None = None) -> None:
         self.model = model
         self.retry = retry or RetryPolicy()
+        self.refused: set[str] = set()
+        """Features this client's server refused (``max_tokens``, ``tool_choice=required``, ...)."""
+        self._lock = threading.Lock()
+        self._uncapped: BaseChatModel | None = None
 
     @property
     def name(self) -> str:
@@ -121,59 +172,229 @@ class ModelClient:
             getattr(self.model, "model_name", None) or getattr(self.model, "model", None) or type(self.model).__name__
         )
 
+    @property
+    def openai_compatible(self) -> bool:
+        """Whether the model speaks the OpenAI chat API (``langchain_openai``), so its requests can
+        be shaped: output cap, response format, tool choice."""
+        return type(self.model).__module__.startswith("langchain_openai")
+
+    @property
+    def output_cap(self) -> int | None:
+        """Tokens one reply may have (the model's ``max_tokens``), or ``None``."""
+        cap = getattr(self.model, "max_tokens", None)
+        return cap if isinstance(cap, int) and cap > 0 else None
+
     def invoke(
         self,
         messages: Sequence[BaseMessage],
         budget: Budget,
         *,
         tools: Sequence[Any] | None = None,
+        tool_choice: str | None = None,
         tags: Sequence[str] = (),
     ) -> AIMessage:
         """One model call (with retries), charged to ``budget``.
+
+        Args:
+            tool_choice: ``None`` (the model decides), ``"required"`` (some tool must be called) or
+                a tool's name; falls back as the class says when the server refuses it.
 
         Raises:
             BudgetExceeded: The budget was spent before the call.
             ModelError: The call failed after its retries, or with a permanent error.
         """
+        if not tools or tool_choice in (None, "auto"):
+            return self._call(messages, budget, tools=tools, tags=tags)
+        first = _tool_name(tools[0])
+        wanted: list[tuple[str, str | None]] = [("required", "required")] if tool_choice == "required" else []
+        wanted += [("named", tool_choice if tool_choice != "required" else first), ("auto", None)]
+        options = [(kind, choice) for kind, choice in wanted if f"tool_choice={kind}" not in self.refused]
+        refused: list[tuple[str, str]] = []
+        for i, (kind, choice) in enumerate(options):
+            try:
+                reply = self._call(
+                    messages, budget, tools=tools, tool_choice=choice, tags=tags, refusable=i < len(options) - 1
+                )
+            except _Refused as exc:
+                self._refuse(f"tool_choice={kind}")
+                refused.append((kind, _brief(exc.cause, 160)))
+                continue
+            requested = "required" if tool_choice == "required" else "named"
+            path = kind if kind != "named" or requested == "named" else f"named:{choice}"
+            if kind != "auto" and not reply.tool_calls and not reply.invalid_tool_calls:
+                path += " (ignored by the server)"
+            fallback = None
+            if refused or path.endswith("(ignored by the server)"):
+                reason = "; ".join(f"{k} refused: {why}" for k, why in refused) or "the reply called no tool"
+                fallback = {"feature": "tool_choice", "refused": requested, "chosen": path, "reason": reason}
+            budget.record_path("tool_choice", path, fallback)
+            return reply
+        raise AssertionError("unreachable: the last tool choice is not refusable")  # pragma: no cover
+
+    def _call(
+        self,
+        messages: Sequence[BaseMessage],
+        budget: Budget,
+        *,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | None = None,
+        response_format: dict[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        refusable: bool = False,
+    ) -> AIMessage:
+        """One request with its retries; a refusal of the output cap parameter is resent without it.
+        With ``refusable``, a refused request raises :class:`_Refused` at once (no retries), so the
+        caller can try the next way of asking."""
         budget.start_call()
-        runnable: Any = self.model.bind_tools(list(tools)) if tools else self.model
+        response: Any = None
+        while True:
+            runnable = self._runnable(tools, tool_choice, response_format, tags)
+            sent = self._with_text_content(messages) if "null_content" in self.refused else messages
+            try:
+                response = self._send(runnable, sent, budget, refusable=refusable)
+                break
+            except _Failed as failed:
+                if self._cap_refused(failed.cause, budget) or self._null_content_refused(
+                    failed.cause, messages, budget
+                ):
+                    continue
+                if refusable and _status(failed.cause) in _REFUSAL_STATUS and failed.attempts == 1:
+                    raise _Refused(failed.cause) from failed.cause
+                raise self._error(failed.cause, failed.attempts) from failed.cause
+        reply = response if isinstance(response, AIMessage) else AIMessage(str(getattr(response, "content", response)))
+        self._charge(budget, messages, reply)
+        self._check_cap(budget, reply)
+        return reply
+
+    def _runnable(
+        self,
+        tools: Sequence[Any] | None,
+        tool_choice: str | None,
+        response_format: dict[str, Any] | None,
+        tags: Sequence[str],
+    ) -> Any:
+        model = self.model
+        extra: dict[str, Any] = {}
+        if self.openai_compatible:
+            # Sent through extra_body, as the server reads them: langchain-openai renames
+            # max_tokens, and a response_format kwarg would take it down its beta parse path.
+            extra = dict(getattr(model, "extra_body", None) or {})
+            if (cap := self.output_cap) is not None:
+                if "max_tokens" not in self.refused:
+                    extra["max_tokens"] = cap
+                if "max_completion_tokens" in self.refused:
+                    model = self._without_completion_cap()
+            if response_format is not None:
+                extra["response_format"] = response_format
+        runnable: Any = model
+        if tools:
+            runnable = (
+                model.bind_tools(list(tools), tool_choice=tool_choice) if tool_choice else model.bind_tools(list(tools))
+            )
+        if extra:
+            runnable = runnable.bind(extra_body=extra)
         if tags:
             runnable = runnable.with_config(tags=list(tags))
-        attempts = 1
+        return runnable
+
+    def _without_completion_cap(self) -> BaseChatModel:
+        if self._uncapped is None:
+            self._uncapped = self.model.model_copy(update={"max_tokens": None})
+        return self._uncapped
+
+    def _send(self, runnable: Any, messages: Sequence[BaseMessage], budget: Budget, *, refusable: bool) -> Any:
+        """The request, and its retries on transient faults; a failure raises :class:`_Failed`."""
         try:
-            replay: BaseException | None = None
-            try:
-                # The first attempt goes straight to the model: most calls need no retry, and
-                # tenacity's loop costs about 100 us a call (a quarter of a zero-latency model's).
-                response = runnable.invoke(list(messages))
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                replay = exc
-            if replay is not None:
-                attempts = 0
-                for attempt in self._retrying(budget):
-                    with attempt:
-                        attempts += 1
-                        if replay is not None:  # tenacity sees the first failure as its attempt 1
-                            failure, replay = replay, None
-                            raise failure
-                        budget.check()  # the deadline may have passed while waiting
-                        response = runnable.invoke(list(messages))
+            # The first attempt goes straight to the model: most calls need no retry, and
+            # tenacity's loop costs about 100 us a call (a quarter of a zero-latency model's).
+            return runnable.invoke(list(messages))
         except BudgetExceeded:
             raise
-        except Exception as exc:  # any failure of the model is the run's error, with its reason
-            status_error = _openai_error("APIStatusError")
-            if status_error is not None and isinstance(exc, status_error):
-                status = getattr(exc, "status_code", "?")
-                msg = f"model {self.name!r} failed after {attempts} attempt(s): HTTP {status}: {_brief(exc)}"
-            else:
-                msg = f"model {self.name!r} failed after {attempts} attempt(s): {type(exc).__name__}: {_brief(exc)}"
-            raise ModelError(msg, attempts=attempts, cause=exc) from exc
-        if not isinstance(response, AIMessage):
-            response = AIMessage(content=str(getattr(response, "content", response)))
-        self._charge(budget, messages, response)
-        return response
+        except Exception as exc:
+            first = exc
+        if not is_transient(first) or self._cap_param(first) or (refusable and _status(first) in _REFUSAL_STATUS):
+            raise _Failed(first, 1) from first
+        attempts, replay = 0, cast(Exception | None, first)
+        try:
+            for attempt in self._retrying(budget):
+                with attempt:
+                    attempts += 1
+                    if replay is not None:  # tenacity sees the first failure as its attempt 1
+                        failure, replay = replay, None
+                        raise failure
+                    budget.check()  # the deadline may have passed while waiting
+                    return runnable.invoke(list(messages))
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            raise _Failed(exc, attempts) from exc
+        raise AssertionError("unreachable: tenacity reraises the last failure")  # pragma: no cover
+
+    def _cap_param(self, exc: BaseException) -> str | None:
+        """The output-cap parameter a 400/422 names, if the server refused one we sent."""
+        if not self.openai_compatible or self.output_cap is None or _status(exc) not in (400, 422):
+            return None
+        match = _CAP_PARAM.search(str(exc))
+        return match.group(0) if match and match.group(0) not in self.refused else None
+
+    def _cap_refused(self, exc: BaseException, budget: Budget) -> bool:
+        param = self._cap_param(exc)
+        if param is None or {"max_tokens", "max_completion_tokens"} <= self.refused | {param}:
+            return False
+        self._refuse(param)
+        kept = "max_completion_tokens" if param == "max_tokens" else "max_tokens"
+        fallback = {"feature": "cap", "refused": param, "chosen": kept, "reason": _brief(exc, 160)}
+        budget.record_path("cap", kept, fallback)
+        return True
+
+    def _null_content_refused(self, exc: BaseException, messages: Sequence[BaseMessage], budget: Budget) -> bool:
+        """Whether the server refused an assistant tool-call turn whose content is ``null`` (what
+        langchain-openai sends for an empty one; llama-cpp-python wants a string): then every
+        later request of this client sends such turns with a blank text."""
+        if "null_content" in self.refused or not self.openai_compatible or _status(exc) not in _REFUSAL_STATUS:
+            return False
+        if "content" not in str(exc) or not any(_empty_tool_turn(m) for m in messages):
+            return False
+        self._refuse("null_content")
+        fallback = {
+            "feature": "messages",
+            "refused": "null_content",
+            "chosen": "blank_content",
+            "reason": _brief(exc, 160),
+        }
+        budget.record_path("messages", "blank_content", fallback)
+        return True
+
+    @staticmethod
+    def _with_text_content(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        return [m.model_copy(update={"content": " "}) if _empty_tool_turn(m) else m for m in messages]
+
+    def _check_cap(self, budget: Budget, response: AIMessage) -> None:
+        cap = self.output_cap
+        if cap is None or not self.openai_compatible:
+            return
+        usage = response.usage_metadata
+        out = int(usage.get("output_tokens") or 0) if usage else 0
+        if out > cap:
+            reason = f"a reply of {out} tokens over the cap of {cap}"
+            fallback = {"feature": "cap", "refused": "cap", "chosen": "ignored", "reason": reason}
+            budget.record_path("cap", "ignored by the server", fallback)
+        elif "cap" not in budget.model_paths:
+            sent = [p for p in ("max_completion_tokens", "max_tokens") if p not in self.refused]
+            budget.record_path("cap", "+".join(sent))
+
+    def _refuse(self, feature: str) -> None:
+        with self._lock:
+            self.refused.add(feature)
+
+    def _error(self, exc: BaseException, attempts: int) -> ModelError:
+        status_error = _openai_error("APIStatusError")
+        if status_error is not None and isinstance(exc, status_error):
+            status = getattr(exc, "status_code", "?")
+            msg = f"model {self.name!r} failed after {attempts} attempt(s): HTTP {status}: {_brief(exc)}"
+        else:
+            msg = f"model {self.name!r} failed after {attempts} attempt(s): {type(exc).__name__}: {_brief(exc)}"
+        return ModelError(msg, attempts=attempts, cause=exc)
 
     def _retrying(self, budget: Budget) -> Retrying:
         """The retry loop after a transient failure: the policy's backoff (or the server's
@@ -208,17 +429,70 @@ class ModelClient:
     ) -> T | None:
         """Ask for one JSON object matching ``schema``; repair once; ``None`` if still invalid.
 
-        The JSON schema is appended to the instructions, and the reply is parsed from the text, so
-        it works with servers that offer neither tool calling nor JSON mode.
+        The JSON schema is always in the instructions too. An OpenAI-compatible server is asked
+        along :data:`STRUCTURED_PATHS` (a refused way is not tried again on this client); any
+        other chat model gets the instructions only and its reply is parsed from the text.
         """
+        json_schema = schema.model_json_schema()
         instruction = SystemMessage(
             "Reply with only one JSON object (no prose, no code fence) that matches this JSON schema:\n"
-            + json.dumps(schema.model_json_schema())
+            + json.dumps(json_schema)
         )
         conversation = [*messages, instruction]
+        paths = STRUCTURED_PATHS if self.openai_compatible else ("text",)
+        options = [p for p in paths if f"structured={p}" not in self.refused]
+        refused: list[tuple[str, str]] = []
+        for i, path in enumerate(options):
+            try:
+                parsed = self._structured_via(
+                    path, conversation, schema, json_schema, budget, tags, i < len(options) - 1
+                )
+            except _Refused as exc:
+                self._refuse(f"structured={path}")
+                refused.append((path, _brief(exc.cause, 160)))
+                continue
+            fallback = None
+            if refused:
+                reason = "; ".join(f"{p} refused: {why}" for p, why in refused)
+                fallback = {"feature": "structured", "refused": refused[0][0], "chosen": path, "reason": reason}
+            budget.record_path("structured", path, fallback)
+            return parsed
+        return None  # pragma: no cover - the text path is never refused
+
+    def _structured_via(
+        self,
+        path: str,
+        conversation: list[BaseMessage],
+        schema: type[T],
+        json_schema: dict[str, Any],
+        budget: Budget,
+        tags: Sequence[str],
+        refusable: bool,
+    ) -> T | None:
+        name = schema.__name__.strip("_") or "reply"
+        tools: list[Any] | None = None
+        choice: str | None = None
+        response_format: dict[str, Any] | None = None
+        if path == "json_schema":
+            response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema}}
+        elif path == "json_object":
+            response_format = {"type": "json_object", "schema": json_schema}  # llama.cpp: a grammar
+        elif path == "tools":
+            tools = [
+                {"type": "function", "function": {"name": name, "description": "Reply", "parameters": json_schema}}
+            ]
+            choice = name
         for attempt in range(2):
-            reply = self.invoke(conversation, budget, tags=tags)
-            text = reply.text if isinstance(reply.text, str) else str(reply.content)
+            reply = self._call(
+                conversation,
+                budget,
+                tools=tools,
+                tool_choice=choice,
+                response_format=response_format,
+                tags=tags,
+                refusable=refusable and attempt == 0,
+            )
+            text = json.dumps(reply.tool_calls[0]["args"]) if tools and reply.tool_calls else _text(reply)
             try:
                 return schema.model_validate(parse_json_object(text))
             except (ValueError, ValidationError) as exc:
@@ -272,6 +546,21 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
 
 
-def _brief(exc: BaseException) -> str:
+def _brief(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _text(reply: AIMessage) -> str:
+    return reply.text if isinstance(reply.text, str) else str(reply.content)
+
+
+def _empty_tool_turn(message: BaseMessage) -> bool:
+    return isinstance(message, AIMessage) and bool(message.tool_calls) and not message.content
+
+
+def _tool_name(tool: Any) -> str:
+    """The name a tool is called by: a LangChain tool's, or an OpenAI tool dict's."""
+    if isinstance(tool, dict):
+        return str((tool.get("function") or tool).get("name", ""))
+    return str(getattr(tool, "name", None) or getattr(tool, "__name__", ""))

@@ -12,6 +12,11 @@ unknown tool, or arguments that are not valid JSON go back to the model as an er
 ``ToolMessage`` so it can correct itself. The turn limit, the run's budget and model failures end
 the run at ``finish`` with an ``exit_reason``; they never escape as exceptions.
 
+Tools named in ``ReactContext.approve`` wait for a person: their task calls LangGraph's
+``interrupt()`` with the call (tool, args, call id), the run pauses with its state in the
+checkpointer, and ``Command(resume=...)`` with an :class:`ApprovalDecision` (approve, edit the
+arguments, or reject with a reason the model reads) continues it, in this process or another.
+
 Progress is the graph's own stream: with ``stream_mode="tasks"`` an ``agent`` task starting is a
 model turn, and a ``tool`` task's result carries its ``tool_calls`` record (tool, args, status,
 ms). The graph writes no custom events, since a custom stream makes LangGraph run every node in a
@@ -26,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NotRequired, cast
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -43,8 +48,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, Command, Overwrite, Send
-from pydantic import BaseModel, Field
+from langgraph.types import Checkpointer, Command, Overwrite, Send, interrupt
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from typing_extensions import TypedDict
 
 from graphs.budget import Budget, BudgetExceeded, Limits
@@ -53,6 +58,7 @@ from tools.retrieval import Retriever
 from tools.store import Source
 
 __all__ = [
+    "ApprovalDecision",
     "ReactContext",
     "ReactInput",
     "ReactOutput",
@@ -127,6 +133,12 @@ class ReactContext:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_parallel_tools: int = 4
     """Tool calls of one turn that run at the same time."""
+    approve: frozenset[str] = frozenset()
+    """Tools whose calls wait for a person's approval (an interrupt); ``"*"``: every tool."""
+    first_tool_choice: str | None = None
+    """``tool_choice`` of each question's first model turn: ``"required"`` makes the model call a
+    tool before it answers (a server that refuses it falls back: see
+    :class:`~graphs.llm.ModelClient`); ``None`` leaves it to the model, as every later turn does."""
     _by_name: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
     _system: SystemMessage = field(init=False, repr=False, compare=False)
     _slots: threading.BoundedSemaphore = field(init=False, repr=False, compare=False)
@@ -151,14 +163,51 @@ class ReactContext:
         assert self.budget is not None
         return self.budget
 
+    def needs_approval(self, tool: str) -> bool:
+        return tool in self.approve or "*" in self.approve
+
+
+class ApprovalDecision(BaseModel):
+    """A person's answer to a tool call that waits for approval (the ``resume`` value)."""
+
+    action: Literal["approve", "edit", "reject"]
+    """``approve`` runs the call as the model made it; ``edit`` runs it with ``args``; ``reject``
+    does not run it and tells the model why."""
+    args: dict[str, Any] | None = None
+    """``edit``: the arguments to run the call with instead."""
+    reason: str = ""
+    """``reject``: why, in words the model reads."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ApprovalDecision:
+        if self.action == "edit" and self.args is None:
+            msg = "an edit needs the new arguments: {'action': 'edit', 'args': {...}}"
+            raise ValueError(msg)
+        return self
+
+
+def _decision(value: Any) -> ApprovalDecision:
+    """The resume value as a decision; one that is not valid rejects the call, saying so (the run
+    must not run a tool on a malformed approval)."""
+    if isinstance(value, ApprovalDecision):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("approve", "reject"):
+        return ApprovalDecision(action=value.strip().lower())  # type: ignore[arg-type]
+    try:
+        return ApprovalDecision.model_validate(value)
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        return ApprovalDecision(action="reject", reason=f"the approval was not valid ({problem}); the call did not run")
+
 
 def agent(state: ReactState, runtime: Runtime[ReactContext]) -> Command[str]:
     """A model turn, and where it leads: a ``tool`` task per call of the reply (invalid ones
     included) while turns remain, else ``finish``. The node routes (a ``Command``) rather than a
     conditional edge, which would read the whole state again, the conversation included."""
     ctx = runtime.context
+    choice = ctx.first_tool_choice if not state.get("turns") else None
     try:
-        reply = ctx.client.invoke([ctx._system, *state["messages"]], ctx.meter, tools=ctx.tools)
+        reply = ctx.client.invoke([ctx._system, *state["messages"]], ctx.meter, tools=ctx.tools, tool_choice=choice)
     except BudgetExceeded as exc:
         return Command(update={"exit_reason": "budget", "error": str(exc)}, goto="finish")
     except ModelError as exc:
@@ -185,6 +234,7 @@ def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -
         return {"messages": [message], "tool_calls": [record]}
     started = time.perf_counter()
     tool = ctx._by_name.get(name)
+    approval: str | None = None
     if tool is None:
         message = ToolMessage(
             f"Error: no tool named {name!r}; use one of {sorted(ctx._by_name)}",
@@ -193,6 +243,20 @@ def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -
             status="error",
         )
     else:
+        if ctx.needs_approval(name):
+            request = {"kind": "tool_approval", "tool": name, "args": call["args"], "call_id": call_id}
+            decision = _decision(interrupt(request, response_schema=ApprovalDecision.model_json_schema()))
+            approval = {"approve": "approved", "edit": "edited", "reject": "rejected"}[decision.action]
+            if decision.action == "reject":
+                why = f": {decision.reason}" if decision.reason else ""
+                content = f"The user rejected this call of {name!r}{why}. It did not run; do not repeat it."
+                record = {"tool": name, "args": call["args"], "status": "rejected", "ms": 0.0, "approval": approval}
+                return {
+                    "messages": [ToolMessage(content, tool_call_id=call_id, name=name, status="error")],
+                    "tool_calls": [record],
+                }
+            if decision.action == "edit":
+                call = cast(ToolCall, {**call, "args": decision.args})
         with ctx._slots:
             started = time.perf_counter()  # the call's own time, not its wait for a slot
             try:
@@ -222,6 +286,8 @@ def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -
         "status": message.status,
         "ms": round((time.perf_counter() - started) * 1000, 1),
     }
+    if approval is not None:
+        record["approval"] = approval
     return {"messages": [message], "tool_calls": [record]}
 
 

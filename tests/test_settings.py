@@ -120,6 +120,9 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
         "ARAG_OPENAI_BASE_URL": ("model", "base_url", "http://127.0.0.1:9/v1"),
         "ARAG_REQUEST_TIMEOUT": ("model", "request_timeout", 5.0),
         "ARAG_MODEL_MAX_ATTEMPTS": ("model", "max_attempts", 2),
+        "ARAG_MAX_OUTPUT_TOKENS": ("model", "max_output_tokens", 256),
+        "ARAG_MCP_CONFIG": ("tools", "mcp_config", tmp_path / "mcp.json"),
+        "ARAG_TOOLS_APPROVE": ("tools", "approve", ("send_mail", "pay")),
         "ARAG_MAX_ITERATIONS": ("limits", "max_iterations", 5),
         "ARAG_MAX_ANSWER_ATTEMPTS": ("limits", "max_answer_attempts", 3),
         "ARAG_MAX_MODEL_CALLS": ("limits", "max_model_calls", 7),
@@ -188,6 +191,8 @@ def test_every_flat_variable_still_sets_its_grouped_field(monkeypatch: pytest.Mo
 
 
 def _text(value: object) -> str:
+    if isinstance(value, tuple):  # a list setting: comma-separated
+        return ",".join(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -13,10 +13,14 @@ deterministic, and loud when a run does something the test did not plan for.
 - :class:`OpenAIStub`: a loopback OpenAI-compatible server (chat completions, streaming, tool calls,
   embeddings) with injectable faults (:class:`Fault`: 429 with ``Retry-After``, 500, a malformed
   body; :class:`ChatReply`: slow replies, malformed tool-call arguments), so the real ``ChatOpenAI``
-  client is tested over HTTP.
+  client is tested over HTTP; ``OpenAIStub(quirks="llama-cpp-python")`` (:class:`Quirks`,
+  :data:`SERVER_QUIRKS`) makes it refuse or ignore request features as that server does.
 - :class:`PostgresServer`: a real, throwaway PostgreSQL server (``initdb`` into a temporary
   folder, a free loopback port, an unprivileged user when run as root) for the Postgres thread
   store; :func:`missing_postgres` says why one cannot start here.
+- :class:`LlamaServer`: a real OpenAI-compatible inference server (llama-cpp-python with Gemma 3
+  270M, a base model, from ``make llm-install``) on a free loopback port, for plumbing tests;
+  :func:`missing_llama` says why it cannot start here.
 
 Nothing here imports pytest, starts anything or reads the environment on import; the stub's HTTP
 server modules load on first use of its names.
@@ -52,27 +56,33 @@ from agents.testing._chat import (
 from agents.testing._embeddings import FakeEmbeddings
 
 if TYPE_CHECKING:
-    from agents.testing._openai_stub import ChatReply, Fault, OpenAIStub, StubState, stub_vector
+    from agents.testing._llama import LlamaServer, missing_llama
+    from agents.testing._openai_stub import SERVER_QUIRKS, ChatReply, Fault, OpenAIStub, Quirks, StubState, stub_vector
     from agents.testing._postgres import PostgresServer, missing_postgres
 
 __all__ = [
+    "SERVER_QUIRKS",
     "ChatReply",
     "FakeEmbeddings",
     "Fault",
     "FunctionChatModel",
+    "LlamaServer",
     "OpenAIStub",
     "PostgresServer",
+    "Quirks",
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "StubState",
     "function_model",
+    "missing_llama",
     "missing_postgres",
     "scripted",
     "stub_vector",
 ]
 
-_STUB_NAMES = frozenset({"ChatReply", "Fault", "OpenAIStub", "StubState", "stub_vector"})
+_STUB_NAMES = frozenset({"SERVER_QUIRKS", "ChatReply", "Fault", "OpenAIStub", "Quirks", "StubState", "stub_vector"})
 _POSTGRES_NAMES = frozenset({"PostgresServer", "missing_postgres"})
+_LLAMA_NAMES = frozenset({"LlamaServer", "missing_llama"})
 
 
 def __getattr__(name: str) -> Any:
@@ -85,5 +95,9 @@ def __getattr__(name: str) -> Any:
         from agents.testing import _postgres
 
         return getattr(_postgres, name)
+    if name in _LLAMA_NAMES:
+        from agents.testing import _llama
+
+        return getattr(_llama, name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

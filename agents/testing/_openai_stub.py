@@ -4,7 +4,9 @@ Serves ``POST /v1/embeddings`` with deterministic bag-of-words vectors and ``POS
 /v1/chat/completions`` with scripted replies (text or tool calls, JSON or SSE streaming, optionally
 slow or with malformed tool-call arguments). It can be told to answer the next requests with faults
 (a status code, an optional ``Retry-After``, an optional raw body such as malformed JSON) to exercise
-client retries and error handling. It binds 127.0.0.1 only.
+client retries and error handling, and to behave like a given server (:class:`Quirks`,
+:data:`SERVER_QUIRKS`: which output-cap parameter it honours or refuses, which ``response_format``
+and ``tool_choice`` values it refuses or ignores). It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -19,11 +21,66 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["ChatReply", "Fault", "OpenAIStub", "StubState", "stub_vector"]
+__all__ = ["SERVER_QUIRKS", "ChatReply", "Fault", "OpenAIStub", "Quirks", "StubState", "stub_vector"]
+
+Support = Literal["ok", "refused", "ignored"]
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """How an OpenAI-compatible server treats the request features clients depend on.
+
+    ``refused`` answers the request with :attr:`refusal_status`; ``ignored`` serves it as if the
+    feature had not been asked for. The default is a server that does everything OpenAI's API
+    documents.
+    """
+
+    name: str = "openai-api"
+    honours: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
+    """Output-cap parameters the server applies (the smallest one sent wins)."""
+    refuses: tuple[str, ...] = ()
+    """Request parameters answered with a 400 naming them (OpenAI's reasoning models: ``max_tokens``)."""
+    json_schema: Support = "ok"
+    """``response_format: {"type": "json_schema"}``."""
+    json_object: Support = "ok"
+    """``response_format: {"type": "json_object"}``."""
+    tool_choice_required: Support = "ok"
+    tool_choice_named: Support = "ok"
+    null_content: Support = "ok"
+    """An assistant tool-call turn sent back with ``content: null`` (what langchain-openai sends)."""
+    calls_tools_unasked: bool = True
+    """Whether the model calls tools without a ``tool_choice``; when not, a scripted tool call is
+    served as text (a base model behind llama-cpp-python's function-calling format never calls one)."""
+    refusal_status: int = 400
+    """Status of a refused feature (llama-cpp-python: 500, an exception in the handler)."""
+
+
+SERVER_QUIRKS: dict[str, Quirks] = {
+    # OpenAI itself, reasoning models (o-series, gpt-5): max_tokens is refused for max_completion_tokens.
+    "openai": Quirks("openai", honours=("max_completion_tokens",), refuses=("max_tokens",)),
+    # vLLM's OpenAI server: both cap names, guided decoding for json_schema, required and named choice.
+    "vllm": Quirks("vllm"),
+    # Ollama's /v1: max_tokens only, json_schema through its format option, tool_choice ignored.
+    "ollama": Quirks("ollama", honours=("max_tokens",), tool_choice_required="ignored", tool_choice_named="ignored"),
+    # llama-cpp-python 0.3.x's server, chatml-function-calling (what issue 20 measured): max_tokens
+    # only, json_schema and tool_choice "required" are HTTP 500s, json_object with a schema and a
+    # named tool choice are grammar-constrained, an assistant turn's content must be a string, and
+    # the model never calls a tool unasked.
+    "llama-cpp-python": Quirks(
+        "llama-cpp-python",
+        honours=("max_tokens",),
+        json_schema="refused",
+        tool_choice_required="refused",
+        null_content="refused",
+        calls_tools_unasked=False,
+        refusal_status=500,
+    ),
+}
+"""The servers the conformance matrix (tests/test_model_compat.py) emulates."""
 
 
 @dataclass
@@ -66,6 +123,8 @@ class ChatReply:
     """Seconds to wait before answering (to trip client timeouts)."""
     usage: tuple[int, int] = (11, 7)
     """(prompt tokens, completion tokens) reported."""
+    finish_reason: str = "stop"
+    """``stop``, or ``length`` when the server's output cap cut the reply."""
 
 
 @dataclass
@@ -80,6 +139,8 @@ class StubState:
     """Chat completions to answer with; when empty, ``"stub answer"``."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     """Every request received: ``{"path": ..., "body": <the parsed JSON body>}``."""
+    quirks: Quirks = field(default_factory=Quirks)
+    """The server it behaves like (:data:`SERVER_QUIRKS`)."""
 
 
 def stub_vector(text: str, dimension: int) -> list[float]:
@@ -123,7 +184,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
             return
         if self.path.rstrip("/").endswith("/chat/completions"):
+            if (refusal := _refusal(state.quirks, body)) is not None:
+                self._send(
+                    state.quirks.refusal_status, {"error": {"message": refusal, "type": "invalid_request_error"}}
+                )
+                return
             reply = state.replies.popleft() if state.replies else ChatReply(content="stub answer")
+            reply = _shaped(reply, state.quirks, body)
             if reply.delay:
                 time.sleep(reply.delay)
             if body.get("stream"):
@@ -161,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             call = {"index": index, "id": f"call_{index}", "type": "function"}
             event({"tool_calls": [{**call, "function": {"name": name, "arguments": arguments[:half]}}]})
             event({"tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]})
-        event({}, "tool_calls" if reply.tool_calls else "stop")
+        event({}, "tool_calls" if reply.tool_calls else reply.finish_reason)
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {
                 "prompt_tokens": reply.usage[0],
@@ -200,9 +267,64 @@ def _completion(reply: ChatReply, body: dict[str, Any]) -> dict[str, Any]:
         "object": "chat.completion",
         "created": 0,
         "model": body.get("model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason}
+        ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     }
+
+
+def _tool_choice(body: dict[str, Any]) -> str:
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        return "named"
+    return choice if choice in ("required", "none") else "auto"
+
+
+def _refusal(quirks: Quirks, body: dict[str, Any]) -> str | None:
+    """The error message of a request this server refuses, or ``None``."""
+    for param in quirks.refuses:
+        if param in body:
+            other = "max_completion_tokens" if param == "max_tokens" else "max_tokens"
+            return f"Unsupported parameter: '{param}' is not supported with this model. Use '{other}' instead."
+    if quirks.null_content == "refused":
+        for i, message in enumerate(body.get("messages") or []):
+            if message.get("role") == "assistant" and message.get("content") is None:
+                return f"body.messages.{i}.content: Input should be a valid string (input: None)"
+    kind = (body.get("response_format") or {}).get("type")
+    if kind == "json_schema" and quirks.json_schema == "refused":
+        return "response_format json_schema is not supported"
+    if kind == "json_object" and quirks.json_object == "refused":
+        return "response_format json_object is not supported"
+    choice = _tool_choice(body)
+    if body.get("tools") and choice == "required" and quirks.tool_choice_required == "refused":
+        return "tool_choice 'required' is not supported"
+    if body.get("tools") and choice == "named" and quirks.tool_choice_named == "refused":
+        return "a named tool_choice is not supported"
+    return None
+
+
+def _shaped(reply: ChatReply, quirks: Quirks, body: dict[str, Any]) -> ChatReply:
+    """The scripted reply as this server would serve the request: a honoured named tool choice
+    makes it a call of that tool (the scripted call's arguments, else its text), a model that calls
+    no tool unasked answers in text, and the smallest honoured output cap cuts it."""
+    choice = _tool_choice(body) if body.get("tools") else "none"
+    content, calls = reply.content, list(reply.tool_calls)
+    if choice == "named" and quirks.tool_choice_named == "ok":
+        name = body["tool_choice"]["function"]["name"]
+        calls = [(name, calls[0][1] if calls else (content or "{}"))]
+        content = ""
+    elif choice == "required" and quirks.tool_choice_required == "ok":
+        pass
+    elif calls and (choice == "none" or not quirks.calls_tools_unasked):
+        content, calls = content or "I would call " + ", ".join(name for name, _ in calls), []
+    caps = [int(body[p]) for p in quirks.honours if isinstance(body.get(p), int)]
+    prompt, completion = reply.usage
+    finish = reply.finish_reason
+    if caps and completion > min(caps) and not calls:
+        cap = min(caps)
+        content, completion, finish = " ".join(content.split(" ")[:cap]), cap, "length"
+    return ChatReply(content, calls, reply.delay, (prompt, completion), finish)
 
 
 class _Server(ThreadingHTTPServer):
@@ -224,6 +346,8 @@ class OpenAIStub:
 
     Args:
         dimension: Size of the embedding vectors it returns.
+        quirks: Behave like this server (a :class:`Quirks`, or a name of :data:`SERVER_QUIRKS`:
+            ``openai``, ``vllm``, ``ollama``, ``llama-cpp-python``); default: everything supported.
 
     Example:
         >>> from langchain_openai import ChatOpenAI
@@ -236,8 +360,10 @@ class OpenAIStub:
         hello there 2
     """
 
-    def __init__(self, dimension: int = 16) -> None:
+    def __init__(self, dimension: int = 16, quirks: Quirks | str | None = None) -> None:
         self.state = StubState(dimension=dimension)
+        if quirks is not None:
+            self.state.quirks = SERVER_QUIRKS[quirks] if isinstance(quirks, str) else quirks
         self._server = _Server(self.state)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
