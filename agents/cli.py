@@ -270,15 +270,31 @@ def chat(
     ] = None,
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Continue this thread.")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Print each step the agent took.")] = False,
+    agent_name: Annotated[
+        str,
+        typer.Option(
+            "--agent",
+            "-a",
+            help="rag (works without a model) or react (tool calling; needs ARAG_CHAT_MODEL). "
+            "Tools named in ARAG_TOOLS_APPROVE ask you y/n/edit before they run.",
+        ),
+    ] = "rag",
 ) -> None:
     """Chat in the terminal: follow-up questions share one thread. /new starts a thread, /exit ends."""
     import uuid
 
-    from agents.rag_agent import RagAgent
+    from agents.build import build_agents
 
+    if agent_name not in ("rag", "react"):
+        msg = f"unknown agent {agent_name!r}; use rag or react"
+        raise typer.BadParameter(msg, param_hint="--agent")
     thread_id = thread or uuid.uuid4().hex[:12]
-    with RagAgent.from_settings(sources=source) as agent:
-        err.print(f"thread {thread_id} · {agent.strategies.kind} strategies · /new, /exit")
+    with build_agents(Settings(), sources=source) as built:
+        agent: Any = built.rag if agent_name == "rag" else built.react
+        if agent is None:
+            raise ValueError(built.unavailable["react"])
+        kind = built.rag.strategies.kind if agent_name == "rag" else f"react on {built.react.client.name}"  # type: ignore[union-attr]
+        err.print(f"thread {thread_id} · {kind} · /new, /exit")
         while True:
             try:
                 line = input("you> ").strip()
@@ -292,7 +308,47 @@ def chat(
                 continue
             if not line:
                 continue
-            _print_result(_run_question(agent, line, thread_id, show_progress=True), trace=trace, echo=False)
+            result = _run_question(agent, line, thread_id, show_progress=True)
+            while result.exit_reason == "awaiting_approval":
+                decisions = {call["id"]: _ask_approval(call) for call in result.pending}
+                with err.status("thinking", spinner="dots") as status:
+                    result = _follow(agent.stream_resume(thread_id, decisions), status)
+            _print_result(result, trace=trace, echo=False)
+
+
+def _ask_approval(call: dict[str, Any]) -> dict[str, Any]:
+    """Ask on the terminal whether a tool call may run: y (approve), n (reject, with an optional
+    reason the model reads) or e (edit: new arguments as a JSON object)."""
+    arguments = json.dumps(call.get("args") or {}, ensure_ascii=False)
+    err.print(f"[yellow]approval needed:[/] {shown(str(call.get('tool')))}({shown(arguments)})")
+    while True:
+        try:
+            answer = input("  run it? [y]es / [n]o / [e]dit: ").strip().lower()
+            if answer in ("y", "yes"):
+                return {"action": "approve"}
+            if answer in ("n", "no"):
+                return {"action": "reject", "reason": input("  why not (optional): ").strip()}
+            if answer in ("e", "edit") and (args := _ask_arguments()) is not None:
+                return {"action": "edit", "args": args}
+            if answer not in ("e", "edit"):
+                err.print("  answer y, n or e")
+        except EOFError:  # no one to ask: the call must not run
+            return {"action": "reject", "reason": "nobody answered the approval prompt"}
+
+
+def _ask_arguments() -> dict[str, Any] | None:
+    """New arguments for a call, as a JSON object; asked again until valid, ``None`` (back to the
+    y/n/e question) on an empty line."""
+    while raw := input("  new arguments (a JSON object; empty to go back): ").strip():
+        try:
+            args = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            err.print(f"  not JSON ({exc.msg}); try again")
+            continue
+        if isinstance(args, dict):
+            return args
+        err.print("  not a JSON object; try again")
+    return None
 
 
 @app.command()
@@ -387,8 +443,12 @@ def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, q
 
 def _run_question(agent: Any, question: str, thread: str | None, *, show_progress: bool) -> Any:
     """Run the agent, showing each step on stderr as it happens."""
+    from agents.react_agent import ReactAgent
+
+    # The ReAct agent streams no answer tokens; the RAG agent's are not shown here.
+    extra = {} if isinstance(agent, ReactAgent) else {"tokens": False}
     with err.status("thinking", spinner="dots") if show_progress else _nothing() as status:
-        return _follow(agent.stream(question, thread_id=thread, tokens=False), status)
+        return _follow(agent.stream(question, thread_id=thread, **extra), status)
 
 
 def _follow(events: Iterator[AgentEvent], status: Status | None) -> AgentResult:
@@ -419,12 +479,19 @@ def _nothing() -> Iterator[None]:
 def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     if trace:
         for step in result.steps:
-            out.print(f"[dim]{step['ms']:>8.1f} ms[/] [bold]{shown(step['node']):<14}[/] {shown(str(step['detail']))}")
+            detail = step.get("detail") or ", ".join(
+                f"{k}={v}" for k, v in step.items() if k not in ("event", "node", "ms", "detail")
+            )
+            name = str(step.get("node") or step.get("tool") or step.get("event"))
+            ms = float(step.get("ms") or 0.0)
+            out.print(f"[dim]{ms:>8.1f} ms[/] [bold]{shown(name):<14}[/] {shown(str(detail))}")
     if echo:
         out.print(f"[bold]Q:[/] {shown(result.question)}")
-    if result.standalone_question and result.standalone_question != result.question:
-        out.print(f"[dim](understood as: {shown(result.standalone_question)})[/]")
-    label = "extractive answer, no chat model configured" if result.strategies == "heuristic" else result.strategies
+    standalone = getattr(result, "standalone_question", "")
+    if standalone and standalone != result.question:
+        out.print(f"[dim](understood as: {shown(standalone)})[/]")
+    strategies = getattr(result, "strategies", "react")
+    label = "extractive answer, no chat model configured" if strategies == "heuristic" else strategies
     if result.exit_reason != "answered":
         label += f"; {result.exit_reason}"
     out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")

@@ -215,3 +215,156 @@ def test_settings_name_the_tools_that_need_approval(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ARAG_TOOLS_APPROVE", "send_mail, lookup")
     agent = build_react_agent(Settings(), scripted("x"), None, tools=[send_mail, lookup])
     assert agent.approve == {"send_mail", "lookup"}
+
+
+# -- the terminal -------------------------------------------------------------------------------
+
+
+def test_arag_chat_asks_before_a_tool_runs_and_edit_changes_the_call(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`arag chat --agent react` over the real ChatOpenAI client and the loopback stub: the search
+    tool needs approval; the user edits its query, then rejects the second call with a reason."""
+    import json
+
+    from agents.cli import main
+    from agents.testing import ChatReply, OpenAIStub
+
+    assert main(["ingest", str(corpus_dir), "--source", "kb", "-q"]) == 0
+    with OpenAIStub() as stub:
+        monkeypatch.setenv("ARAG_CHAT_MODEL", "stub")
+        monkeypatch.setenv("ARAG_OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("ARAG_TOOLS_APPROVE", "search_kb")
+        stub.reply(
+            ChatReply(tool_calls=[("search_kb", '{"query": "tower"}')]),
+            ChatReply(tool_calls=[("search_kb", '{"query": "again"}')]),
+            "The Eiffel Tower is 330 metres tall [1].",
+        )
+        question, edit = "How tall is the Eiffel Tower?", '{"query": "Eiffel Tower height"}'
+        lines = iter([question, "maybe", "e", "{not json", edit, "n", "enough searching", "/exit"])
+        monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+        code = main(["chat", "--agent", "react"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "approval needed: search_kb" in captured.err
+        assert "answer y, n or e" in captured.err
+        assert "not JSON" in captured.err
+        assert "330 metres" in captured.out
+        sent = [r["body"]["messages"] for r in stub.state.requests if r["path"].endswith("/chat/completions")]
+        tool_results = [m["content"] for m in sent[-1] if m["role"] == "tool"]
+        assert "330 metres" in tool_results[0]  # the edited query ran and found the tower
+        assert "rejected" in tool_results[1]
+        assert "enough searching" in tool_results[1]
+        edited = json.loads(sent[1][2]["tool_calls"][0]["function"]["arguments"])
+        assert edited == {"query": "tower"}  # the model's own call is kept in the conversation
+
+
+def test_arag_chat_rejects_when_nobody_answers(
+    capsys: pytest.CaptureFixture[str], corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.cli import main
+    from agents.testing import ChatReply, OpenAIStub
+
+    assert main(["ingest", str(corpus_dir), "--source", "kb", "-q"]) == 0
+    with OpenAIStub() as stub:
+        monkeypatch.setenv("ARAG_CHAT_MODEL", "stub")
+        monkeypatch.setenv("ARAG_OPENAI_BASE_URL", stub.base_url)
+        monkeypatch.setenv("ARAG_TOOLS_APPROVE", "*")
+        stub.reply(ChatReply(tool_calls=[("search_kb", '{"query": "tower"}')]), "I could not search.")
+        lines = iter(["How tall is the Eiffel Tower?"])
+
+        def read(prompt: str = "") -> str:
+            try:
+                return next(lines)
+            except StopIteration:
+                raise EOFError from None
+
+        monkeypatch.setattr("builtins.input", read)
+        assert main(["chat", "--agent", "react"]) == 0
+        captured = capsys.readouterr()
+        assert "I could not search." in captured.out
+        tool = next(m for m in stub.state.requests[-1]["body"]["messages"] if m["role"] == "tool")
+        assert "nobody answered" in tool["content"]
+
+
+# -- the HTTP server ----------------------------------------------------------------------------
+
+
+def _chat(url: str, text: str, thread: str) -> dict[str, Any]:
+    import httpx
+
+    body = {"model": "react", "messages": [{"role": "user", "content": text}], "thread_id": thread}
+    response = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _tool_contents(stub: Any) -> list[str]:
+    last = [r for r in stub.state.requests if r["path"].endswith("/chat/completions")][-1]
+    return [m["content"] for m in last["body"]["messages"] if m["role"] == "tool"]
+
+
+def test_the_server_pauses_for_approval_and_resumes_after_a_restart(tmp_path: Path) -> None:
+    """`arag serve` (a real process, threads in SQLite, the real ChatOpenAI on the loopback stub):
+    the run pauses; a chat message while it waits runs nothing; the server is stopped and started
+    again; the approval endpoint edits the call, the run resumes and answers (streamed)."""
+    import json
+
+    import httpx
+
+    from agents.testing import ChatReply, OpenAIStub
+    from evals.bench_serve import ServerProcess, ingest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ingest(data)
+    with OpenAIStub() as stub:
+        env = {
+            "ARAG_CHAT_MODEL": "stub",
+            "ARAG_OPENAI_BASE_URL": stub.base_url,
+            "ARAG_OPENAI_API_KEY": "k",
+            "ARAG_TOOLS_APPROVE": "search_examples",
+            "ARAG_EMBEDDING_CACHE": "false",
+        }
+        stub.reply(ChatReply(tool_calls=[("search_examples", '{"query": "moon"}')]))
+        with ServerProcess(data, env).running() as url:
+            paused = _chat(url, "When did Apollo 11 land?", "t1")
+            assert paused["arag"]["exit_reason"] == "awaiting_approval"
+            [waiting] = paused["arag"]["pending"]
+            assert (waiting["tool"], waiting["args"]) == ("search_examples", {"query": "moon"})
+            assert "/approve" in paused["choices"][0]["message"]["content"]
+            asked = len(stub.state.requests)
+            again = _chat(url, "Are you there?", "t1")  # not a command: the calls again, nothing run
+            assert again["arag"]["exit_reason"] == "awaiting_approval"
+            assert again["arag"]["pending"] == paused["arag"]["pending"]
+            assert len(stub.state.requests) == asked
+            bad = _chat(url, "/edit {not json", "t1")
+            assert "JSON object" in bad["choices"][0]["message"]["content"]
+        stub.reply("Apollo 11 landed on 20 July 1969 [1].")
+        with ServerProcess(data, env).running() as url:  # a new process: the pause is in the thread store
+            nothing = httpx.post(f"{url}/v1/threads/none/approval", json={"decision": {"action": "approve"}})
+            assert nothing.status_code == 409
+            assert nothing.json()["error"]["code"] == "no_pending_approval"
+            for body in ({}, {"decision": {"action": "launch"}}, {"decision": {"action": "edit"}}):
+                refused = httpx.post(f"{url}/v1/threads/t1/approval", json=body)
+                assert refused.status_code == 400, refused.text
+            rag = {"model": "rag", "decision": {"action": "approve"}}
+            wrong = httpx.post(f"{url}/v1/threads/t1/approval", json=rag)
+            assert wrong.status_code == 400
+            decision = {"action": "edit", "args": {"query": "Apollo 11 landing"}}
+            with httpx.stream(
+                "POST", f"{url}/v1/threads/t1/approval", json={"decision": decision, "stream": True}, timeout=60
+            ) as streamed:
+                assert streamed.status_code == 200
+                events = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: {")]
+            text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
+            assert "20 July 1969" in text
+            assert "1969" in _tool_contents(stub)[0]  # the edited query ran and found the landing
+            last = [e["arag"] for e in events if "exit_reason" in (e.get("arag") or {})][-1]
+            assert last["exit_reason"] == "answered"
+            # The next pause is settled in the chat itself.
+            stub.reply(ChatReply(tool_calls=[("search_examples", '{"query": "bees"}')]), "Then I will not search.")
+            assert _chat(url, "And the bees?", "t1")["arag"]["exit_reason"] == "awaiting_approval"
+            done = _chat(url, "/reject not needed", "t1")
+            assert done["arag"]["exit_reason"] == "answered"
+            assert "not needed" in _tool_contents(stub)[-1]

@@ -280,3 +280,39 @@ def test_langgraph_dev_serves_the_graphs(server: str) -> None:
     state = client.runs.wait(client.threads.create()["thread_id"], "rlm", input={"messages": text})
     assert isinstance(state, dict)
     assert "4721" in state["messages"][-1]["content"]
+
+
+@pytest.fixture
+def approval_env(embeddings_stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch) -> OpenAIStub:
+    """The stub is the chat model too, and the search tool needs approval (set before the server starts)."""
+    monkeypatch.setenv("ARAG_CHAT_MODEL", "stub")
+    monkeypatch.setenv("ARAG_TOOLS_APPROVE", "search_kb")
+    return embeddings_stub
+
+
+@pytest.mark.skipif(not _server_installed, reason="needs the LangGraph server: pip install 'langgraph-cli[inmem]'")
+def test_langgraph_dev_pauses_react_for_approval_and_resumes_with_a_command(
+    approval_env: OpenAIStub, server: str
+) -> None:
+    from agents.testing import ChatReply
+
+    stub = approval_env
+    stub.reply(ChatReply(tool_calls=[("search_kb", '{"query": "tower"}')]), "It is 330 metres tall [1].")
+    client = get_sync_client(url=server)
+    thread = client.threads.create()["thread_id"]
+    client.runs.wait(thread, "react", input={"messages": [QUESTION]})
+    state = client.threads.get_state(thread)
+    interrupts = [i for task in state["tasks"] for i in task["interrupts"]]
+    assert len(interrupts) == 1
+    [waiting] = interrupts[0]["value"]["pending"]
+    assert (waiting["tool"], waiting["args"]) == ("search_kb", {"query": "tower"})
+    assert state["next"] == ["approve"]
+    edited = {"action": "edit", "args": {"query": "Eiffel Tower height"}}
+    final = client.runs.wait(thread, "react", command={"resume": edited})
+    assert isinstance(final, dict)
+    reply = final["messages"][-1]
+    assert "330 metres" in reply["content"]
+    assert reply["additional_kwargs"]["exit_reason"] == "answered"
+    [call] = reply["additional_kwargs"]["tool_calls"]
+    assert (call["args"], call["approval"], call["status"]) == ({"query": "Eiffel Tower height"}, "edited", "success")
+    assert client.threads.get_state(thread)["next"] == []

@@ -29,6 +29,9 @@ Routes (:class:`ChatServer`):
   (``ARAG_SERVER_OPEN_WEBUI_REFERENCES``). Each completion is one log line: model, stream,
   background kind or exit reason, citations, seconds.
 - ``GET /v1/threads/{id}``: the messages of a stored ``rag`` thread.
+- ``POST /v1/threads/{id}/approval``: approve, edit or reject the tool calls a ``react`` run of
+  the thread waits on (``ARAG_TOOLS_APPROVE``; :mod:`agents.serve.approvals`), answered as a
+  chat completion; ``/approve``, ``/reject`` and ``/edit`` as the thread's next message do the same.
 - ``GET /health`` (runs, queue, refusals, the thread store's kind, the process id), and ``GET /``:
   the web chat page.
 
@@ -88,12 +91,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agents._thread_store import ThreadStoreUnavailableError, is_unavailable, unavailable_message
+from agents.react_agent import ReactAgent
 from agents.serve import open_webui, wire
 from agents.serve._bodies import BodyError, parse_body
 from agents.serve._connections import check_exposure, uvicorn_config
 from agents.serve.chat import neutralise_markdown, split_conversation
 from agents.serve.open_webui import AttachedSource
-from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan
+from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan, resume_plan
 from agents.serve.wire import ApiError, ChatRequest, SafeJSONResponse
 from agents.settings import Settings
 from tools.embeddings import warm_up
@@ -288,8 +292,6 @@ class ChatServer:
         self.authorize(request)
         body = wire.parse_request(await self.read_json(request))
         started = time.perf_counter()
-        deadline = time.monotonic() + self.settings.server.deadline
-        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             question, history = split_conversation(body.messages)
         except ValueError as exc:
@@ -298,9 +300,48 @@ class ChatServer:
         if (chore := open_webui.background_request(body.messages)) is not None:
             self.agents.get(body.model)  # an unknown model is still an error
             _log_completion(body, owui, f"background={chore.kind}", 0, started)
-            return _answer_now(rid, body, created, chore.reply())
+            return _answer_now(f"chatcmpl-{uuid.uuid4().hex}", body, int(time.time()), chore.reply())
         question, history, attached = _attached_sources(question, history)
         run = plan(self.agents, body, question, history, attached)
+        return await self._respond(body, run, owui=owui, attached=attached, started=started)
+
+    async def approval(self, request: Request) -> Response:
+        """Resume a ``react`` thread whose run waits for approval (:mod:`agents.serve.approvals`);
+        answers as ``/v1/chat/completions`` does."""
+        self.authorize(request)
+        thread_id = request.path_params["thread_id"]
+        if len(thread_id) > 200:
+            raise ApiError(400, "thread ids are at most 200 characters", param="thread_id")
+        request_body = wire.parse_approval(await self.read_json(request))
+        run = resume_plan(self.agents, request_body.model, thread_id, request_body.chosen)
+        agent = self.agents.get(request_body.model)
+        assert isinstance(agent, ReactAgent)  # resume_plan checked it
+        await self._check_thread_store()
+        try:
+            waiting = await asyncio.to_thread(agent.pending, thread_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise wire.thread_store_unavailable(unavailable_message(self.agents.thread_store, exc)) from None
+            raise
+        if not waiting:
+            message = f"thread {thread_id!r} has no tool call waiting for approval"
+            raise ApiError(409, message, code="no_pending_approval")
+        if request_body.decisions and (unknown := sorted(set(request_body.decisions) - {w["id"] for w in waiting})):
+            raise ApiError(400, f"no waiting call has the id(s) {unknown}", param="decisions")
+        body = wire.ChatRequest(
+            model=request_body.model,
+            messages=[{"role": "user", "content": "(approval)"}],
+            stream=request_body.stream,
+            thread_id=thread_id,
+        )
+        return await self._respond(body, run, owui=False, attached=[], started=time.perf_counter())
+
+    async def _respond(
+        self, body: ChatRequest, run: Run, *, owui: bool, attached: list[AttachedSource], started: float
+    ) -> Response:
+        """Admit the run and answer with it: a stream of chunks, or one completion."""
+        deadline = time.monotonic() + self.settings.server.deadline
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.thread_id is not None:
             await self._check_thread_store()
         self.admission.admit()
@@ -443,6 +484,7 @@ class ChatServer:
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.completions, methods=["POST"]),
             Route("/v1/threads/{thread_id}", self.thread, methods=["GET"]),
+            Route("/v1/threads/{thread_id}/approval", self.approval, methods=["POST"]),
         ]
 
 

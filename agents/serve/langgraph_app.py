@@ -1,5 +1,5 @@
 """Graphs for the LangGraph server: ``langgraph dev``, LangGraph Studio, the Agent Server and Agent
-Chat UI serve ``rag`` and ``rlm`` as named in the project's ``langgraph.json``
+Chat UI serve ``rag``, ``rlm`` and ``react`` as named in the project's ``langgraph.json``
 (``agents.serve.langgraph_app:rag``; the older ``agents.langgraph_app:rag`` names the same graphs).
 
 ```bash
@@ -23,6 +23,13 @@ message with a process-wide agent built from :class:`~agents.settings.Settings` 
 Step events arrive as ``custom`` stream events; the server keeps the threads. Conversations are
 read as ``arag serve`` reads them (:mod:`agents.serve.chat`): the same question and history, the
 same long text for ``rlm``.
+
+``react`` (needs ``ARAG_CHAT_MODEL``) pauses for tools named in ``ARAG_TOOLS_APPROVE`` with the
+server's own interrupt: the run stops with ``{"kind": "tool_approval", "pending": [...]}`` as its
+interrupt value, and ``Command(resume={"action": "approve"})`` (or ``edit`` with ``args``,
+``reject`` with a ``reason``, or a dict of call id to decision) continues it. The agent's paused
+run itself is kept in the project's thread store (``ARAG_THREADS_PATH`` / ``ARAG_THREADS_URL``),
+under an id the server's thread state remembers.
 """
 
 from __future__ import annotations
@@ -31,17 +38,19 @@ import atexit
 import contextvars
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Annotated, Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, NotRequired, Protocol, TypeVar
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import interrupt
 from typing_extensions import TypedDict
 
 from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
+from agents.react_agent import ReactAgent, ReactResult
 from agents.rlm_agent import RlmAgent, RlmResult
 from agents.serve.chat import (
     citation_payload,
@@ -53,7 +62,7 @@ from agents.serve.chat import (
 )
 from agents.settings import Settings
 
-__all__ = ["ChatState", "rag", "rlm"]
+__all__ = ["ChatState", "ReactChatState", "rag", "react", "rlm"]
 
 T = TypeVar("T")
 
@@ -96,7 +105,22 @@ def _build_rag_agent() -> RagAgent:
     return agent
 
 
+def _build_react_agent() -> ReactAgent:
+    # Its own thread store holds the agent's runs that pause for approval, so a resume finds them
+    # in whichever server process (or after a restart) it arrives.
+    from agents.build import build_agents
+
+    built = build_agents(Settings())
+    if built.react is None:
+        built.close()
+        raise ValueError(built.unavailable["react"])
+    built.react.owned = built.owned
+    atexit.register(built.react.close)
+    return built.react
+
+
 _rag_agent: _Lazy[RagAgent] = _Lazy(_build_rag_agent)
+_react_agent: _Lazy[ReactAgent] = _Lazy(_build_react_agent)
 _rlm_agent: _Lazy[RlmAgent] = _Lazy(RlmAgent.from_settings)
 _settings: _Lazy[Settings] = _Lazy(Settings)
 
@@ -198,6 +222,65 @@ def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
     return {"messages": [AIMessage(content=_shown(text), additional_kwargs=metadata)]}
 
 
+class ReactChatState(ChatState):
+    """The ``react`` graph's state: the conversation, and the agent's run while it waits for approval."""
+
+    run_thread: NotRequired[str]
+    """The agent's own thread of the current question (in the project's thread store)."""
+    pending: NotRequired[list[dict[str, Any]]]
+    """The tool calls waiting for approval (empty once the question is answered)."""
+
+
+def _react_reply(result: ReactResult) -> dict[str, Any]:
+    """The state update of a ReAct run: the pending calls, or the answer appended to the chat."""
+    if result.pending:
+        return {"run_thread": result.thread_id, "pending": result.pending}
+    metadata: dict[str, Any] = {
+        "citations": [citation_payload(c) for c in result.citations],
+        "exit_reason": result.exit_reason,
+        "tool_calls": result.tool_calls,
+        "usage": result.usage,
+    }
+    if result.error:
+        metadata["error"] = result.error
+    text = plain_opening(result.answer) or f"The run ended without an answer (exit: {result.exit_reason})."
+    message = AIMessage(content=_shown(with_references(text, result.citations)), additional_kwargs=metadata)
+    return {"run_thread": result.thread_id, "pending": [], "messages": [message]}
+
+
+def answer_react(state: ReactChatState) -> dict[str, Any]:
+    """Answer the last user message with the ReAct agent (its tools: a search per source, MCP
+    servers' tools, ``read_document``); a call that needs approval leaves it waiting."""
+    question, history = _conversation(state["messages"])
+    agent = _react_agent.get()
+    result = _relay(agent.stream(question, history=history))
+    assert isinstance(result, ReactResult)
+    return _react_reply(result)
+
+
+def approve_react(state: ReactChatState) -> dict[str, Any]:
+    """Wait for the person (the server's interrupt), then resume the agent's run with the decision.
+    One interrupt per step: a run that pauses again comes back here as a new step."""
+    decision = interrupt({"kind": "tool_approval", "pending": state.get("pending", [])})
+    result = _relay(_react_agent.get().stream_resume(state["run_thread"], decision))
+    assert isinstance(result, ReactResult)
+    return _react_reply(result)
+
+
+def _waiting(state: ReactChatState) -> str:
+    return "approve" if state.get("pending") else END
+
+
+def _react_graph() -> CompiledStateGraph[ReactChatState, None, ReactChatState, ReactChatState]:
+    builder = StateGraph(ReactChatState)
+    builder.add_node("answer", answer_react)
+    builder.add_node("approve", approve_react)
+    builder.add_edge(START, "answer")
+    builder.add_conditional_edges("answer", _waiting, ["approve", END])
+    builder.add_conditional_edges("approve", _waiting, ["approve", END])
+    return builder.compile(name="react")
+
+
 class _ChatNode(Protocol):
     def __call__(self, state: ChatState) -> dict[str, list[AnyMessage]]: ...
 
@@ -216,3 +299,7 @@ rag = _chat_graph("rag", answer_rag)
 
 rlm = _chat_graph("rlm", answer_rlm)
 """Questions over long text sent earlier in the conversation (Recursive Language Model style)."""
+
+react = _react_graph()
+"""A tool-calling agent (needs ``ARAG_CHAT_MODEL``); tools named in ``ARAG_TOOLS_APPROVE`` wait
+for ``Command(resume=decision)``."""

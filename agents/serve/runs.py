@@ -41,12 +41,13 @@ from agents.events import AgentEvent, AgentResult, describe
 from agents.rag_agent import RagAgent
 from agents.react_agent import ReactAgent
 from agents.rlm_agent import RlmAgent
+from agents.serve.approvals import approval_text, parse_command
 from agents.serve.chat import long_text, plain_opening
 from agents.serve.open_webui import AttachedSource, merge_attached
 from agents.serve.wire import ApiError, ChatRequest, log_failure
 from agents.settings import Settings
 
-__all__ = ["MODEL_NAMES", "Admission", "Run", "Runs", "ServerAgents", "plan"]
+__all__ = ["MODEL_NAMES", "Admission", "Run", "Runs", "ServerAgents", "plan", "resume_plan"]
 
 MODEL_NAMES = ("rag", "react", "rlm")
 
@@ -140,10 +141,56 @@ def plan(
     thread, past = (body.thread_id, None) if body.thread_id is not None else (None, history)
 
     def run() -> Iterator[dict[str, Any]]:
+        if isinstance(agent, ReactAgent) and agent.approve and thread and (waiting := agent.pending(thread)):
+            return _approval_turn(agent, thread, question, waiting)
         items = _run_items(agent.stream(question, thread_id=thread, history=past))
         return _with_attached(question, items, attached) if attached else items
 
     return run
+
+
+def resume_plan(agents: ServerAgents, model: str, thread_id: str, decision: Any) -> Run:
+    """The run that resumes a paused ``react`` thread with ``decision`` (``POST
+    /v1/threads/{id}/approval``).
+
+    Raises:
+        ApiError: Not the ``react`` model, or a ``react`` that asks no approvals.
+    """
+    agent = agents.get(model)
+    if not isinstance(agent, ReactAgent):
+        raise ApiError(400, f"model {model!r} runs no tools to approve; use 'react'", param="model")
+    if not agent.approve:
+        raise ApiError(400, "no tool needs approval here (ARAG_TOOLS_APPROVE is not set)", param="model")
+
+    def run() -> Iterator[dict[str, Any]]:
+        return _run_items(agent.stream_resume(thread_id, decision))
+
+    return run
+
+
+def _approval_turn(
+    agent: ReactAgent, thread: str, message: str, waiting: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """A chat message to a thread whose run waits for approval: ``/approve``, ``/reject`` or
+    ``/edit`` resume it; anything else (or a command that cannot apply) gets the waiting calls
+    again and runs nothing."""
+    decision = parse_command(message, waiting)
+    if isinstance(decision, dict):
+        return _run_items(agent.stream_resume(thread, decision))
+    answer = approval_text(waiting, thread)
+    if isinstance(decision, str):
+        answer = f"{decision}. {answer}"
+    final: dict[str, Any] = {
+        "type": "final",
+        "answer": answer,
+        "citations": [],
+        "exit_reason": "awaiting_approval",
+        "usage": {},
+        "thread_id": thread,
+        "error": None,
+        "pending": waiting,
+    }
+    return iter([final])
 
 
 _QUESTION_WORDS = 40
@@ -197,9 +244,12 @@ def _run_items(events: Iterator[AgentEvent]) -> Iterator[dict[str, Any]]:
 
 def _final(result: AgentResult) -> dict[str, Any]:
     answer, error = result.answer or result.partial_answer, result.error
+    pending = list(getattr(result, "pending", []))
+    if pending:
+        answer = approval_text(pending, result.thread_id)
     if not answer and error:
         answer = f"The run failed before an answer was written: {error}"
-    return {
+    final = {
         "type": "final",
         "answer": plain_opening(answer),
         "citations": result.citations,
@@ -208,6 +258,9 @@ def _final(result: AgentResult) -> dict[str, Any]:
         "thread_id": result.thread_id,
         "error": error,
     }
+    if pending:
+        final["pending"] = pending
+    return final
 
 
 class Admission:

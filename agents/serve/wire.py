@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.responses import JSONResponse
 
 from agents.events import Citation
 from agents.serve._bodies import dumps
 from agents.serve.chat import citation_payload, neutralise_markdown, with_references
 from agents.serve.open_webui import ATTACHED_SOURCE, AttachedSource, source_event, sources_list
+from graphs.react import ApprovalDecision
 
 __all__ = [
     "DONE",
@@ -99,6 +100,46 @@ class ChatRequest(BaseModel):
     references: bool | None = None
     """Append the numbered references to the answer text; unset, the server decides (yes, except
     for Open WebUI, which shows them as chips: ``ARAG_SERVER_OPEN_WEBUI_REFERENCES``)."""
+
+
+class ApprovalRequest(BaseModel):
+    """The body of ``POST /v1/threads/{id}/approval``: one ``decision`` for every waiting call,
+    or ``decisions`` by call id (each ``{"action": "approve" | "edit" | "reject", "args": {...},
+    "reason": "..."}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "react"
+    decision: ApprovalDecision | None = None
+    decisions: dict[str, ApprovalDecision] | None = Field(default=None, min_length=1)
+    stream: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> ApprovalRequest:
+        if (self.decision is None) == (self.decisions is None):
+            msg = "give either 'decision' (for every waiting call) or 'decisions' (by call id)"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def chosen(self) -> dict[str, Any]:
+        """What :meth:`ReactAgent.stream_resume <agents.react_agent.ReactAgent.stream_resume>` takes."""
+        if self.decision is not None:
+            return self.decision.model_dump()
+        assert self.decisions is not None
+        return {key: value.model_dump() for key, value in self.decisions.items()}
+
+
+def parse_approval(data: Any) -> ApprovalRequest:
+    """A parsed JSON body as an :class:`ApprovalRequest`; a 400 naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object with 'decision' or 'decisions'")
+    try:
+        return ApprovalRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(400, f"{where + ': ' if where else ''}{first['msg']}", param=where or None) from None
 
 
 def parse_request(data: Any) -> ChatRequest:
@@ -227,12 +268,15 @@ def _content(final: Mapping[str, Any], references: bool, *, safe: bool) -> str:
 
 
 def _extras(final: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    extras = {
         "exit_reason": final["exit_reason"],
         "thread_id": final["thread_id"] or None,
         "error": final["error"],
         "usage": final["usage"],
     }
+    if final.get("pending"):
+        extras["pending"] = final["pending"]  # the tool calls waiting for approval
+    return extras
 
 
 def final_completion(
