@@ -211,11 +211,16 @@ class ModelClient:
         options = [(kind, choice) for kind, choice in wanted if f"tool_choice={kind}" not in self.refused]
         refused: list[tuple[str, str]] = []
         for i, (kind, choice) in enumerate(options):
+            last = i == len(options) - 1
             try:
+                # The last way is refusable too once another was refused: the same error again is
+                # the server's answer to tools at all, which retrying cannot change.
                 reply = self._call(
-                    messages, budget, tools=tools, tool_choice=choice, tags=tags, refusable=i < len(options) - 1
+                    messages, budget, tools=tools, tool_choice=choice, tags=tags, refusable=not last or bool(refused)
                 )
             except _Refused as exc:
+                if last:
+                    raise self._error(exc.cause, 1) from exc.cause
                 self._refuse(f"tool_choice={kind}")
                 refused.append((kind, _brief(exc.cause, 160)))
                 continue

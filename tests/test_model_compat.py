@@ -23,6 +23,7 @@ from graphs.budget import Budget
 from graphs.llm import ModelClient
 
 SERVERS = sorted(SERVER_QUIRKS)
+TOOL_SERVERS = [s for s in SERVERS if s != "llama-server"]  # llama-server without --jinja takes no tools
 CAP = 16
 
 
@@ -65,6 +66,7 @@ EXPECTED = {
     "vllm": ("max_completion_tokens+max_tokens", "json_schema", "required"),
     "ollama": ("max_completion_tokens+max_tokens", "json_schema", "required"),
     "llama-cpp-python": ("max_completion_tokens+max_tokens", "json_object", "named:search_space"),
+    "llama-server": ("max_completion_tokens+max_tokens", "json_schema", ""),
 }
 
 
@@ -110,7 +112,7 @@ def test_structured_output_takes_the_path_the_server_supports(server: str) -> No
             assert _chats(stub)[1]["response_format"]["schema"]["title"] == "_Plan"  # grammar from the schema
 
 
-@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("server", TOOL_SERVERS)
 def test_required_tool_choice_falls_back_to_naming_the_first_tool(server: str) -> None:
     call = ChatReply(tool_calls=[("search_space", '{"query": "Apollo 11"}')])
     with OpenAIStub(quirks=server) as stub:
@@ -206,7 +208,20 @@ def test_a_server_error_that_is_not_a_refusal_is_still_retried() -> None:
         assert client.refused == set()
 
 
-@pytest.mark.parametrize("server", SERVERS)
+def test_a_server_that_takes_no_tools_ends_the_react_run_with_its_reason() -> None:
+    """llama-server without --jinja: every way of asking for a tool is refused, so the run ends
+    with ``error`` and the server's own words, after one request per way (no retry storm)."""
+    with OpenAIStub(quirks="llama-server") as stub:
+        model = ChatOpenAI(model="m", base_url=stub.base_url, api_key="k", max_retries=0, max_tokens=64)  # type: ignore[call-arg]
+        result = ReactAgent(model, tools=[search_space], first_tool_choice="required").invoke("When?")
+        assert result.exit_reason == "error"
+        assert result.error is not None
+        assert "tools param requires --jinja flag" in result.error
+        choices = [b.get("tool_choice", "auto") for b in _chats(stub)]
+        assert choices == ["required", {"type": "function", "function": {"name": "search_space"}}, "auto"]
+
+
+@pytest.mark.parametrize("server", TOOL_SERVERS)
 def test_a_react_run_on_every_server_calls_its_tool_and_answers(server: str) -> None:
     with OpenAIStub(quirks=server) as stub:
         stub.reply(ChatReply(tool_calls=[("search_space", '{"query": "Apollo 11 landing"}')]), "On 20 July 1969.")

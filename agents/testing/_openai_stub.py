@@ -50,6 +50,8 @@ class Quirks:
     """``response_format: {"type": "json_object"}``."""
     tool_choice_required: Support = "ok"
     tool_choice_named: Support = "ok"
+    tools: Support = "ok"
+    """A request with ``tools`` at all (llama.cpp's llama-server without ``--jinja`` refuses it)."""
     null_content: Support = "ok"
     """An assistant tool-call turn sent back with ``content: null`` (what langchain-openai sends)."""
     calls_tools_unasked: bool = True
@@ -79,6 +81,9 @@ SERVER_QUIRKS: dict[str, Quirks] = {
         calls_tools_unasked=False,
         refusal_status=500,
     ),
+    # llama.cpp's own llama-server started without --jinja: max_tokens (and n_predict) only,
+    # json_schema through its grammar, and any request with tools is a 500 naming the flag.
+    "llama-server": Quirks("llama-server", honours=("max_tokens",), tools="refused", refusal_status=500),
 }
 """The servers the conformance matrix (tests/test_model_compat.py) emulates."""
 
@@ -291,6 +296,8 @@ def _refusal(quirks: Quirks, body: dict[str, Any]) -> str | None:
         for i, message in enumerate(body.get("messages") or []):
             if message.get("role") == "assistant" and message.get("content") is None:
                 return f"body.messages.{i}.content: Input should be a valid string (input: None)"
+    if body.get("tools") and quirks.tools == "refused":
+        return "tools param requires --jinja flag"
     kind = (body.get("response_format") or {}).get("type")
     if kind == "json_schema" and quirks.json_schema == "refused":
         return "response_format json_schema is not supported"
