@@ -601,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``arag`` console script; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    from agents.telemetry import configure_tracing, tracing_wanted
+
+    if tracing_wanted() is not None:  # OTEL_EXPORTER_OTLP_ENDPOINT and friends: spans of every run
+        configure_tracing()
     try:
         result = app(args=args, prog_name="arag", standalone_mode=False)
     except typer.Exit as exc:

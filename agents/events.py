@@ -117,6 +117,8 @@ class AgentResult:
     short_answer: str = ""
     """The bare answer the ``answer`` leads with (a name, a date, a number), when the agent gives
     one; the eval harness scores it against short gold answers."""
+    trace_id: str = ""
+    """The run's OpenTelemetry trace id (32 hex digits) when tracing is on, else empty."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +132,7 @@ class AgentResult:
             "error": self.error,
             "partial_answer": self.partial_answer,
             "short_answer": self.short_answer,
+            "trace_id": self.trace_id,
         }
 
 

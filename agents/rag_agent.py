@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langgraph.types import Checkpointer, StreamMode
 
 from agents._owner import OwnsResources
+from agents._spans import end_run_span, run_span
 from agents._threads import KeepsThreads, ThreadedGraph
 from agents.events import AgentEvent, AgentResult, Citation
 from agents.settings import Settings
@@ -29,6 +30,7 @@ from graphs.llm import ModelClient, RetryPolicy
 from graphs.llm_strategies import llm_strategies
 from graphs.rag import RagContext, build_rag_graph, initial_state, recursion_limit
 from graphs.strategies import Strategies
+from tools import tracing
 from tools.retrieval import Retriever
 from tools.store import VectorStore
 
@@ -169,20 +171,29 @@ class RagAgent(OwnsResources, KeepsThreads):
         modes: list[StreamMode] = ["custom", "values", *(["messages"] if tokens else [])]  # type: ignore[list-item]
         state: dict[str, Any] = {}
         draft: str | None = None  # the last draft seen; the first state may hold the thread's last one
-        parts = graph.stream(start, config, context=context, stream_mode=modes)
-        for part in parts:
-            mode, chunk = cast(tuple[str, Any], part)
-            if mode == "custom":
-                yield AgentEvent("step", data=dict(chunk))
-            elif mode == "values":
-                written = (chunk.get("draft") or {}).get("text")
-                if state and written and written != draft:  # the answer node wrote one; validate is next
-                    yield AgentEvent("draft", text=written)
-                draft, state = written, chunk
-            elif mode == "messages":
-                message, metadata = chunk
-                if metadata.get("langgraph_node") == "answer" and isinstance(message, AIMessageChunk) and message.text:
-                    yield AgentEvent("token", text=message.text)
+        root = run_span("rag", question, thread)
+        parts = tracing.stepped(graph.stream(start, config, context=context, stream_mode=modes), root)
+        try:
+            for part in parts:
+                mode, chunk = cast(tuple[str, Any], part)
+                if mode == "custom":
+                    yield AgentEvent("step", data=dict(chunk))
+                elif mode == "values":
+                    written = (chunk.get("draft") or {}).get("text")
+                    if state and written and written != draft:  # the answer node wrote one; validate is next
+                        yield AgentEvent("draft", text=written)
+                    draft, state = written, chunk
+                elif mode == "messages":
+                    message, metadata = chunk
+                    if (
+                        metadata.get("langgraph_node") == "answer"
+                        and isinstance(message, AIMessageChunk)
+                        and message.text
+                    ):
+                        yield AgentEvent("token", text=message.text)
+        except BaseException:
+            end_run_span(root, None, budget)
+            raise
         usage = budget.report()
         citations = [Citation.from_chunk(i, c) for i, c in enumerate(state.get("citations", []), 1)]
         result = RagResult(
@@ -202,5 +213,7 @@ class RagAgent(OwnsResources, KeepsThreads):
             evidence=[
                 {k: c[k] for k in ("id", "source", "doc_id", "title", "text")} for c in state.get("evidence", [])
             ],
+            trace_id=tracing.trace_id_of(root) or "",
         )
+        end_run_span(root, result, budget)
         yield AgentEvent("result", result=result)

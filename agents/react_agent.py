@@ -37,6 +37,7 @@ from langgraph.types import Checkpointer, Command
 from pydantic import ValidationError
 
 from agents._owner import OwnsResources
+from agents._spans import end_run_span, run_span
 from agents._threads import KeepsThreads, ThreadedGraph
 from agents.events import AgentEvent, AgentResult, Citation
 from agents.rlm_agent import RlmAgent, read_document_tool
@@ -52,6 +53,7 @@ from graphs.react import (
     source_tools,
 )
 from graphs.strategies import CITATION
+from tools import tracing
 from tools.retrieval import Retriever
 from tools.store import StoreError
 
@@ -299,13 +301,18 @@ class ReactAgent(OwnsResources, KeepsThreads):
         steps: list[dict[str, Any]] = []
         # The task stream, not a custom one: a custom stream makes LangGraph run every node in a
         # worker thread and hand each event over, which added about half again to each step.
-        parts = graph.stream(start, config, context=context, stream_mode=["tasks", "values"])
-        for mode, data in parts:
-            if mode == "values":
-                state = cast(dict[str, Any], data)
-            elif (event := _event(cast(dict[str, Any], data))) is not None:
-                steps.append(event.data)
-                yield event
+        root = run_span("react", question, thread)
+        try:
+            parts = graph.stream(start, config, context=context, stream_mode=["tasks", "values"])
+            for mode, data in tracing.stepped(parts, root):
+                if mode == "values":
+                    state = cast(dict[str, Any], data)
+                elif (event := _event(cast(dict[str, Any], data))) is not None:
+                    steps.append(event.data)
+                    yield event
+        except BaseException:
+            end_run_span(root, None, budget)
+            raise
         pending = self.pending(thread) if self.approve and thread else []
         for waiting in pending:
             step = {"event": "approval_needed", "node": "tool", **waiting}
@@ -327,7 +334,9 @@ class ReactAgent(OwnsResources, KeepsThreads):
             error=state.get("error"),
             messages=messages,
             pending=pending,
+            trace_id=tracing.trace_id_of(root) or "",
         )
+        end_run_span(root, result, budget)
         yield AgentEvent("result", result=result)
 
 

@@ -27,12 +27,14 @@ from langchain_core.tools import StructuredTool
 from langgraph.graph.state import CompiledStateGraph
 from pydantic import BaseModel, Field
 
+from agents._spans import end_run_span, run_span
 from agents.events import AgentEvent, AgentResult
 from agents.settings import Settings
 from graphs.broker import Broker, RlmLimits
 from graphs.llm import ModelClient, RetryPolicy
 from graphs.rlm import RlmContext, build_rlm_graph, prepare_run
 from graphs.rlm_policies import ExtractiveReader, HeuristicRoot, ModelReader, ModelRoot
+from tools import tracing
 from tools.context import ContextStore, load_context
 from tools.retrieval import Retriever
 from tools.sandbox import Sandbox, SandboxLimits
@@ -207,16 +209,23 @@ class RlmAgent:
         start, config = prepare_run(ctx, question, info)
         final: dict[str, Any] = {}
         steps: list[dict[str, Any]] = []
-        for mode, data in self.graph.stream(start, config, context=ctx, stream_mode=["custom", "values"]):
-            if mode == "custom":
-                event = dict(cast(dict[str, Any], data))
-                steps.append(event)
-                if event.get("event") == "rlm_tool":  # a context tool the root model called
-                    yield AgentEvent("tool", data=event)
+        root = run_span("rlm", question, "")
+        tracing.set_attributes(root, {"arag.rlm.context_chars": info.chars})
+        parts = tracing.stepped(self.graph.stream(start, config, context=ctx, stream_mode=["custom", "values"]), root)
+        try:
+            for mode, data in parts:
+                if mode == "custom":
+                    event = dict(cast(dict[str, Any], data))
+                    steps.append(event)
+                    if event.get("event") == "rlm_tool":  # a context tool the root model called
+                        yield AgentEvent("tool", data=event)
+                    else:
+                        yield AgentEvent("step", data=event)
                 else:
-                    yield AgentEvent("step", data=event)
-            else:
-                final = cast(dict[str, Any], data)
+                    final = cast(dict[str, Any], data)
+        except BaseException:
+            end_run_span(root, None, broker.budget)
+            raise
         answer = final.get("answer") or {}
         result = RlmResult(
             question=question,
@@ -232,7 +241,9 @@ class RlmAgent:
             short_answer=str(answer.get("short", "")),
             problems=problems,
             strategies=self.kind,
+            trace_id=tracing.trace_id_of(root) or "",
         )
+        end_run_span(root, result, broker.budget)
         yield AgentEvent("result", result=result)
 
 

@@ -12,6 +12,12 @@ as it moves less than wall-clock time on a busy machine.
 
     python -m evals.bench_agent_overhead --runs 30 --json runs/bench-agent-overhead.json
     python -m evals.bench_agent_overhead --profile   # cProfile of our agent's runs, top 30
+    python -m evals.bench_agent_overhead --tracing   # ours with OpenTelemetry spans on vs off
+
+``--tracing`` runs our agent alone, alternately with tracing off (no tracer provider: what every
+run does unless OpenTelemetry is configured) and on (the SDK's tracer provider with a synchronous
+in-memory exporter, cleared after each run: every span of a run, about 4 per step, built and
+exported), and reports the ratio of the medians.
 
 Needs the ``dev`` extra (``langchain`` 1.x, for ``create_agent``).
 """
@@ -37,7 +43,7 @@ from agents.testing import FunctionChatModel, function_model
 from graphs.budget import Limits
 from graphs.react import DEFAULT_SYSTEM_PROMPT
 
-__all__ = ["bench_agent_overhead", "main"]
+__all__ = ["bench_agent_overhead", "bench_tracing", "main"]
 
 QUESTION = "Add one, again and again."
 
@@ -140,6 +146,53 @@ def bench_agent_overhead(runs: int, calls: int = 20, warmup: int = 3) -> dict[st
     }
 
 
+def bench_tracing(runs: int, calls: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Our agent with tracing off and on, alternately; medians and their ratio."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    run = _agents(calls)["react_agent"]
+    spans: list[int] = []
+
+    def side(on: bool) -> Callable[[], int]:
+        def go() -> int:
+            trace._TRACER_PROVIDER = provider if on else None
+            try:
+                return run()
+            finally:
+                trace._TRACER_PROVIDER = None
+                if on:
+                    spans.append(len(exporter.get_finished_spans()))
+                exporter.clear()
+
+        return go
+
+    sides = {"tracing_off": side(False), "tracing_on": side(True)}
+    for _ in range(warmup):
+        for go in sides.values():
+            _ms_per_step(go, calls)
+    wall: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(runs):
+        for name in names if i % 2 == 0 else names[::-1]:
+            gc.collect()
+            wall[name].append(_ms_per_step(sides[name], calls)[0])
+    provider.shutdown()
+    medians = {name: round(statistics.median(values), 3) for name, values in wall.items()}
+    return {
+        "runs": runs,
+        "tool_calls": calls,
+        "median_ms_per_step": medians,
+        "spans_per_run": statistics.median(spans),
+        "ratio": round(medians["tracing_on"] / medians["tracing_off"], 3),
+    }
+
+
 def profile(runs: int, calls: int = 20, top: int = 30) -> None:
     """cProfile our agent's runs (after a warm-up) and print the ``top`` functions by own time."""
     run = _agents(calls)["react_agent"]
@@ -161,9 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20, help="tool calls per run before the answer")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--profile", action="store_true", help="profile our agent instead of comparing")
+    parser.add_argument("--tracing", action="store_true", help="ours with tracing on vs off")
     args = parser.parse_args(argv)
     if args.profile:
         profile(args.runs, args.calls)
+        return 0
+    if args.tracing:
+        traced = bench_tracing(args.runs, args.calls)
+        off, on = traced["median_ms_per_step"]["tracing_off"], traced["median_ms_per_step"]["tracing_on"]
+        print(f"tracing off {off:6.3f} ms/step, on {on:6.3f} ms/step ({traced['spans_per_run']:.0f} spans a run)")
+        print(f"tracing on / off: x{traced['ratio']:.2f} per step, wall-clock medians ({args.runs} runs each)")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(traced, indent=2))
         return 0
     report = bench_agent_overhead(args.runs, args.calls)
     for name, row in report["agents"].items():

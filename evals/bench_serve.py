@@ -62,6 +62,7 @@ __all__ = [
     "load",
     "main",
     "percentiles",
+    "scrape_requests",
     "stream_chat",
 ]
 
@@ -373,6 +374,21 @@ async def health(base_url: str) -> dict[str, Any]:
         return data
 
 
+async def scrape_requests(base_url: str, model: str = "rag") -> dict[str, float]:
+    """``arag_requests_total`` of ``model`` by status, scraped from the server's ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{base_url}/metrics")
+    response.raise_for_status()
+    return {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "arag_requests_total" and sample.labels.get("model") == model
+    }
+
+
 async def check_idle(base_url: str, *, within: float = 15.0) -> dict[str, Any]:
     """Poll ``/health`` until nothing runs or waits; ``idle`` false if it never happens."""
     deadline = time.monotonic() + within
@@ -594,6 +610,11 @@ async def _load_phase(server: ServerProcess, url: str, args: argparse.Namespace)
     idle = await check_idle(url)
     if not idle["idle"]:
         problems.append(f"load: not idle afterwards: {idle['health']}")
+    sent = 1 + sum(r["chats"] for r in rounds)  # the warm-up chat and every load chat
+    scraped = await scrape_requests(url)
+    print(f"  /metrics: arag_requests_total {scraped} for {sent} chats sent", flush=True)
+    if scraped.get("200", 0) != sent - sum(r["errors"] for r in rounds) or sum(scraped.values()) != sent:
+        problems.append(f"load: /metrics counts {scraped}, but {sent} chats were sent")
     summary = {
         key: round(statistics.median(r[key]["p95"] for r in rounds if r[key]["p95"] is not None), 1)
         for key in ("first_event_ms", "first_step_ms", "first_content_ms", "done_ms")
@@ -606,6 +627,7 @@ async def _load_phase(server: ServerProcess, url: str, args: argparse.Namespace)
         "errors": sum(r["errors"] for r in rounds),
         "idle_after": idle,
         "server_rss_mb": {"before": rss_before, "after": server.rss_mb()},
+        "metrics_requests": {"sent": sent, "scraped": scraped},
     }
     print(
         f"  load: median of p95s over {len(rounds)} round(s): "

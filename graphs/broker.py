@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphs.budget import Budget, BudgetExceeded, Limits
+from tools import tracing
 
 __all__ = ["Broker", "RlmLimits", "SubResult"]
 
@@ -172,8 +173,16 @@ class Broker:
             with self._lock:
                 self._running += running
                 self.peak_concurrency = max(self.peak_concurrency, self._running)
+            attributes = {
+                "arag.rlm.kind": kind,
+                "arag.rlm.depth": depth,
+                "arag.rlm.chunk": chunk,
+                "arag.rlm.chars": chars,
+            }
             try:
-                result = work()
+                with tracing.span(f"rlm.{kind}", attributes) as span:
+                    result = work()
+                    tracing.set_attributes(span, {"arag.rlm.tokens": result.tokens})
             except Exception as exc:
                 status, detail = "error", f"{type(exc).__name__}: {exc}"
                 raise

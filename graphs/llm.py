@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from graphs.budget import Budget, BudgetExceeded
+from tools import tracing
 
 __all__ = ["STRUCTURED_PATHS", "ModelClient", "ModelError", "RetryPolicy", "is_transient", "parse_json_object"]
 
@@ -251,24 +252,42 @@ class ModelClient:
         With ``refusable``, a refused request raises :class:`_Refused` at once (no retries), so the
         caller can try the next way of asking."""
         budget.start_call()
-        response: Any = None
-        while True:
-            runnable = self._runnable(tools, tool_choice, response_format, tags)
-            sent = self._with_text_content(messages) if "null_content" in self.refused else messages
-            try:
-                response = self._send(runnable, sent, budget, refusable=refusable)
-                break
-            except _Failed as failed:
-                if self._cap_refused(failed.cause, budget) or self._null_content_refused(
-                    failed.cause, messages, budget
-                ):
-                    continue
-                if refusable and _status(failed.cause) in _REFUSAL_STATUS and failed.attempts == 1:
-                    raise _Refused(failed.cause) from failed.cause
-                raise self._error(failed.cause, failed.attempts) from failed.cause
-        reply = response if isinstance(response, AIMessage) else AIMessage(str(getattr(response, "content", response)))
-        self._charge(budget, messages, reply)
-        self._check_cap(budget, reply)
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai" if self.openai_compatible else type(self.model).__name__,
+            "gen_ai.request.model": self.name,
+            "gen_ai.request.max_tokens": self.output_cap,
+            "arag.tags": list(tags),
+            "arag.tools": len(tools or ()),
+            "arag.tool_choice": tool_choice,
+            "arag.response_format": (response_format or {}).get("type"),
+        }
+        retries = budget.usage.retries
+        with tracing.span(f"chat {self.name}", attributes, kind="client") as span:
+            response: Any = None
+            while True:
+                runnable = self._runnable(tools, tool_choice, response_format, tags)
+                sent = self._with_text_content(messages) if "null_content" in self.refused else messages
+                try:
+                    response = self._send(runnable, sent, budget, refusable=refusable)
+                    break
+                except _Failed as failed:
+                    if self._cap_refused(failed.cause, budget) or self._null_content_refused(
+                        failed.cause, messages, budget
+                    ):
+                        continue
+                    tracing.set_attributes(span, {"arag.retries": budget.usage.retries - retries})
+                    if refusable and _status(failed.cause) in _REFUSAL_STATUS and failed.attempts == 1:
+                        tracing.set_attributes(span, {"arag.refused": True, "error.type": "refused"})
+                        raise _Refused(failed.cause) from failed.cause
+                    raise self._error(failed.cause, failed.attempts) from failed.cause
+            reply = (
+                response if isinstance(response, AIMessage) else AIMessage(str(getattr(response, "content", response)))
+            )
+            self._charge(budget, messages, reply)
+            self._check_cap(budget, reply)
+            if span is not None:
+                tracing.set_attributes(span, _reply_attributes(reply, budget.usage.retries - retries))
         return reply
 
     def _runnable(
@@ -554,6 +573,23 @@ def _errors(exc: ValidationError) -> str:
 def _brief(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def _reply_attributes(reply: AIMessage, retries: int) -> dict[str, Any]:
+    usage = reply.usage_metadata
+    metadata = reply.response_metadata or {}
+    finish = metadata.get("finish_reason")
+    attributes: dict[str, Any] = {
+        "gen_ai.usage.input_tokens": int(usage.get("input_tokens") or 0) if usage else None,
+        "gen_ai.usage.output_tokens": int(usage.get("output_tokens") or 0) if usage else None,
+        "gen_ai.response.finish_reasons": [str(finish)] if finish else None,
+        "gen_ai.response.model": metadata.get("model_name"),
+        "arag.retries": retries,
+        "arag.tool_calls": len(reply.tool_calls),
+    }
+    if tracing.capture_content:
+        attributes["gen_ai.output.text"] = _text(reply)[:4000]
+    return attributes
 
 
 def _text(reply: AIMessage) -> str:

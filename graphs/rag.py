@@ -36,6 +36,7 @@ from langgraph.types import Checkpointer, Overwrite, Send
 from graphs.budget import Budget, BudgetExceeded, Limits
 from graphs.llm import ModelError
 from graphs.strategies import TRANSIENT_ERRORS, Draft, Strategies
+from tools import tracing
 from tools.retrieval import RetrievedChunk, Retriever, fuse_rrf
 
 __all__ = [
@@ -307,8 +308,9 @@ def retrieve(task: RetrieveTask, runtime: Runtime[RagContext]) -> dict[str, Any]
     except Exception as exc:  # a configuration error: no retry or other source fixes it
         detail = f"search of {task['source']!r} failed: {type(exc).__name__}: {exc}"
         return {"rankings": [], "failures": [detail], "steps": [_step("retrieve", started, detail, **task)]}
-    get_stream_writer()({"event": "retrieved", "source": task["source"], "query": task["query"], "chunks": len(hits)})
     step = _step("retrieve", started, f"{len(hits)} chunks from {task['source']}", chunks=len(hits), **task)
+    event = {"event": "retrieved", "source": task["source"], "query": task["query"], "chunks": len(hits)}
+    get_stream_writer()({**event, "ms": step["ms"]})
     return {"rankings": [[chunk_to_state(h) for h in hits]], "steps": [step]}
 
 
@@ -513,14 +515,18 @@ def build_rag_graph(*, checkpointer: Checkpointer = None, name: str = "rag") -> 
         >>> graph.invoke(initial_state("Who deciphered the hieroglyphs?"), context=context)["answer"]
     """
     builder = StateGraph(RagState, context_schema=RagContext, input_schema=RagInput, output_schema=RagOutput)
-    builder.add_node("analyze", _guarded("analyze", analyze))
-    builder.add_node("select_sources", _guarded("select_sources", select_sources))
-    builder.add_node("retrieve", cast(Any, retrieve))  # takes a RetrieveTask, sent by Send
-    builder.add_node("grade", _guarded("grade", grade))
-    builder.add_node("refine", _guarded("refine", refine))
-    builder.add_node("answer", _guarded("answer", answer))
-    builder.add_node("validate", _guarded("validate", validate))
-    builder.add_node("finish", cast(Any, finish))
+    builder.add_node("analyze", tracing.node("rag", "analyze", _guarded("analyze", analyze)))
+    builder.add_node(
+        "select_sources", tracing.node("rag", "select_sources", _guarded("select_sources", select_sources))
+    )
+    builder.add_node(
+        "retrieve", tracing.node("rag", "retrieve", cast(Any, retrieve))
+    )  # takes a RetrieveTask, sent by Send
+    builder.add_node("grade", tracing.node("rag", "grade", _guarded("grade", grade)))
+    builder.add_node("refine", tracing.node("rag", "refine", _guarded("refine", refine)))
+    builder.add_node("answer", tracing.node("rag", "answer", _guarded("answer", answer)))
+    builder.add_node("validate", tracing.node("rag", "validate", _guarded("validate", validate)))
+    builder.add_node("finish", tracing.node("rag", "finish", cast(Any, finish)))
     builder.add_edge(START, "analyze")
     builder.add_conditional_edges("analyze", route_after_analyze, ["select_sources", "finish"])
     builder.add_conditional_edges("select_sources", route_after_select, ["retrieve", "finish"])

@@ -25,6 +25,7 @@ worker thread (:class:`~agents.react_agent.ReactAgent` turns the task stream int
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 import threading
@@ -54,6 +55,7 @@ from typing_extensions import TypedDict
 
 from graphs.budget import Budget, BudgetExceeded, Limits
 from graphs.llm import ModelClient, ModelError
+from tools import tracing
 from tools.retrieval import Retriever
 from tools.store import Source
 
@@ -257,7 +259,14 @@ def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -
                 }
             if decision.action == "edit":
                 call = cast(ToolCall, {**call, "args": decision.args})
-        with ctx._slots:
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": call_id,
+            "arag.tool.args_bytes": len(json.dumps(call["args"], default=str)),
+            "arag.tool.approval": approval,
+        }
+        with ctx._slots, tracing.span(f"execute_tool {name}", attributes) as span:
             started = time.perf_counter()  # the call's own time, not its wait for a slot
             try:
                 # Invoked with the whole call, a tool answers with a ToolMessage: its content for the
@@ -274,12 +283,14 @@ def run_tool(call: ToolCall | InvalidToolCall, runtime: Runtime[ReactContext]) -
                     )
                 )
             except Exception as exc:  # the model sees the error and can fix its call
+                tracing.set_attributes(span, {"error.type": type(exc).__name__})
                 message = ToolMessage(
                     f"Error: {type(exc).__name__}: {exc}. Fix the arguments and call again.",
                     tool_call_id=call_id,
                     name=name,
                     status="error",
                 )
+            tracing.set_attributes(span, {"arag.tool.status": message.status})
     record = {
         "tool": name,
         "args": call["args"],
@@ -306,9 +317,9 @@ def build_react_graph(
     """Compile the ReAct graph; start it from :func:`initial_state` and pass a
     :class:`ReactContext` as ``context=``."""
     builder = StateGraph(ReactState, context_schema=ReactContext, input_schema=ReactInput, output_schema=ReactOutput)
-    builder.add_node("agent", cast(Any, agent), destinations=("tool", "finish"))
-    builder.add_node("tool", cast(Any, run_tool))
-    builder.add_node("finish", cast(Any, finish))
+    builder.add_node("agent", tracing.node("react", "agent", cast(Any, agent)), destinations=("tool", "finish"))
+    builder.add_node("tool", tracing.node("react", "tool", cast(Any, run_tool)))
+    builder.add_node("finish", tracing.node("react", "finish", cast(Any, finish)))
     builder.add_edge(START, "agent")
     builder.add_edge("tool", "agent")
     builder.add_edge("finish", END)

@@ -42,6 +42,7 @@ from graphs.broker import Broker, RlmLimits, SubResult
 from graphs.budget import BudgetExceeded
 from graphs.llm import ModelError
 from graphs.rlm_policies import TOOLS, Map, RootPolicy, RootView, RunPython, SubReader, best_gathered, initial_message
+from tools import tracing
 from tools.context import ContextInfo, ContextStore, DocumentSpan, aggregate, grep, grep_items, split_text
 from tools.sandbox import Sandbox
 
@@ -557,11 +558,11 @@ def route_after_collect(state: RlmState) -> str:
 def build_rlm_graph(*, checkpointer: Checkpointer = None, name: str = "rlm") -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the recursive long-context graph; run it with :func:`run_rlm`."""
     builder = StateGraph(RlmState, context_schema=RlmContext, input_schema=RlmInput, output_schema=RlmOutput)
-    builder.add_node("root", cast(Any, root))
-    builder.add_node("tools", cast(Any, run_tools))
-    builder.add_node("map_chunk", cast(Any, map_chunk))
-    builder.add_node("collect", cast(Any, collect))
-    builder.add_node("finish", cast(Any, finish))
+    builder.add_node("root", tracing.node("rlm", "root", cast(Any, root)))
+    builder.add_node("tools", tracing.node("rlm", "tools", cast(Any, run_tools)))
+    builder.add_node("map_chunk", tracing.node("rlm", "map_chunk", cast(Any, map_chunk)))
+    builder.add_node("collect", tracing.node("rlm", "collect", cast(Any, collect)))
+    builder.add_node("finish", tracing.node("rlm", "finish", cast(Any, finish)))
     builder.add_edge(START, "root")
     builder.add_conditional_edges("root", route_after_root, ["tools", "root", "finish"])
     builder.add_conditional_edges("tools", route_after_tools, ["map_chunk", "root", "finish"])

@@ -17,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from tools import tracing
 from tools.search import (
     DEFAULT_RRF_K,
     MODES,
@@ -88,7 +89,17 @@ class Retriever(BaseRetriever):
         where: FilterSpec | None = None,
     ) -> list[RetrievedChunk]:
         """The ``k`` best chunks for ``query``, best first."""
-        return self.searcher().search(query, k=k, mode=mode, sources=sources, where=where)
+        attributes = {
+            "gen_ai.operation.name": "retrieval",
+            "arag.retrieval.sources": list(sources or self.sources or []),
+            "arag.retrieval.k": k or self.k,
+            "arag.retrieval.mode": mode or self.mode,
+            "arag.retrieval.query_chars": len(query),
+        }
+        with tracing.span("arag.retrieve", attributes) as span:
+            hits = self.searcher().search(query, k=k, mode=mode, sources=sources, where=where)
+            tracing.set_attributes(span, {"arag.retrieval.hits": len(hits)})
+        return hits
 
     def search_documents(
         self, query: str, *, k: int = 10, chunks_per_document: int = 3, **kwargs: Any

@@ -96,10 +96,12 @@ from agents.serve import open_webui, wire
 from agents.serve._bodies import BodyError, parse_body
 from agents.serve._connections import check_exposure, uvicorn_config
 from agents.serve.chat import neutralise_markdown, split_conversation
+from agents.serve.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from agents.serve.open_webui import AttachedSource
 from agents.serve.runs import MODEL_NAMES, Run, Runs, ServerAgents, plan, resume_plan
 from agents.serve.wire import ApiError, ChatRequest, SafeJSONResponse
 from agents.settings import Settings
+from tools import tracing
 from tools.embeddings import warm_up
 
 __all__ = ["ChatServer", "create_app", "serve"]
@@ -141,6 +143,7 @@ class ChatServer:
         self.started = time.time()
         self.refused: Counter[str] = Counter()
         """Refused requests and connections by reason (``/health`` shows them)."""
+        self.metrics = ServerMetrics(lambda: self.admission.running, lambda: self.admission.waiting)
 
     def refuse(self, reason: str, message: str, *, level: int = logging.INFO) -> None:
         """Count and log one refused request or connection."""
@@ -289,8 +292,29 @@ class ChatServer:
         return FileResponse(WEB_PAGE, media_type="text/html", headers=PAGE_HEADERS)
 
     async def completions(self, request: Request) -> Response:
+        return await self._counted(request, self._completions)
+
+    async def _counted(self, request: Request, handler: Any) -> Response:
+        """A chat request counted in ``arag_requests_total`` by model and the status it got (a
+        stream is counted when it ends: 200, or ``error`` when it failed midway)."""
+        try:
+            response: Response = await handler(request)
+        except ApiError as exc:
+            self.metrics.request(getattr(request.state, "model", "unknown"), exc.status)
+            raise
+        if not isinstance(response, StreamingResponse):
+            self.metrics.request(getattr(request.state, "model", "unknown"), response.status_code)
+        return response
+
+    async def metrics_page(self, request: Request) -> Response:
+        """Prometheus metrics (:mod:`agents.serve.metrics`), behind the API key when one is set."""
+        self.authorize(request)
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def _completions(self, request: Request) -> Response:
         self.authorize(request)
         body = wire.parse_request(await self.read_json(request))
+        request.state.model = body.model
         started = time.perf_counter()
         try:
             question, history = split_conversation(body.messages)
@@ -303,9 +327,12 @@ class ChatServer:
             return _answer_now(f"chatcmpl-{uuid.uuid4().hex}", body, int(time.time()), chore.reply())
         question, history, attached = _attached_sources(question, history)
         run = plan(self.agents, body, question, history, attached)
-        return await self._respond(body, run, owui=owui, attached=attached, started=started)
+        return await self._respond(request, body, run, owui=owui, attached=attached, started=started)
 
     async def approval(self, request: Request) -> Response:
+        return await self._counted(request, self._approval)
+
+    async def _approval(self, request: Request) -> Response:
         """Resume a ``react`` thread whose run waits for approval (:mod:`agents.serve.approvals`);
         answers as ``/v1/chat/completions`` does."""
         self.authorize(request)
@@ -313,6 +340,7 @@ class ChatServer:
         if len(thread_id) > 200:
             raise ApiError(400, "thread ids are at most 200 characters", param="thread_id")
         request_body = wire.parse_approval(await self.read_json(request))
+        request.state.model = request_body.model
         run = resume_plan(self.agents, request_body.model, thread_id, request_body.chosen)
         agent = self.agents.get(request_body.model)
         assert isinstance(agent, ReactAgent)  # resume_plan checked it
@@ -334,17 +362,43 @@ class ChatServer:
             stream=request_body.stream,
             thread_id=thread_id,
         )
-        return await self._respond(body, run, owui=False, attached=[], started=time.perf_counter())
+        return await self._respond(request, body, run, owui=False, attached=[], started=time.perf_counter())
 
     async def _respond(
-        self, body: ChatRequest, run: Run, *, owui: bool, attached: list[AttachedSource], started: float
+        self,
+        request: Request,
+        body: ChatRequest,
+        run: Run,
+        *,
+        owui: bool,
+        attached: list[AttachedSource],
+        started: float,
     ) -> Response:
-        """Admit the run and answer with it: a stream of chunks, or one completion."""
+        """Admit the run and answer with it: a stream of chunks, or one completion. The run is a
+        trace of its own (or continues the client's ``traceparent``) when tracing is on; its id,
+        and the request's, are in the ``X-Arag-Trace-Id`` / ``X-Request-Id`` headers and the
+        ``arag`` object."""
         deadline = time.monotonic() + self.settings.server.deadline
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.thread_id is not None:
             await self._check_thread_store()
         self.admission.admit()
+        call = _Call(
+            rid=rid,
+            model=body.model,
+            admitted=time.perf_counter(),
+            span=tracing.start_span(
+                f"chat {body.model}",
+                {
+                    "arag.model": body.model,
+                    "arag.request_id": rid,
+                    "arag.stream": body.stream,
+                    "http.route": request.url.path,
+                },
+                kind="server",
+                parent_headers=request.headers,
+            ),
+        )
         shown = _Shown(
             references=body.references
             if body.references is not None
@@ -354,41 +408,68 @@ class ChatServer:
         )
         if body.stream:
             return StreamingResponse(
-                self._stream(run, body, rid, created, deadline, shown, owui, started),
+                self._stream(run, body, call, created, deadline, shown, owui, started),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **call.headers},
             )
-        await self.runs.start(deadline)
-        final: dict[str, Any] | None = None
-        steps: list[str] = []
-        async for item in self.runs.items(run, deadline):
-            if item["type"] == "final":
-                final = item
-            elif item["type"] == "status":
-                steps.append(neutralise_markdown(item["text"]) if shown.safe else item["text"])
-            elif item["type"] == "failed":
-                raise wire.from_failed(item)
-        if final is None:
-            raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
-        _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
-        return SafeJSONResponse(
-            wire.final_completion(
-                rid,
-                body,
-                created,
-                final,
-                safe=shown.safe,
-                references=shown.references,
-                reasoning="\n".join(steps),
-                attached=attached,
+        status: int | str = 500
+        try:
+            await self.runs.start(deadline)
+            final: dict[str, Any] | None = None
+            steps: list[str] = []
+            async for item in self.runs.items(run, deadline, parent=call.span):
+                self._observe(call, item)
+                if item["type"] == "final":
+                    final = call.stamped(item)
+                elif item["type"] == "status":
+                    steps.append(neutralise_markdown(item["text"]) if shown.safe else item["text"])
+                elif item["type"] == "failed":
+                    raise wire.from_failed(item)
+            if final is None:
+                raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
+            _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
+            status = 200
+            return SafeJSONResponse(
+                wire.final_completion(
+                    rid,
+                    body,
+                    created,
+                    final,
+                    safe=shown.safe,
+                    references=shown.references,
+                    reasoning="\n".join(steps),
+                    attached=attached,
+                ),
+                headers=call.headers,
             )
-        )
+        except ApiError as exc:
+            status = exc.status
+            exc.headers.update(call.headers)
+            raise
+        finally:
+            self._finished(call, status)
+
+    def _observe(self, call: _Call, item: dict[str, Any]) -> None:
+        """A run item in the metrics: the first one's wait, searches, the final's tokens and exit."""
+        if not call.first_seen:
+            call.first_seen = True
+            self.metrics.first_event.labels(model=call.model).observe(time.perf_counter() - call.admitted)
+        self.metrics.run_item(call.model, item)
+        if item["type"] == "final":
+            tracing.set_attributes(call.span, {"arag.exit_reason": item.get("exit_reason")})
+
+    def _finished(self, call: _Call, status: int | str) -> None:
+        """The run's duration, and the end of its server span."""
+        self.metrics.run_seconds.labels(model=call.model).observe(time.perf_counter() - call.admitted)
+        if call.span is not None:
+            tracing.set_attributes(call.span, {"http.response.status_code": status if isinstance(status, int) else 500})
+            call.span.end()
 
     async def _stream(
         self,
         run: Run,
         body: ChatRequest,
-        rid: str,
+        call: _Call,
         created: int,
         deadline: float,
         shown: _Shown,
@@ -401,16 +482,20 @@ class ChatServer:
         safe = shown.safe
         outcome = "exit_reason=none"
         cited = 0
+        rid = call.rid
+        status: int | str = "error"
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
             return wire.chunk(rid, body.model, created, delta, finish, **extra)
 
-        yield chunk({"role": "assistant", "content": ""}, arag={"status": "accepted", "thread_id": body.thread_id})
+        accepted = {"status": "accepted", "thread_id": body.thread_id, **call.ids}
+        yield chunk({"role": "assistant", "content": ""}, arag=accepted)
         try:
             async with contextlib.aclosing(self._take_slot(deadline)) as notices:
-                async for status in notices:
-                    yield chunk({"reasoning_content": status}, arag={"status": "queued"})
-            async for item in self.runs.items(run, deadline):
+                async for notice in notices:
+                    yield chunk({"reasoning_content": notice}, arag={"status": "queued"})
+            async for item in self.runs.items(run, deadline, parent=call.span):
+                self._observe(call, item)
                 kind = item["type"]
                 if kind == "status":
                     text = neutralise_markdown(item["text"]) if safe else item["text"]
@@ -421,11 +506,12 @@ class ChatServer:
                     raise wire.from_failed(item)
                 else:
                     outcome, cited = f"exit_reason={item['exit_reason']}", len(item["citations"])
+                    status = 200
                     for last in wire.final_chunks(
                         rid,
                         body,
                         created,
-                        item,
+                        call.stamped(item),
                         safe=safe,
                         references=shown.references,
                         attached_events=shown.attached_events,
@@ -437,6 +523,9 @@ class ChatServer:
         except Exception as exc:  # whatever breaks midway, the client hears it and the stream ends properly
             outcome = "error=internal_error"
             yield wire.sse(wire.failure(wire.log_failure("streamed chat", exc)).body())
+        finally:
+            self.metrics.request(body.model, status)
+            self._finished(call, status)
         _log_completion(body, owui, outcome, cited, started)
         yield wire.DONE
 
@@ -485,7 +574,39 @@ class ChatServer:
             Route("/v1/chat/completions", self.completions, methods=["POST"]),
             Route("/v1/threads/{thread_id}", self.thread, methods=["GET"]),
             Route("/v1/threads/{thread_id}/approval", self.approval, methods=["POST"]),
+            Route("/metrics", self.metrics_page, methods=["GET"]),
         ]
+
+
+@dataclass
+class _Call:
+    """One admitted chat request: its ids, its server span, when it was admitted."""
+
+    rid: str
+    model: str
+    admitted: float
+    span: Any = None
+    first_seen: bool = False
+
+    @property
+    def trace_id(self) -> str | None:
+        return tracing.trace_id_of(self.span)
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        """The ids for the ``arag`` object."""
+        return {"request_id": self.rid, "trace_id": self.trace_id}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"X-Request-Id": self.rid}
+        if (trace := self.trace_id) is not None:
+            headers["X-Arag-Trace-Id"] = trace
+        return headers
+
+    def stamped(self, final: dict[str, Any]) -> dict[str, Any]:
+        """A run's final item with the request's ids (the ``arag`` object shows them)."""
+        return {**final, **self.ids}
 
 
 def _who(request: Request) -> str:
@@ -624,7 +745,11 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
 
 def ready_app(settings: Settings, *, owns_agents: bool) -> Starlette:
     """The app over agents built from ``settings``, the embedding model loaded before the first
-    request: what ``arag serve`` runs, in one process or in each worker."""
+    request: what ``arag serve`` runs, in one process or in each worker (each sets up its own
+    tracing from the ``OTEL_*`` variables: :mod:`agents.telemetry`)."""
+    from agents.telemetry import configure_tracing
+
+    configure_tracing()
     agents = ServerAgents.from_settings(settings)
     if agents.rag is not None:
         warm_up(agents.rag.retriever.embeddings)

@@ -46,6 +46,7 @@ from agents.serve.chat import long_text, plain_opening
 from agents.serve.open_webui import AttachedSource, merge_attached
 from agents.serve.wire import ApiError, ChatRequest, log_failure
 from agents.settings import Settings
+from tools import tracing
 
 __all__ = ["MODEL_NAMES", "Admission", "Run", "Runs", "ServerAgents", "plan", "resume_plan"]
 
@@ -335,9 +336,10 @@ class Runs:
             self.admission.leave()
             raise
 
-    async def items(self, run: Run, deadline: float) -> AsyncIterator[dict[str, Any]]:
+    async def items(self, run: Run, deadline: float, *, parent: Any = None) -> AsyncIterator[dict[str, Any]]:
         """Run in a worker thread (a slot must be held) and pass its items on until the end or
-        the deadline; leaving early (deadline, client gone) stops the run at its next event."""
+        the deadline; leaving early (deadline, client gone) stops the run at its next event.
+        ``parent`` (a span) is the parent of the run's spans."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
@@ -346,7 +348,8 @@ class Runs:
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        future = loop.run_in_executor(self.pool, _work, run, put, cancel)
+        traced: Run = (lambda: tracing.stepped(run(), parent)) if parent is not None else run
+        future = loop.run_in_executor(self.pool, _work, traced, put, cancel)
         future.add_done_callback(lambda _: self.admission.release(time.perf_counter() - started))
         try:
             while True:

@@ -276,6 +276,9 @@ def _extras(final: Mapping[str, Any]) -> dict[str, Any]:
     }
     if final.get("pending"):
         extras["pending"] = final["pending"]  # the tool calls waiting for approval
+    for key in ("request_id", "trace_id"):  # to match a bug report with the server's log and trace
+        if key in final:
+            extras[key] = final[key]
     return extras
 
 
