@@ -427,7 +427,8 @@ class ChatServer:
                     raise wire.from_failed(item)
             if final is None:
                 raise ApiError(500, "the agent run ended without an answer", type="server_error", code="run_failed")
-            _log_completion(body, owui, f"exit_reason={final['exit_reason']}", len(final["citations"]), started)
+            outcome = f"exit_reason={final['exit_reason']}"
+            _log_completion(body, owui, outcome, len(final["citations"]), started, call)
             status = 200
             return SafeJSONResponse(
                 wire.final_completion(
@@ -526,7 +527,7 @@ class ChatServer:
         finally:
             self.metrics.request(body.model, status)
             self._finished(call, status)
-        _log_completion(body, owui, outcome, cited, started)
+        _log_completion(body, owui, outcome, cited, started, call)
         yield wire.DONE
 
     async def _take_slot(self, deadline: float) -> AsyncGenerator[str, None]:
@@ -639,16 +640,21 @@ def _attached_sources(question: str, history: list[BaseMessage]) -> tuple[str, l
     return question, history, []
 
 
-def _log_completion(body: ChatRequest, owui: bool, outcome: str, citations: int, started: float) -> None:
-    """One line per completion: which model, streamed or not, what came of it, how long it took."""
+def _log_completion(
+    body: ChatRequest, owui: bool, outcome: str, citations: int, started: float, call: _Call | None = None
+) -> None:
+    """One line per completion: which model, streamed or not, what came of it, how long it took,
+    and its request and trace ids (what a user's bug report quotes)."""
+    ids = f" request_id={call.rid}" + (f" trace_id={call.trace_id}" if call.trace_id else "") if call else ""
     logger.info(
-        "completion model=%s stream=%s%s %s citations=%d seconds=%.2f",
+        "completion model=%s stream=%s%s %s citations=%d seconds=%.2f%s",
         body.model,
         body.stream,
         " client=open-webui" if owui else "",
         outcome,
         citations,
         time.perf_counter() - started,
+        ids,
     )
 
 
