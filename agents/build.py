@@ -17,9 +17,11 @@ chat model) come from :mod:`agents.components` and :mod:`agents.models`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -38,7 +40,9 @@ from agents.settings import Settings
 from graphs.broker import RlmLimits
 from graphs.budget import Limits
 from graphs.llm import RetryPolicy
+from graphs.react import search_tool_name
 from tools.retrieval import Retriever
+from tools.store import StoreError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -177,7 +181,8 @@ def build_agents(
         threads: Keep chat threads for ``rag`` and ``react``: in SQLite (``ARAG_THREADS_PATH``), or
             in Postgres when ``ARAG_THREADS_URL`` is set.
         sources: Search only these sources (an unknown name fails at once, listing the sources).
-        tools: More tools for the ReAct agent.
+        tools: More tools for the ReAct agent; with ``ARAG_MCP_CONFIG``, the MCP servers' tools
+            join them (:mod:`agents.mcp_tools`; a server that fails is in ``unavailable``).
     """
     settings = settings or Settings()
     store = build_store(settings)
@@ -213,6 +218,8 @@ def build_agents(
         if model is None:
             agents.unavailable["react"] = REACT_NEEDS_A_MODEL
         else:
+            if settings.tools.mcp_config is not None:
+                tools = [*tools, *_mcp_tools(settings.tools.mcp_config, agents, tools)]
             agents.react = build_react_agent(
                 settings, model, retriever, tools=tools, checkpointer=checkpointer, reader=rlm
             )
@@ -223,3 +230,18 @@ def build_agents(
             store.close()
         raise
     return agents
+
+
+def _mcp_tools(config: Path, agents: Agents, tools: Sequence[BaseTool]) -> list[BaseTool]:
+    """The tools of the MCP servers in ``config`` (``ARAG_MCP_CONFIG``), closed with ``agents``; a
+    server that did not start is logged and listed in ``agents.unavailable`` as ``mcp:<name>``."""
+    from agents.mcp_tools import open_mcp_tools  # the MCP SDK loads only when a config is set
+
+    taken = {t.name for t in tools} | {"read_document"}
+    with contextlib.suppress(StoreError):  # a store not up yet: the agent lists its sources later
+        taken |= {search_tool_name(s.name) for s in agents.retriever.store.list_sources()}
+    mcp = open_mcp_tools(config, reserved=taken)
+    agents.owned.append(mcp)
+    for failure in mcp.failures:
+        agents.unavailable[f"mcp:{failure.server}"] = failure.reason
+    return mcp.tools

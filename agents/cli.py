@@ -1,4 +1,4 @@
-"""The ``arag`` command line: ingest, search, sources, ask, chat, serve, eval.
+"""The ``arag`` command line: ingest, search, sources, ask, chat, serve, mcp, eval.
 
 Errors print as one line (``error: ...``) and exit 1; ``--debug`` shows the traceback instead.
 """
@@ -408,6 +408,53 @@ def serve(
     processes = f" · {settings.server.workers} workers" if settings.server.workers > 1 else ""
     err.print(f"serving {where} · chat page {where}/ · API {where}/v1 · {auth}{processes}")
     run_server(settings, log_level=log_level)  # type: ignore[arg-type]
+
+
+@app.command()
+def mcp(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="--http: address (default ARAG_SERVER_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="--http: port (default ARAG_SERVER_PORT, 8000).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="--http: bearer key clients must send (default ARAG_API_KEY).")
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="--http: serve a non-loopback address without a key, on purpose.")
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="info, warning, or debug (to stderr).")] = "info",
+) -> None:
+    """Serve the knowledge base as an MCP server: tools search, ask, sources and read_document.
+
+    Over stdio by default (what a desktop client's config launches: stdout carries protocol messages
+    only, logs go to stderr), or streamable HTTP with --http, which takes the same key as `arag serve`
+    (ARAG_API_KEY) and without one listens on loopback only.
+    """
+    import logging
+
+    if log_level not in ("debug", "info", "warning"):
+        raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
+    if log_level != "debug":
+        logging.getLogger("mcp").setLevel(logging.WARNING)  # the SDK logs every request at info
+    given = {"host": host, "port": port, "api_key": api_key, "no_auth": no_auth or None}
+    if not http:
+        if extra := [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]:
+            raise typer.BadParameter(f"{', '.join(extra)} apply only with --http", param_hint="--http")
+        from agents.mcp_server import serve_stdio
+
+        logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        serve_stdio(Settings())
+        return
+    from agents.mcp_server import MCP_PATH, serve_http
+    from agents.server import check_exposure
+
+    overrides: dict[str, Any] = {"server": {k: v for k, v in given.items() if v is not None}}
+    settings = Settings(**overrides)
+    check_exposure(settings)  # before the agents load: a refusal costs nothing
+    auth = "bearer key required" if settings.server.api_key else "no key"
+    err.print(f"serving MCP at http://{settings.server.host}:{settings.server.port}{MCP_PATH} · {auth}")
+    serve_http(settings, log_level=log_level)  # type: ignore[arg-type]
 
 
 def _ask_long(question: str, paths: list[Path], *, trace: bool, as_json: bool, quiet: bool) -> None:
