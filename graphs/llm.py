@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import re
 import sys
 import threading
@@ -36,6 +37,8 @@ from tools import tracing
 __all__ = ["STRUCTURED_PATHS", "ModelClient", "ModelError", "RetryPolicy", "is_transient", "parse_json_object"]
 
 T = TypeVar("T", bound=BaseModel)
+
+logger = logging.getLogger("arag.model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,14 +315,25 @@ class ModelClient:
                 extra["response_format"] = response_format
         runnable: Any = model
         if tools:
-            runnable = (
-                model.bind_tools(list(tools), tool_choice=tool_choice) if tool_choice else model.bind_tools(list(tools))
-            )
+            runnable = self._bound(model, list(tools), tool_choice)
         if extra:
             runnable = runnable.bind(extra_body=extra)
         if tags:
             runnable = runnable.with_config(tags=list(tags))
         return runnable
+
+    def _bound(self, model: BaseChatModel, tools: list[Any], tool_choice: str | None) -> Any:
+        """``model`` with ``tools`` and the tool choice in the model class's own spelling:
+        ``"required"`` is OpenAI's word; other LangChain chat models (Anthropic, Google, Bedrock)
+        take ``"any"``. A class that takes no such choice gets the tools alone (the model decides)."""
+        if tool_choice is None:
+            return model.bind_tools(tools)
+        choice = tool_choice if self.openai_compatible or tool_choice != "required" else "any"
+        try:
+            return model.bind_tools(tools, tool_choice=choice)
+        except (NotImplementedError, TypeError, ValueError) as exc:
+            logger.debug("model %s takes no tool_choice %r (%s): the model decides", self.name, choice, exc)
+            return model.bind_tools(tools)
 
     def _without_completion_cap(self) -> BaseChatModel:
         if self._uncapped is None:

@@ -264,3 +264,23 @@ def test_settings_cap_every_reply(monkeypatch: pytest.MonkeyPatch) -> None:
         assert reply.usage_metadata is not None
         assert reply.usage_metadata["output_tokens"] == 12
         assert _chats(stub)[0]["max_tokens"] == _chats(stub)[0]["max_completion_tokens"] == 12
+
+
+def test_other_chat_model_classes_get_required_in_their_own_spelling() -> None:
+    """LangChain's non-OpenAI chat models spell "required" as "any"; a class that refuses a tool
+    choice outright gets the tools alone, so the run goes on."""
+    from agents.testing import ScriptedChatModel
+
+    seen: list[Any] = []
+
+    class Picky(ScriptedChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            seen.append(kwargs.get("tool_choice"))
+            if kwargs.get("tool_choice") == "any":
+                raise NotImplementedError("no tool_choice here")
+            return self
+
+    model = Picky(responses=["fine"])
+    reply = ModelClient(model).invoke([HumanMessage("hi")], Budget(), tools=[convert], tool_choice="required")
+    assert reply.content == "fine"
+    assert seen == ["any", None]
