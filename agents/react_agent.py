@@ -345,12 +345,8 @@ Decisions = ApprovalDecision | Mapping[str, Any] | str
 
 
 def _valid(value: Any) -> ApprovalDecision:
-    if isinstance(value, ApprovalDecision):
-        return value
-    if isinstance(value, str):
-        value = {"action": value.strip().lower()}
     try:
-        return ApprovalDecision.model_validate(value)
+        return ApprovalDecision.parse(value)
     except ValidationError as exc:
         msg = f"not a valid approval decision ({exc.errors()[0]['msg']}): use approve, edit with args, or reject"
         raise ValueError(msg) from exc

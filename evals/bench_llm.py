@@ -29,25 +29,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.outputs import LLMResult
-
 from evals.bench_serve import CORPUS, QUESTIONS, ingest
 
 __all__ = ["main"]
 
 CAP = 64
-
-
-class _Replies(BaseCallbackHandler):
-    def __init__(self) -> None:
-        self.tokens: list[int] = []
-
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        for generations in response.generations:
-            for generation in generations:
-                usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
-                self.tokens.append(int(usage.get("output_tokens", -1)))
 
 
 def _long_text() -> str:
@@ -63,11 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args(argv)
 
-    from langchain_openai import ChatOpenAI
-
     from agents.build import build_agents
     from agents.settings import LimitSettings, Settings, StoreSettings
-    from agents.testing import LlamaServer, missing_llama
+    from agents.testing import LlamaServer, ReplyLog, missing_llama
     from graphs.broker import RlmLimits
     from graphs.budget import Limits
 
@@ -81,16 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(folder)
         print(f"ingesting {CORPUS} ...", flush=True)
         ingest(data)
-        replies = _Replies()
-        model = ChatOpenAI(
-            model=llm.model,
-            base_url=llm.base_url,
-            api_key="none",  # type: ignore[arg-type]
-            max_retries=0,
-            max_tokens=CAP,  # type: ignore[call-arg]
-            timeout=120,
-            callbacks=[replies],
-        )
+        replies = ReplyLog()
+        model = llm.chat_model(max_tokens=CAP, timeout=120, callbacks=[replies])
         settings = Settings(store=StoreSettings(data_dir=data), limits=LimitSettings(deadline=args.deadline))
         with build_agents(settings, chat_model=model, threads=False) as built:
             react = built.react
@@ -112,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 fallbacks: list[str] = []
                 biggest = 0
                 for question in questions:
-                    replies.tokens.clear()
+                    replies.replies.clear()
                     started = time.perf_counter()
                     result = run(question)
                     seconds.append(time.perf_counter() - started)
@@ -121,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     exits[result.exit_reason] += 1
                     paths.update(result.usage.get("model_paths", {}))
                     fallbacks += [s["detail"] for s in result.steps if s.get("event") == "model_fallback"]
-                    biggest = max([biggest, *replies.tokens])
+                    biggest = max([biggest, *(tokens for tokens, _ in replies.replies)])
                     failed |= result.exit_reason == "error" or seconds[-1] > args.deadline + 30
                     print(f"  {name}: {seconds[-1]:6.1f} s  {result.exit_reason:<14} {question}", flush=True)
                 failed |= biggest > CAP

@@ -180,6 +180,20 @@ class ApprovalDecision(BaseModel):
     reason: str = ""
     """``reject``: why, in words the model reads."""
 
+    @classmethod
+    def parse(cls, value: Any) -> ApprovalDecision:
+        """A decision from what a person or a client sends: a decision, its dict, or the word
+        ``"approve"`` / ``"reject"``.
+
+        Raises:
+            ValidationError: Not a valid decision.
+        """
+        if isinstance(value, ApprovalDecision):
+            return value
+        if isinstance(value, str):
+            value = {"action": value.strip().lower()}
+        return cls.model_validate(value)
+
     @model_validator(mode="after")
     def _check(self) -> ApprovalDecision:
         if self.action == "edit" and self.args is None:
@@ -191,12 +205,8 @@ class ApprovalDecision(BaseModel):
 def _decision(value: Any) -> ApprovalDecision:
     """The resume value as a decision; one that is not valid rejects the call, saying so (the run
     must not run a tool on a malformed approval)."""
-    if isinstance(value, ApprovalDecision):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("approve", "reject"):
-        return ApprovalDecision(action=value.strip().lower())  # type: ignore[arg-type]
     try:
-        return ApprovalDecision.model_validate(value)
+        return ApprovalDecision.parse(value)
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
         return ApprovalDecision(action="reject", reason=f"the approval was not valid ({problem}); the call did not run")

@@ -15,12 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.outputs import LLMResult
-from langchain_openai import ChatOpenAI
 
 from agents import RagAgent, ReactAgent, RlmAgent
-from agents.testing import FakeEmbeddings
+from agents.testing import FakeEmbeddings, ReplyLog
 from graphs.broker import RlmLimits
 from graphs.budget import Limits
 from tests.serving import ingest_corpus
@@ -43,31 +40,8 @@ def llm() -> Iterator[Any]:
         yield server
 
 
-class _Replies(BaseCallbackHandler):
-    """Every reply's output tokens and finish reason, as the server reported them."""
-
-    def __init__(self) -> None:
-        self.replies: list[tuple[int, str | None]] = []
-
-    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        for generations in response.generations:
-            for generation in generations:
-                message = getattr(generation, "message", None)
-                usage = getattr(message, "usage_metadata", None) or {}
-                finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
-                self.replies.append((int(usage.get("output_tokens", -1)), finish))
-
-
-def _model(llm: Any, replies: _Replies) -> ChatOpenAI:
-    return ChatOpenAI(
-        model=llm.model,
-        base_url=llm.base_url,
-        api_key="none",  # type: ignore[arg-type]
-        max_retries=0,
-        max_tokens=CAP,  # type: ignore[call-arg]
-        timeout=60,
-        callbacks=[replies],
-    )
+def _model(llm: Any, replies: ReplyLog) -> Any:
+    return llm.chat_model(max_tokens=CAP, callbacks=[replies])
 
 
 @pytest.fixture
@@ -78,7 +52,7 @@ def retriever() -> Iterator[Retriever]:
     store.close()
 
 
-def _capped(replies: _Replies) -> None:
+def _capped(replies: ReplyLog) -> None:
     assert replies.replies, "no model reply was seen"
     for tokens, finish in replies.replies:
         assert 0 <= tokens <= CAP, f"a reply of {tokens} tokens, over the cap of {CAP}"
@@ -86,7 +60,7 @@ def _capped(replies: _Replies) -> None:
 
 
 def test_the_rag_agent_runs_on_the_real_server(llm: Any, retriever: Retriever) -> None:
-    replies = _Replies()
+    replies = ReplyLog()
     agent = RagAgent(retriever, chat_model=_model(llm, replies), limits=Limits(max_model_calls=8, deadline_s=180))
     started = time.monotonic()
     result = agent.invoke("What does the waggle dance tell other bees?")
@@ -102,7 +76,7 @@ def test_the_rag_agent_runs_on_the_real_server(llm: Any, retriever: Retriever) -
 
 
 def test_the_react_agent_calls_a_tool_on_the_real_server(llm: Any, retriever: Retriever) -> None:
-    replies = _Replies()
+    replies = ReplyLog()
     agent = ReactAgent(
         _model(llm, replies), retriever=retriever, read_documents=False, max_turns=3, limits=Limits(deadline_s=180)
     )
@@ -122,7 +96,7 @@ def test_the_react_agent_calls_a_tool_on_the_real_server(llm: Any, retriever: Re
 
 
 def test_the_recursive_agent_runs_on_the_real_server(llm: Any) -> None:
-    replies = _Replies()
+    replies = ReplyLog()
     agent = RlmAgent(_model(llm, replies), limits=RlmLimits(max_iterations=3, deadline_s=180, max_sub_calls=8))
     context = "\n\n".join(
         f"Note {i}: the tide table for harbour {i} lists high water at {i % 12 + 1} o'clock." for i in range(60)

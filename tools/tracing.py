@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 __all__ = [
     "TRACER",
     "capture_content",
-    "current_trace_id",
     "enabled",
     "node",
     "set_attributes",
@@ -169,15 +168,6 @@ def set_attributes(target: Any | None, attributes: Mapping[str, Any]) -> None:
     """Add attributes to a span (nothing when ``target`` is ``None``: tracing off)."""
     if target is not None:
         target.set_attributes(_clean(attributes))
-
-
-def current_trace_id() -> str | None:
-    """The trace id of the current span as 32 hex digits, or ``None`` (tracing off, no span)."""
-    api = _api()
-    if api is None:
-        return None
-    context = api.get_current_span().get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else None
 
 
 def trace_id_of(target: Any | None) -> str | None:

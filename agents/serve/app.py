@@ -76,10 +76,10 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.messages import BaseMessage, SystemMessage
 from starlette.applications import Starlette
@@ -105,6 +105,8 @@ from tools import tracing
 from tools.embeddings import warm_up
 
 __all__ = ["ChatServer", "create_app", "serve"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("arag.server")
 
@@ -260,12 +262,7 @@ class ChatServer:
         rag = self.agents.rag
         if rag is None or rag.checkpointer is None:
             raise ApiError(404, "this server keeps no threads", code="not_found")
-        try:
-            messages = await asyncio.to_thread(rag.thread_messages, thread_id)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise wire.thread_store_unavailable(unavailable_message(self.agents.thread_store, exc)) from None
-            raise
+        messages = await self._from_thread_store(rag.thread_messages, thread_id)
         if not messages:
             raise ApiError(404, f"no thread {thread_id!r}", code="not_found")
         safe = self.settings.server.safe_markdown
@@ -275,6 +272,15 @@ class ChatServer:
             text = neutralise_markdown(m.text) if safe and role == "assistant" else m.text
             shown.append({"role": role, "content": text})
         return SafeJSONResponse({"id": thread_id, "messages": shown})
+
+    async def _from_thread_store(self, read: Callable[[str], _T], thread_id: str) -> _T:
+        """``read(thread_id)`` off the event loop; the thread store not answering is a 503."""
+        try:
+            return await asyncio.to_thread(read, thread_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise wire.thread_store_unavailable(unavailable_message(self.agents.thread_store, exc)) from None
+            raise
 
     async def _check_thread_store(self) -> None:
         """A 503 now, before a run starts, when the thread store does not answer."""
@@ -345,12 +351,7 @@ class ChatServer:
         agent = self.agents.get(request_body.model)
         assert isinstance(agent, ReactAgent)  # resume_plan checked it
         await self._check_thread_store()
-        try:
-            waiting = await asyncio.to_thread(agent.pending, thread_id)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise wire.thread_store_unavailable(unavailable_message(self.agents.thread_store, exc)) from None
-            raise
+        waiting = await self._from_thread_store(agent.pending, thread_id)
         if not waiting:
             message = f"thread {thread_id!r} has no tool call waiting for approval"
             raise ApiError(409, message, code="no_pending_approval")

@@ -182,17 +182,21 @@ def answer_rag(state: ChatState) -> dict[str, list[AnyMessage]]:
     """
     question, history = _conversation(state["messages"])
     result = _relay(_rag_agent.get().stream(question, history=history, tokens=True))
+    return {"messages": [_cited_answer(result, plain_opening(result.answer))]}
+
+
+def _cited_answer(result: AgentResult, text: str, **extra: Any) -> AIMessage:
+    """The chat's reply to a run: ``text`` with its references (Markdown made inert), and the
+    citations, exit reason, usage, error and ``extra`` beside it."""
     metadata: dict[str, Any] = {
         "citations": [citation_payload(c) for c in result.citations],
         "exit_reason": result.exit_reason,
+        **extra,
         "usage": result.usage,
     }
     if result.error:
         metadata["error"] = result.error
-    message = AIMessage(
-        content=_shown(with_references(plain_opening(result.answer), result.citations)), additional_kwargs=metadata
-    )
-    return {"messages": [message]}
+    return AIMessage(content=_shown(with_references(text, result.citations)), additional_kwargs=metadata)
 
 
 def answer_rlm(state: ChatState) -> dict[str, list[AnyMessage]]:
@@ -235,16 +239,8 @@ def _react_reply(result: ReactResult) -> dict[str, Any]:
     """The state update of a ReAct run: the pending calls, or the answer appended to the chat."""
     if result.pending:
         return {"run_thread": result.thread_id, "pending": result.pending}
-    metadata: dict[str, Any] = {
-        "citations": [citation_payload(c) for c in result.citations],
-        "exit_reason": result.exit_reason,
-        "tool_calls": result.tool_calls,
-        "usage": result.usage,
-    }
-    if result.error:
-        metadata["error"] = result.error
     text = plain_opening(result.answer) or f"The run ended without an answer (exit: {result.exit_reason})."
-    message = AIMessage(content=_shown(with_references(text, result.citations)), additional_kwargs=metadata)
+    message = _cited_answer(result, text, tool_calls=result.tool_calls)
     return {"run_thread": result.thread_id, "pending": [], "messages": [message]}
 
 

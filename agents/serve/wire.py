@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.responses import JSONResponse
@@ -132,26 +132,26 @@ class ApprovalRequest(BaseModel):
 
 def parse_approval(data: Any) -> ApprovalRequest:
     """A parsed JSON body as an :class:`ApprovalRequest`; a 400 naming the first bad field."""
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object with 'decision' or 'decisions'")
-    try:
-        return ApprovalRequest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"{where + ': ' if where else ''}{first['msg']}", param=where or None) from None
+    return _parsed(ApprovalRequest, data, "the body must be a JSON object with 'decision' or 'decisions'")
 
 
 def parse_request(data: Any) -> ChatRequest:
     """A parsed JSON body as a :class:`ChatRequest`; a 400 naming the first bad field."""
+    return _parsed(ChatRequest, data, "the body must be a JSON object with 'model' and 'messages'")
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _parsed(schema: type[_Body], data: Any, not_an_object: str) -> _Body:
     if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object with 'model' and 'messages'")
+        raise ApiError(400, not_an_object)
     try:
-        return ChatRequest.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"{where}: {first['msg']}", param=where or None) from None
+        raise ApiError(400, f"{where + ': ' if where else ''}{first['msg']}", param=where or None) from None
 
 
 # -- failures ----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from agents.testing._chat import (
 from agents.testing._embeddings import FakeEmbeddings
 
 if TYPE_CHECKING:
-    from agents.testing._llama import LlamaServer, missing_llama
+    from agents.testing._llama import LlamaServer, ReplyLog, missing_llama
     from agents.testing._openai_stub import SERVER_QUIRKS, ChatReply, Fault, OpenAIStub, Quirks, StubState, stub_vector
     from agents.testing._postgres import PostgresServer, missing_postgres
 
@@ -70,6 +70,7 @@ __all__ = [
     "OpenAIStub",
     "PostgresServer",
     "Quirks",
+    "ReplyLog",
     "ScriptExhaustedError",
     "ScriptedChatModel",
     "StubState",
@@ -82,7 +83,7 @@ __all__ = [
 
 _STUB_NAMES = frozenset({"SERVER_QUIRKS", "ChatReply", "Fault", "OpenAIStub", "Quirks", "StubState", "stub_vector"})
 _POSTGRES_NAMES = frozenset({"PostgresServer", "missing_postgres"})
-_LLAMA_NAMES = frozenset({"LlamaServer", "missing_llama"})
+_LLAMA_NAMES = frozenset({"LlamaServer", "ReplyLog", "missing_llama"})
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,10 @@ server finishes a generation before it looks at a signal).
 
 ```python
 with LlamaServer() as llm:
-    model = ChatOpenAI(model=llm.model, base_url=llm.base_url, api_key="none", max_tokens=64)
+    replies = ReplyLog()
+    model = llm.chat_model(max_tokens=64, callbacks=[replies])   # ChatOpenAI on it, no retries
+    ...
+    assert all(tokens <= 64 for tokens, _ in replies.replies)
 ```
 """
 
@@ -17,15 +20,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LLM_DIR", "LlamaServer", "missing_llama"]
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
+
+from agents.testing._ports import free_port
+
+__all__ = ["LLM_DIR", "LlamaServer", "ReplyLog", "missing_llama"]
 
 LLM_DIR = Path(__file__).resolve().parents[2] / ".llm"
 """Where ``make llm-install`` puts the server's virtualenv and the model file."""
@@ -41,10 +53,20 @@ def missing_llama(root: Path = LLM_DIR) -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+class ReplyLog(BaseCallbackHandler):
+    """A callback that keeps every reply's output tokens and finish reason, as the server reported
+    them (``-1`` tokens: none reported): to check that no reply went over its cap."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[int, str | None]] = []
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                usage = getattr(message, "usage_metadata", None) or {}
+                finish = (getattr(message, "response_metadata", None) or {}).get("finish_reason")
+                self.replies.append((int(usage.get("output_tokens", -1)), finish))
 
 
 class LlamaServer:
@@ -66,7 +88,7 @@ class LlamaServer:
         if (reason := missing_llama(root)) is not None:
             raise RuntimeError(reason)
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.context = context
         self.threads = threads
         self.start_timeout = start_timeout
@@ -77,6 +99,23 @@ class LlamaServer:
     def base_url(self) -> str:
         """The API root to give clients, e.g. ``http://127.0.0.1:40123/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def chat_model(
+        self, *, max_tokens: int, timeout: float = 60.0, callbacks: Sequence[BaseCallbackHandler] = ()
+    ) -> ChatOpenAI:
+        """The real ``ChatOpenAI`` client on this server: replies capped at ``max_tokens``, no
+        retries of its own (the agents' model client retries)."""
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=self.model,
+            base_url=self.base_url,
+            api_key="none",  # type: ignore[arg-type]
+            max_retries=0,
+            max_tokens=max_tokens,  # type: ignore[call-arg]
+            timeout=timeout,
+            callbacks=list(callbacks),
+        )
 
     @property
     def log(self) -> str:

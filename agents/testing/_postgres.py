@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
+
+from agents.testing._ports import free_port
 
 __all__ = ["PostgresServer", "missing_postgres"]
 
@@ -33,12 +34,6 @@ def missing_postgres() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not on the PATH (PostgreSQL 15: Debian's postgresql package)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _server_user() -> str | None:
@@ -65,7 +60,7 @@ class PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="arag-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
