@@ -145,7 +145,7 @@ class ChatServer:
         self.started = time.time()
         self.refused: Counter[str] = Counter()
         """Refused requests and connections by reason (``/health`` shows them)."""
-        self.metrics = ServerMetrics(lambda: self.admission.running, lambda: self.admission.waiting)
+        self.metrics = ServerMetrics(lambda: self.admission.running, lambda: self.admission.waiting, models=MODEL_NAMES)
 
     def refuse(self, reason: str, message: str, *, level: int = logging.INFO) -> None:
         """Count and log one refused request or connection."""

@@ -19,7 +19,7 @@ count apart; with ``--workers N`` each worker counts its own requests (scrape ea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -34,12 +34,19 @@ _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 class ServerMetrics:
     """The server's counters, gauges and histograms, in a registry of their own.
 
+    The ``model`` label takes only the served models' names; any other name a client sends is
+    ``unknown``, so a client cannot grow the registry (one series per made-up name) without bound.
+
     Args:
         running: How many runs hold a slot now (read at scrape time).
         waiting: How many admitted requests wait for a slot now.
+        models: The model names the server answers to.
     """
 
-    def __init__(self, running: Callable[[], float], waiting: Callable[[], float]) -> None:
+    def __init__(
+        self, running: Callable[[], float], waiting: Callable[[], float], models: Collection[str] = ()
+    ) -> None:
+        self.models = frozenset(models)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("arag_requests", "Chat requests by model and status", ["model", "status"], registry=r)
@@ -64,9 +71,13 @@ class ServerMetrics:
         )
         self.exits = Counter("arag_exits", "Finished runs by exit reason", ["model", "exit_reason"], registry=r)
 
+    def label(self, model: str) -> str:
+        """The ``model`` label of a name a request gave: itself when served, else ``unknown``."""
+        return model if model in self.models else "unknown"
+
     def request(self, model: str, status: int | str) -> None:
         """Count one chat request with the status it got."""
-        self.requests.labels(model=model, status=str(status)).inc()
+        self.requests.labels(model=self.label(model), status=str(status)).inc()
         if status == 429:
             self.rate_limited.inc()
 
