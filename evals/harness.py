@@ -364,6 +364,7 @@ def _rag_record(agent: RagAgent, item: EvalItem) -> dict[str, Any]:
         "cited": [c.doc_id for c in result.citations],
         "cited_titles": [c.title for c in result.citations],
         "passages": [c.text for c in result.citations] or [e["text"] for e in result.evidence],
+        "evidence": result.evidence,
     }
 
 
@@ -442,6 +443,8 @@ def _run_item(
         row["answer"] = record["said"]  # the whole answer; ``prediction`` is the short one scored
     if record.get("baseline"):
         row["baseline_retrieved"] = record["baseline"]
+    if record.get("evidence"):
+        row["evidence"] = record["evidence"]  # what the answer was drawn from: evals/replay.py reads it
     for key in ("context_chars", "context_sha256"):
         if key in record:
             row[key] = record[key]

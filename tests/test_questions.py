@@ -132,3 +132,94 @@ def test_a_comparison_reads_the_passage_titled_with_the_option_first() -> None:
         ("Bo Lin", "Bo Lin (born 1965) is a photographer."),
     ]
     assert compare("Who is older, Ada Vell or Bo Lin?", passages) == "Bo Lin"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "question", "best"),
+    [
+        # "by whom?": the name after "by", not the sentence's subject
+        (
+            "Winner is a boy band formed in 2013 by Yellow Gate Records.",
+            "person",
+            "The band was formed by whom?",
+            "Yellow Gate Records",
+        ),
+        # a nationality is asked: the adjective is the answer
+        (
+            "Sir Edmund Leach was a British social anthropologist.",
+            "entity",
+            "What nationality was the anthropologist Edmund Leach?",
+            "British",
+        ),
+        # "how many countries": the figure before "countries", not "One" opening the sentence
+        (
+            "One of the largest firms, it has operations in more than 70 countries.",
+            "number",
+            "The firm has operations in how many countries?",
+            "70",
+        ),
+        # a named place beats a common-noun phrase
+        (
+            "The mall lies in the unincorporated area in Fairfax County, Virginia.",
+            "place",
+            "The mall is located in what county?",
+            "Fairfax County",
+        ),
+        # a birth is asked: the date after "born"
+        (
+            "Paul Manafort (born April 1, 1949) joined the campaign in 2016.",
+            "date",
+            "When was the campaign's consultant born?",
+            "April 1, 1949",
+        ),
+    ],
+)
+def test_span_rules(sentence: str, kind: str, question: str, best: str) -> None:
+    scores = span_scores(sentence, kind, question)  # type: ignore[arg-type]
+    assert max(scores, key=lambda s: scores[s]) == best
+
+
+def test_a_place_phrase_stops_before_a_named_place() -> None:
+    spans = find_spans("It stands in the old quarter in Fairfax County.", "place", "Where does it stand?")
+    assert spans[0] == "Fairfax County"
+    assert "the old quarter" in spans
+
+
+def test_the_name_inside_a_place_phrase_answers_for_its_kind() -> None:
+    sentence = "The town lies on the banks of the Richmond River."
+    assert "Richmond River" in find_spans(sentence, "place", "The town is on the banks of which river?")
+    assert "Richmond River" not in find_spans(sentence, "place", "Where is the town?")
+
+
+def test_a_month_alone_answers_in_what_month() -> None:
+    sentence = "The festival takes place in the months of March and April every year."
+    assert find_spans(sentence, "date", "In what month is the festival held?")[0] == "March and April"
+    assert find_spans(sentence, "date", "When was the festival founded?") == []
+
+
+def test_figures_answer_which_questions_only_when_a_figure_is_asked() -> None:
+    sentence = "Handi-Snacks are sold by Mondelez International, which employs 107,000 people."
+    assert "107,000" not in find_spans(sentence, "entity", "Handi-Snacks are sold by what company?")
+    assert "107,000" in find_spans(sentence, "entity", "What is the size of the staff of the firm?")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Which board game was published most recently, Pirate's Cove or Catan?", "Pirate's Cove"),
+        ("Which author has won more prizes, Ada Vell or Bo Lin?", "Bo Lin"),  # number words count
+        ("Which dog descends from setters, the Manchester Terrier or the Scotch Collie?", "the Scotch Collie"),
+        ("Which writer was from Tarn, Ada Vell or Bo Lin?", ""),  # neither passage says more: undecided
+    ],
+)
+def test_a_choice_between_two_is_one_of_them_or_undecided(question: str, answer: str) -> None:
+    passages = [
+        ("Pirate's Cove", "Pirate's Cove is a board game first published in 2002."),
+        ("Catan", "Catan is a board game first published in 1995."),
+        ("Ada Vell", "Ada Vell is a writer who won two prizes in 1999."),
+        ("Bo Lin", "Bo Lin is a writer who won three prizes in 1980."),
+        ("Manchester Terrier", "The Manchester Terrier is a breed of terrier from England."),
+        ("Scotch Collie", "The Scotch Collie is a breed whose ancestors include setters."),
+    ]
+    assert read_question(question).form == "comparison"
+    assert compare(question, passages) == answer

@@ -156,3 +156,31 @@ def test_a_close_meaning_with_few_shared_words_is_declined() -> None:
     assert declined.partial  # what was found stays quoted
     lenient = HeuristicAnswerer(FakeEmbeddings(), min_similarity=-1.0, min_relevance=0.0)
     assert lenient.answer(question, EVIDENCE, [], Budget()).short == "1902"
+
+
+def test_a_second_hop_reads_the_bridge_passage_for_the_rest_of_the_question() -> None:
+    evidence = [
+        chunk("lumen", "Lumen bridge", "The Lumen bridge, in Kestrel City, was designed by Ada Vell."),
+        chunk("vell", "Ada Vell", "Ada Vell is an engineer based in Tarn City."),
+    ]
+    question = "The designer of the Lumen bridge is based in what city?"
+    draft = HeuristicAnswerer().answer(question, evidence, [], Budget())
+    assert draft.short == "Tarn City"  # not the first hop's city, nor the bridge "Ada Vell"
+    assert "based in Tarn City" in draft.text
+    assert "designed by Ada Vell" in draft.text  # the chain: both hops quoted
+    assert set(draft.citations) == {"notes/lumen", "notes/vell"}
+
+
+def test_a_choice_is_one_of_its_options_or_declined() -> None:
+    evidence = [
+        chunk("vell", "Ada Vell", "Ada Vell was an engineer from Tarn."),
+        chunk("lin", "Bo Lin", "Bo Lin was an engineer from Kestrel."),
+    ]
+    answerer = HeuristicAnswerer()
+    assert (
+        answerer.answer("Which engineer came from Tarn, Ada Vell or Bo Lin?", evidence, [], Budget()).short
+        == "Ada Vell"
+    )
+    undecided = answerer.answer("Which engineer was taller, Ada Vell or Bo Lin?", evidence, [], Budget())
+    assert undecided.abstained  # nothing says: no option, and never another name
+    assert "which one" in undecided.text
