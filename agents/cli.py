@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.status import Status
 
 from agents._console import err, out, progress_bars, shown
-from agents.settings import Settings
 from tools.ingest._clean import terminal_safe
 
-if TYPE_CHECKING:  # the rest loads in the command that needs it: `arag --help` stays light
+if TYPE_CHECKING:  # the rest loads in the command that needs it: `arag --help` stays light (no pydantic)
+    from rich.status import Status
+
     from agents.events import AgentEvent, AgentResult
     from tools.ingest import IngestError, IngestReport
     from tools.search import Mode, RetrievedChunk
@@ -75,6 +74,7 @@ def ingest(
     """Ingest documents into a source: .txt .md .mdx .rst .html .pdf .csv .jsonl .docx .pptx .xlsx
     .epub .ipynb. Re-ingesting adds only what changed; every file left out is reported with why."""
     from agents.components import build_embeddings, build_ingestor, build_store
+    from agents.settings import Settings
     from tools.ingest import IngestError
 
     metadata = _parse_meta(meta or [])
@@ -112,6 +112,7 @@ def watch(
     """Keep a source in sync with folders: sync now (like ingest --sync), then ingest each change as
     files are saved, and remove the chunks of files deleted or renamed. Ctrl-C stops."""
     from agents.components import build_embeddings, build_ingestor, build_store
+    from agents.settings import Settings
     from tools.ingest import Watcher
 
     settings = Settings()
@@ -175,6 +176,7 @@ def search(
     """Search the sources and print the best chunks with their scores."""
     from agents.components import build_query_embeddings, build_searcher, build_store
     from agents.events import location
+    from agents.settings import Settings
 
     chosen = _mode(mode)
     settings = Settings()
@@ -201,6 +203,7 @@ def sources(
 ) -> None:
     """List the sources (collections) with their size and description."""
     from agents.components import build_store
+    from agents.settings import Settings
 
     settings = Settings()
     with build_store(settings) as store:
@@ -284,6 +287,7 @@ def chat(
     import uuid
 
     from agents.build import build_agents
+    from agents.settings import Settings
 
     if agent_name not in ("rag", "react"):
         msg = f"unknown agent {agent_name!r}; use rag or react"
@@ -382,6 +386,7 @@ def serve(
     Threads: SQLite in the data folder, or Postgres with ARAG_THREADS_URL=postgresql://...
     """
     from agents.components import preload_embeddings
+    from agents.settings import Settings
 
     if log_level not in ("debug", "info", "warning"):
         raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
@@ -432,6 +437,8 @@ def mcp(
     (ARAG_API_KEY) and without one listens on loopback only.
     """
     import logging
+
+    from agents.settings import Settings
 
     if log_level not in ("debug", "info", "warning"):
         raise typer.BadParameter(f"{log_level!r}: use info, warning or debug", param_hint="--log-level")
@@ -675,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"{'ARAG_' + str(e['loc'][0]).upper() + ': ' if e['loc'] else ''}{e['msg']}" for e in exc.errors()

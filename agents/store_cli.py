@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agents._console import out, progress_bars, shown
-from agents.settings import Settings
 
-if TYPE_CHECKING:  # the store loads in the command that needs it: `arag --help` stays light
+if TYPE_CHECKING:  # the store and the settings load in the command that needs them: `arag --help` stays light
     from tools.store import VectorStore
 
 __all__ = ["store_app"]
@@ -29,6 +28,7 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 def info() -> None:
     """Show the backend, where it keeps its data, and each source's size and index state."""
     from agents.components import build_store
+    from agents.settings import Settings
     from tools.store import EdgeStore
 
     settings = Settings()
@@ -44,6 +44,7 @@ def info() -> None:
 def optimize(sources: SourcesOption = None, quiet: QuietOption = False) -> None:
     """Build the vector index now over everything added since the last build (embedded backend)."""
     from agents.components import build_store
+    from agents.settings import Settings
 
     settings = Settings()
     with build_store(settings) as store, progress_bars(enabled=not quiet) as progress:
@@ -60,6 +61,7 @@ def export_(
 ) -> None:
     """Write sources (metadata, vectors, payloads) to a file that `arag store import` reads."""
     from agents.components import build_store
+    from agents.settings import Settings
     from tools.store.migrate import export_sources
 
     with build_store(Settings()) as store, progress_bars(enabled=not quiet) as progress:
@@ -74,6 +76,7 @@ def import_(
 ) -> None:
     """Load an export into the configured store (no re-embedding)."""
     from agents.components import build_store
+    from agents.settings import Settings
     from tools.store.migrate import import_sources
 
     with build_store(Settings()) as store, progress_bars(enabled=not quiet) as progress:
@@ -94,6 +97,7 @@ def migrate(
     """Copy sources from the configured store to another one, e.g. an embedded store to a Qdrant
     server (then set ARAG_QDRANT_URL to use it)."""
     from agents.components import build_store
+    from agents.settings import Settings
     from tools.store.migrate import copy_sources
 
     target = _target(to, backend, api_key)

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from agents._console import out, progress_bars
-from agents.settings import Settings
 
 if TYPE_CHECKING:  # loaded by the commands: `arag --help` lists this app without them
     from tools.retrieval import Mode
@@ -39,7 +37,10 @@ def retrieval(
 ) -> None:
     """Ingest a BEIR corpus (cached) and print nDCG@10, Recall@100, MRR@10 per mode, with ingest
     throughput and query latency."""
+    from rich.table import Table
+
     from agents.components import build_embeddings
+    from agents.settings import Settings
     from evals.beir import load_beir
     from evals.retrieval import METRICS, index_folder, ingest_corpus, run_queries
     from tools.embeddings import model_identity
@@ -143,6 +144,8 @@ def run_command(
 ) -> None:
     """Run an agent over a dataset: runs/<id>/ gets results.jsonl, manifest.json, summary.json and a
     report (Markdown and HTML with plots). Re-running with the same --run-id resumes it."""
+    from rich.table import Table
+
     from evals.harness import run
 
     sizes = [int(x.replace("_", "")) for x in lengths.split(",") if x.strip()]
@@ -187,6 +190,8 @@ def compare_command(
 ) -> None:
     """Metric deltas B - A with paired bootstrap 95% CIs and the items that flipped; exits 1 when the
     gate metric regresses by more than --threshold (for CI)."""
+    from rich.table import Table
+
     from evals.harness import compare, write_comparison
 
     comparison = compare(run_a, run_b, metric=metric, threshold=threshold, resamples=resamples)

@@ -148,6 +148,7 @@ _LOADED = textwrap.dedent(
     from agents.cli import main
     code = main(sys.argv[1:])
     heavy = ("torch", "transformers", "sentence_transformers", "onnxruntime", "qdrant_client", "langgraph")
+    heavy += ("numpy", "rich.progress")  # not the model stack, but 0.1 s that --help and a cached search skip
     print("LOADED", [m for m in heavy if m in sys.modules], "CODE", code, file=sys.stderr)
     """
 )

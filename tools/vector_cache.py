@@ -1,8 +1,8 @@
 """The embedding cache's storage: vectors by a hash of (model identity, text) in one SQLite file.
 
-Light on purpose (sqlite3 and numpy): ``arag search`` looks a query's vector up here before
-anything that can compute one is loaded. :class:`tools.embeddings.CachedEmbeddings` is the
-LangChain ``Embeddings`` over it.
+Light on purpose (sqlite3; numpy only where arrays are asked for): ``arag search`` looks a
+query's vector up here before anything that can compute one is loaded. :class:`tools.embeddings.CachedEmbeddings`
+is the LangChain ``Embeddings`` over it.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
+from array import array
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # imported where arrays are made: a cached query vector needs no numpy (0.1 s to import)
+    import numpy as np
 
 __all__ = ["LOCAL_MODEL_NAME", "CachedQuery", "VectorCache", "local_model_name", "model_identity"]
 
@@ -116,7 +118,18 @@ class VectorCache:
 
     def lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         """The cached vectors among ``keys``."""
-        found: dict[bytes, np.ndarray] = {}
+        import numpy as np
+
+        return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in self._blobs(keys).items()}
+
+    def lookup_list(self, key: bytes) -> list[float] | None:
+        """The cached vector of ``key`` as a list (what ``embed_query`` returns), without numpy."""
+        blob = self._blobs([key]).get(key)
+        return None if blob is None else array("f", blob).tolist()
+
+    def _blobs(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        """The stored float32 bytes of the ``keys`` that are cached."""
+        found: dict[bytes, bytes] = {}
         unique = list(dict.fromkeys(keys))
         with self._connections.borrow() as db:
             for start in range(0, len(unique), 500):
@@ -124,10 +137,12 @@ class VectorCache:
                 marks = ",".join("?" * len(part))
                 rows = db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part)  # noqa: S608 - only placeholders
                 for key, blob in rows:
-                    found[bytes(key)] = np.frombuffer(blob, dtype=np.float32)
+                    found[bytes(key)] = blob
         return found
 
     def store(self, items: list[tuple[bytes, np.ndarray]]) -> None:
+        import numpy as np
+
         with self._connections.borrow() as db, db:
             db.executemany(
                 "INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)",
@@ -160,13 +175,12 @@ class CachedQuery:
         self._model: Any = None
 
     def embed_query(self, text: str) -> list[float]:
-        key = self.cache.key(text)
-        found = self.cache.lookup([key]).get(key)
+        found = self.cache.lookup_list(self.cache.key(text))
         if found is None:
             if self._model is None:
                 self._model = self._build()
             return self._model.embed_query(text)  # type: ignore[no-any-return]
-        return found.tolist()  # type: ignore[no-any-return]
+        return found
 
     def close(self) -> None:
         self.cache.close()
