@@ -374,6 +374,9 @@ class HeuristicAnswerer:
         if read.form == "comparison" and (short := compare(asked, [(c.title, c.text) for c in evidence])):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)
         choice = read.form == "comparison" and " or " in asked  # the answer is one of the options, or none
+        options = compared(asked) if choice else []
+        if choice and len(options) != 2:
+            return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if read.kind == "yesno" and not choice:
             return _decline(f"I cannot tell yes or no from the sources for {asked!r}", result.text, cited)
         if read.kind not in _KIND_WORDS and not choice:
@@ -381,7 +384,7 @@ class HeuristicAnswerer:
         titles = [_TITLE_NOTE.sub("", c.title) for c in evidence]
         kind: AnswerKind = read.kind if read.kind is not None and read.kind in _KIND_WORDS else "entity"
         found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool)
-        if choice and (found is None or not _names_an_option(found[0], compared(asked))):
+        if choice and (found is None or not _names_an_option(found[0], options)):
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if found is not None:
             span, sentence = found
@@ -390,9 +393,7 @@ class HeuristicAnswerer:
             picked = [sentence, *(s for s in best if s is not sentence)][: self.max_sentences]
             text, chunks = quote(picked, evidence)
             return Draft(f"{span}\n\n{text}", [c.id for c in chunks], short=span)
-        return _decline(
-            f"I found no {_KIND_WORDS[kind]} in the sources that answers {asked!r}", result.text, cited
-        )
+        return _decline(f"I found no {_KIND_WORDS[kind]} in the sources that answers {asked!r}", result.text, cited)
 
 
 _TITLE_NOTE = re.compile(r"\s*\([^)]*\)$")

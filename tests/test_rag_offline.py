@@ -184,3 +184,10 @@ def test_a_choice_is_one_of_its_options_or_declined() -> None:
     undecided = answerer.answer("Which engineer was taller, Ada Vell or Bo Lin?", evidence, [], Budget())
     assert undecided.abstained  # nothing says: no option, and never another name
     assert "which one" in undecided.text
+
+
+def test_a_choice_whose_options_cannot_be_read_is_declined() -> None:
+    question = "What is the year of the event that came first, the Lumen bridge opened, or the Tarn tower was finished?"
+    draft = HeuristicAnswerer().answer(question, EVIDENCE, [], Budget())
+    assert draft.abstained
+    assert "which one" in draft.text
