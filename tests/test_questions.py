@@ -223,3 +223,8 @@ def test_a_choice_between_two_is_one_of_them_or_undecided(question: str, answer:
     ]
     assert read_question(question).form == "comparison"
     assert compare(question, passages) == answer
+
+
+def test_a_wh_word_inside_a_quoted_title_is_not_the_question_word() -> None:
+    question = 'The soundtrack to "When Harry Met Sally" is sung by a singer with how many albums?'
+    assert read_question(question).kind == "number"
