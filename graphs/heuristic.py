@@ -383,7 +383,10 @@ class HeuristicAnswerer:
             return Draft(result.text, cited)
         titles = [_TITLE_NOTE.sub("", c.title) for c in evidence]
         kind: AnswerKind = read.kind if read.kind is not None and read.kind in _KIND_WORDS else "entity"
-        found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool)
+        # Only where an embedding model ranked them: without one nothing says that a quoted sentence
+        # sharing no word with the question is about what was asked.
+        quoted_sentences = [s for s in result.ranked if s.text in result.sentences] if self.embeddings else []
+        found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool, quoted=quoted_sentences)
         if choice and (found is None or not _names_an_option(found[0], options)):
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if found is not None:
@@ -410,7 +413,13 @@ said twice among the sentences helped neither. ``hop`` is the weight a second ho
 
 
 def _span_in(
-    asked: str, kind: AnswerKind, ranked: Sequence[ScoredSentence], titles: Sequence[str], *, pool: int
+    asked: str,
+    kind: AnswerKind,
+    ranked: Sequence[ScoredSentence],
+    titles: Sequence[str],
+    *,
+    pool: int,
+    quoted: Sequence[ScoredSentence] = (),
 ) -> tuple[str, ScoredSentence] | None:
     """The best span of ``kind`` among the ``pool`` best sentences that share a word with the
     question, with its sentence: a span fits by the question words around it and by how well its
@@ -419,6 +428,10 @@ def _span_in(
     candidates = [s for s in ranked if s.lexical > 0][:pool]
     if not candidates:
         return None
+    # The sentences the answer quotes, too: the typed one of the best passage that extractive_answer
+    # adds ("... touched down in the Sea of Tranquility on 20 July 1969" for "When did Apollo 11
+    # land?") may share no word with the question.
+    candidates += [s for s in quoted if s not in candidates]
     top = max(candidates[0].score, 1e-9)
     weights = {id(s): s.score / top for s in candidates}
     hop = _next_hop(asked, kind, ranked, titles)

@@ -191,3 +191,18 @@ def test_a_choice_whose_options_cannot_be_read_is_declined() -> None:
     draft = HeuristicAnswerer().answer(question, EVIDENCE, [], Budget())
     assert draft.abstained
     assert "which one" in draft.text
+
+
+def test_the_quoted_sentence_of_the_asked_kind_answers_though_it_shares_no_word(real_embeddings: Any) -> None:
+    text = (
+        "Apollo 11 was the first crewed mission to land on the Moon. The rocket lifted off on 16 July 1969. "
+        "The lunar module Eagle touched down in the Sea of Tranquility on 20 July 1969."
+    )
+    evidence = [chunk("apollo", "Apollo 11", text)]
+    question = "When did Apollo 11 land on the Moon?"
+    draft = HeuristicAnswerer(real_embeddings).answer(question, evidence, [], Budget())
+    assert not draft.abstained
+    assert draft.short == "20 July 1969"  # the sentence closest in meaning: touching down, not lifting off
+    assert "touched down" in draft.text
+    # Without a model's similarity nothing ties a sentence that shares no word to the question.
+    assert HeuristicAnswerer().answer(question, evidence, [], Budget()).abstained
