@@ -373,7 +373,7 @@ class HeuristicAnswerer:
             )
         if read.form == "comparison" and (short := compare(asked, [(c.title, c.text) for c in evidence])):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)
-        choice = read.form == "comparison" and " or " in asked  # the answer is one of the options, or none
+        choice = read.form == "comparison" and bool(re.search(r"\sor\s", asked, re.I))  # one of the options, or none
         options = compared(asked) if choice else []
         if choice and len(options) != 2:
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
@@ -386,13 +386,21 @@ class HeuristicAnswerer:
         # Only where an embedding model ranked them: without one nothing says that a quoted sentence
         # sharing no word with the question is about what was asked.
         quoted_sentences = [s for s in result.ranked if s.text in result.sentences] if self.embeddings else []
+        if quoted_sentences and self.embeddings is not None and self.min_similarity is not None:
+            # ... and each close enough in meaning by its own cosine (the floor above is the best one's).
+            vectors = embed_array(self.embeddings, [asked, *(q.text for q in quoted_sentences)])
+            quoted_sentences = [
+                q
+                for q, vector in zip(quoted_sentences, vectors[1:], strict=True)
+                if q.lexical > 0 or float(vector @ vectors[0]) >= self.min_similarity
+            ]
         found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool, quoted=quoted_sentences)
         if choice and (found is None or not _names_an_option(found[0], options)):
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if found is not None:
             span, sentence = found
             # Quote the span's own sentence beside the best one, so the answer shows where it came from.
-            best = [s for s in result.ranked if s.lexical > 0][: max(self.max_sentences - 1, 1)]
+            best = [s for s in result.ranked if s.lexical > 0][: self.max_sentences]
             picked = [sentence, *(s for s in best if s is not sentence)][: self.max_sentences]
             text, chunks = quote(picked, evidence)
             return Draft(f"{span}\n\n{text}", [c.id for c in chunks], short=span)
@@ -402,7 +410,7 @@ class HeuristicAnswerer:
 _TITLE_NOTE = re.compile(r"\s*\([^)]*\)$")
 """A title's disambiguation note: "Big Stone Gap (film)" is about "Big Stone Gap"."""
 
-SPAN_WEIGHTS = {"sentence": 6.0, "hop": 2.0}
+SPAN_WEIGHTS = {"sentence": 6.0, "hop": 2.0, "answered_here": 1.0}
 """How a span's sentence counts against the span's own fit (:func:`tools.questions.span_scores`):
 ``sentence`` times the sentence's score relative to the best sentence. Chosen on the dev halves
 (the answerer replayed over one run's evidence): HotpotQA F1 0.182, 0.178, 0.170 with 4, 6, 8;
@@ -469,6 +477,10 @@ def _next_hop(
         for rank, title in enumerate(titles)
         if rank != first.rank and title and title in first.text and not terms(title) <= asked_terms
     }
+    named = {titles[rank] for rank in bridges}
+    own = span_scores(first.text, kind, asked, subject=titles[first.rank])
+    if any(fit >= SPAN_WEIGHTS["answered_here"] for span, fit in own.items() if span not in named):
+        return None  # the best sentence answers itself ("opened in *1902*" for "when did it open?")
     best: tuple[float, ScoredSentence] | None = None
     for sentence in ranked:
         if sentence.rank not in bridges or not span_scores(sentence.text, kind, asked, subject=titles[sentence.rank]):
@@ -480,14 +492,21 @@ def _next_hop(
 
 
 def _names_an_option(span: str, options: Sequence[str]) -> bool:
-    """Whether ``span`` names one of a choice's options ("Levni Yilmaz" for "Lev Yilmaz"): it shares
-    at least half of that option's words and none of the other's that the two do not share."""
-    said = terms(span)
-    named = [terms(option) for option in options]
-    return any(
-        words and len(said & words) * 2 >= len(words) and not said & (other - words)
-        for words, other in ((named[0], named[-1]), (named[-1], named[0]))
-    )
+    """Whether ``span`` names one of a choice's options: every word of the one begins a word of the
+    other ("Levni Yilmaz" for "Lev Yilmaz"; not "Lumen Street" for "the Lumen bridge")."""
+    said = _WORDS.findall(span.lower())
+    for option in options:
+        words = [w for w in _WORDS.findall(option.lower()) if w not in ("the", "a", "an")]
+        if words and said and (_begin(words, said) or _begin(said, words)):
+            return True
+    return False
+
+
+_WORDS = re.compile(r"[\w'-]+")
+
+
+def _begin(words: Sequence[str], others: Sequence[str]) -> bool:
+    return all(any(other.startswith(word) for other in others) for word in words)
 
 
 def _decline(why: str, quoted: str, cited: list[str]) -> Draft:

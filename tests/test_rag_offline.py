@@ -160,12 +160,12 @@ def test_a_close_meaning_with_few_shared_words_is_declined() -> None:
 
 def test_a_second_hop_reads_the_bridge_passage_for_the_rest_of_the_question() -> None:
     evidence = [
-        chunk("lumen", "Lumen bridge", "The Lumen bridge, in Kestrel City, was designed by Ada Vell."),
+        chunk("lumen", "Lumen bridge", "The Lumen bridge was designed by Ada Vell. It spans the river in Kestrel."),
         chunk("vell", "Ada Vell", "Ada Vell is an engineer based in Tarn City."),
     ]
     question = "The designer of the Lumen bridge is based in what city?"
     draft = HeuristicAnswerer().answer(question, evidence, [], Budget())
-    assert draft.short == "Tarn City"  # not the first hop's city, nor the bridge "Ada Vell"
+    assert draft.short == "Tarn City"  # not the first hop's town, nor the bridge "Ada Vell"
     assert "based in Tarn City" in draft.text
     assert "designed by Ada Vell" in draft.text  # the chain: both hops quoted
     assert set(draft.citations) == {"notes/lumen", "notes/vell"}
@@ -206,3 +206,67 @@ def test_the_quoted_sentence_of_the_asked_kind_answers_though_it_shares_no_word(
     assert "touched down" in draft.text
     # Without a model's similarity nothing ties a sentence that shares no word to the question.
     assert HeuristicAnswerer().answer(question, evidence, [], Budget()).abstained
+
+
+def _ask(question: str, rows: list[tuple[str, str]], embeddings: Any = None) -> Any:
+    evidence = [chunk(f"d{i}", title, text) for i, (title, text) in enumerate(rows)]
+    return HeuristicAnswerer(embeddings).answer(question, evidence, [], Budget())
+
+
+@pytest.mark.parametrize(
+    ("question", "rows"),
+    [
+        # a choice by properties that relate the options to something else: words in common do not decide
+        ("Which town is closer to Paris, Lyon or Rouen?",
+         [("Lyon", "Lyon is a city in France, 460 km from Paris."),
+          ("Rouen", "Rouen is a city 135 km from the capital.")]),
+        # a negated property
+        ("Was either Ada Vell or Bo Lin an architect?",
+         [("Ada Vell", "Ada Vell was an engineer, not an architect."), ("Bo Lin", "Bo Lin was a painter.")]),
+        # an option without a passage of its own
+        ("Where was Ada Vell born, Tarn or Kestrel?", [("Ada Vell", "Ada Vell was an engineer born in Tarn.")]),
+        # a span that shares a word with an option is not that option
+        ("Which was designed by Ada Vell, the Lumen bridge or the Tarn tower?",
+         [("Lumen bridge", "The Lumen bridge was built by Bo Lin."),
+          ("Tarn tower", "The Tarn tower was built by Bo Lin."),
+          ("Lumen Street station", "Ada Vell designed the Lumen Street station.")]),
+        # a year is no month; a month that is a name is none either
+        ("In what month was the Lumen bridge opened?",
+         [("Lumen bridge", "The Lumen bridge was opened by April Vell in 1902.")]),
+    ],
+)  # fmt: skip
+def test_what_the_evidence_does_not_decide_is_declined(question: str, rows: list[tuple[str, str]]) -> None:
+    assert _ask(question, rows).abstained
+
+
+def test_a_number_word_inside_a_bigger_figure_does_not_order_a_comparison() -> None:
+    rows = [
+        ("Tarn union", "The Tarn union is one of the biggest unions and has 5000 members."),
+        ("Kestrel union", "The Kestrel union has 300 members."),
+    ]
+    assert _ask("Which union has more members, the Tarn union or the Kestrel union?", rows).short == "the Tarn union"
+
+
+def test_the_best_sentence_that_answers_itself_takes_no_second_hop() -> None:
+    rows = [
+        ("Lumen bridge", "The Lumen bridge opened in 1902 and was designed by Ada Vell."),
+        ("Ada Vell", "Ada Vell was injured in traffic in 1950."),
+    ]
+    assert _ask("When did the Lumen bridge open to traffic?", rows).short == "1902"
+
+
+def test_a_quoted_sentence_far_from_the_question_in_meaning_gives_no_span(real_embeddings: Any) -> None:
+    rows = [("Lumen bridge", "The Lumen bridge's designer is unknown. The mayor at the time was Bo Lin.")]
+    assert _ask("Who designed the Lumen bridge?", rows, real_embeddings).abstained
+
+
+def test_a_choice_is_read_whatever_the_case_of_or() -> None:
+    rows = [("Ada Vell", "Ada Vell was an engineer from Tarn."), ("Bo Lin", "Bo Lin was an engineer from Kestrel.")]
+    assert _ask("Which engineer came from Kestrel, Ada Vell OR Bo Lin?", rows).short == "Bo Lin"
+
+
+def test_or_inside_a_title_is_no_choice() -> None:
+    from tools.questions import read_question
+
+    assert read_question("Who sang Now or Never?").form == "lookup"
+    assert read_question("Which came first, Dinosaur or McFarland?").form == "comparison"

@@ -226,9 +226,14 @@ class Question:
     """Why the form is ``unsupported`` (for the abstention)."""
 
 
+_CHOICE = re.compile(r"[,:][^,:]+\sor\s[^,:]+[?.]?$|[,:][^,:]+\sor\s[^,]+,", re.I)
+"""A choice between two named things after the question proper: "Which came first, A or B?",
+"... include setters: the Terrier or the Collie?" (not "Who sang Now or Never?")."""
+
+
 def read_question(question: str) -> Question:
     """The form and answer kind of ``question`` (see the module docstring)."""
-    text = " ".join(question.split())
+    text = re.sub(r"\s+or\s+", " or ", " ".join(question.split()), flags=re.I)
     kind = _kind(text)
     for op, pattern in _AGGREGATES:
         found = pattern.search(text)
@@ -242,7 +247,7 @@ def read_question(question: str) -> Question:
         return Question(text, "chain", kind)
     if _COMPARISON.search(text) and (kind in ("yesno", "entity", "person", "place") or " or " in text):
         return Question(text, "comparison", kind)
-    if " or " in text and kind in ("yesno", "entity", "person", "place") and len(compared(text)) == 2:
+    if _CHOICE.search(text) and kind in ("yesno", "entity", "person", "place") and len(compared(text)) == 2:
         return Question(text, "comparison", kind)  # "Which film was Oscar nominated, A or B?": one of the two
     if kind is None:
         return Question(text, "unsupported", None, reason="offline: it does not ask for a fact; set ARAG_CHAT_MODEL")
@@ -304,7 +309,8 @@ _DATE = re.compile(
     rf"\b(?:\d{{1,2}} (?:{_MONTHS})(?:,? \d{{4}})?|(?:{_MONTHS}) \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?"
     rf"|(?:{_MONTHS}) \d{{4}}|(?:1[0-9]|20)\d{{2}}s?|\d{{1,2}}(?:st|nd|rd|th) century)\b"
 )
-_MONTH_RUN = re.compile(rf"\b(?:{_MONTHS})(?: (?:and|or|to) (?:{_MONTHS}))?\b")
+_MONTH_RUN = re.compile(rf"(?<!\ba )(?<!\bthe )\b(?:{_MONTHS})(?: (?:and|or|to) (?:{_MONTHS}))?\b(?! [A-Z])")
+"""A month alone ("in the months of March and April"); not a name ("April Vell") or a noun ("a March")."""
 _NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
 _NUMBER = re.compile(
     rf"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|million|billion|thousand|hundred))?|(?:{_NUMBER_WORDS})\b)",
@@ -383,7 +389,7 @@ def compared(question: str) -> list[str]:
     """The two things a comparison question compares: "Which is older, the Lumen bridge or the
     Tarn tower?" -> ["the Lumen bridge", "the Tarn tower"]; "Were Ada Vell and Bo Lin both
     architects?" -> ["Ada Vell", "Bo Lin"]. Empty when it cannot tell."""
-    text = " ".join(question.split()).rstrip(" ?.")
+    text = re.sub(r"\s+or\s+", " or ", " ".join(question.split()), flags=re.I).rstrip(" ?.")
     if " or " in text:
         left, right = text.rsplit(" or ", 1)
         left = left.rsplit(",", 1)[1] if "," in left else _name_at(left, end=True)
@@ -569,16 +575,29 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
         return _by_value(options, about, _YEAR, smaller=bool(_EARLIER.search(question)))
     if _MORE.search(question) or _FEWER.search(question):
         return _by_value(options, about, _NUMBER, smaller=not _MORE.search(question))
-    if " or " in question:
-        return _by_property(question, options, about)
+    if re.search(r"\sor\s", question, re.I):
+        return _by_property(question, options, [_about(option, passages, named=False) for option in options])
     return ""
+
+
+_RELATIVE = re.compile(
+    r"\b(?:either|neither|both|same|different|closer|nearer|further|farther|north|south|east|west)\b", re.I
+)
+"""Properties that relate the options to each other or to a third thing: words in common do not
+decide them."""
+_NEGATION = re.compile(r"\b(?:not|never|no|nor)\b|n't\b", re.I)
 
 
 def _by_property(question: str, options: list[str], about: list[str]) -> str:
     """The option whose passages hold more of what the question asks of it ("Which film was
     *Oscar nominated*, A or B?": the words of the question that are not the options'); empty on
     a tie or when neither holds any."""
+    if not all(about) or _RELATIVE.search(question):
+        return ""  # a passage about each option itself, and a property that is each one's own
     wanted = terms(question) - terms(options[0]) - terms(options[1]) - _COMPARE_WORDS
+    sentences = [part for text in about for part in re.split(r"(?<=[.;])\s+", text)]
+    if any(_NEGATION.search(part) and wanted & terms(part) for part in sentences):
+        return ""  # "... an engineer, not an architect": counting words cannot read a negation
     held = [len(wanted & terms(text)) for text in about]
     if held[0] == held[1]:
         return ""
@@ -595,14 +614,15 @@ def _by_value(options: list[str], about: list[str], pattern: re.Pattern[str], *,
     return options[0] if first_wins else options[1]
 
 
-def _about(option: str, passages: Sequence[tuple[str, str]]) -> str:
+def _about(option: str, passages: Sequence[tuple[str, str]], *, named: bool = True) -> str:
     """The text of the passages about ``option``: those titled with it ("Terry Richardson"), else
-    those titled with its words ("Kenton Terry Richardson"), else the first naming it."""
+    those titled with its words ("Kenton Terry Richardson"), else (with ``named``) the first
+    naming it."""
     words = terms(option)
     exact = [text for title, text in passages if re.sub(r"\s*\([^)]*\)$", "", title).lower() == option.lower()]
     titled = [text for title, text in passages if words and words <= terms(title)]
-    named = [text for _, text in passages if option.lower() in text.lower()]
-    return " ".join(exact or titled or named[:1])
+    naming = [text for _, text in passages if option.lower() in text.lower()] if named else []
+    return " ".join(exact or titled or naming[:1])
 
 
 _NUMBER_VALUES = {word: value for value, word in enumerate(_NUMBER_WORDS.split("|")[:13], start=1)}
@@ -612,6 +632,8 @@ _NUMBER_VALUES.update({"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hu
 def _first(pattern: re.Pattern[str], text: str) -> float | None:
     for match in pattern.finditer(text):
         if (word := match.group(0).strip().lower()) in _NUMBER_VALUES:
+            if re.match(r"-|\s+(?:of\b|million|billion|thousand|hundred)", text[match.end() :], re.I):
+                continue  # "one of the biggest", "a one-time band", "two million": not the count
             return float(_NUMBER_VALUES[word])
         digits = re.sub(r"[^\d.]", "", match.group(0))
         if digits and digits != ".":
@@ -677,8 +699,8 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
     if kind == "date":
         spans = [m.group(0) for m in _DATE.finditer(sentence)]
         spans.sort(key=len, reverse=True)  # "12 March 1998" before "1998"
-        if re.search(r"\bwhat month\b", question, re.I):  # a month alone answers "in what month?"
-            spans = [m.group(0) for m in _MONTH_RUN.finditer(sentence)] + spans
+        if re.search(r"\bwhat month\b", question, re.I):  # a month answers "in what month?", a year does not
+            spans = [m.group(0) for m in _MONTH_RUN.finditer(sentence)] + [s for s in spans if not _YEAR.fullmatch(s)]
     elif kind == "number":
         spans = [
             _with_unit(sentence, m, asked)
