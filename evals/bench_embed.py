@@ -74,7 +74,7 @@ _PROBE = textwrap.dedent(
     atexit.register(report)
     sys.argv = ["arag", *sys.argv[1:]]
     from agents.cli import main
-    code = main(sys.argv[1:])
+    code = main()  # as the console script runs it (sys.argv above), collector settings included
     report(); atexit.unregister(report)
     sys.exit(code)
     """
