@@ -270,3 +270,9 @@ def test_or_inside_a_title_is_no_choice() -> None:
 
     assert read_question("Who sang Now or Never?").form == "lookup"
     assert read_question("Which came first, Dinosaur or McFarland?").form == "comparison"
+
+
+def test_a_span_that_fits_both_options_names_neither() -> None:
+    rows = [("Ada Smith", "Ada Smith was a painter."), ("Bo Smith", "Bo Smith was a painter too.")]
+    draft = _ask("Which painter was born first, Ada Smith or Bo Smith?", rows)
+    assert draft.abstained  # no years: undecided, and "Smith" is not one of them
