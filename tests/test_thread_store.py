@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +356,7 @@ def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_s
         thread = uuid.uuid4().hex
         with workers.running() as url:
             assert workers.process is not None
-            children = _children(workers.process.pid, 2)
+            children = _children(workers.process.pid, 2, log=workers.log)
             model.reply("Turn one answer.")
             assert "Turn one answer." in _ask(url, "react", "Turn one?", thread).text
             model.reply(ChatReply("never sent", delay=30))
@@ -382,7 +382,7 @@ def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_s
             assert not client.is_alive()  # the client is not left hanging
             assert time.monotonic() - killed < 10
             assert isinstance(outcome.get("error"), httpx.HTTPError), outcome
-            replaced = _children(workers.process.pid, 2, exclude=set(children))
+            replaced = _children(workers.process.pid, 2, exclude=set(children), log=workers.log)
             assert not set(replaced) & set(children)
             _wait_until(lambda: _healthy(url), 60)
             model.reply("Turn three answer.")
@@ -410,8 +410,11 @@ def _wait_until(condition: Any, seconds: float) -> None:
         time.sleep(0.05)
 
 
-def _children(parent: int, count: int, *, exclude: set[int] | None = None, seconds: float = 90) -> list[int]:
-    """The worker processes of the supervisor ``parent`` once ``count`` of them are serving."""
+def _children(
+    parent: int, count: int, *, exclude: set[int] | None = None, seconds: float = 90, log: Iterable[str] = ()
+) -> list[int]:
+    """The worker processes of the supervisor ``parent`` once ``count`` of them are serving; the
+    failure quotes the end of the server's ``log`` (a worker that could not start says why there)."""
     exclude = exclude or set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -430,5 +433,6 @@ def _children(parent: int, count: int, *, exclude: set[int] | None = None, secon
         if len(found) >= count:
             return found
         time.sleep(0.2)
-    msg = f"the supervisor {parent} did not have {count} workers within {seconds} s"
+    tail = "\n".join(list(log)[-30:])
+    msg = f"the supervisor {parent} did not have {count} workers within {seconds} s; its log ends:\n{tail}"
     raise AssertionError(msg)
