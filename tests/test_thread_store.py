@@ -375,6 +375,9 @@ def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_s
             client = threading.Thread(target=turn_two)
             client.start()
             _wait_until(lambda: len(model.state.requests) > asked, 20)  # the run waits on the model now
+            # ... and turn two's question is committed: checkpoints are written beside the next step
+            # (LangGraph's async durability), so the model may be asked before the write lands.
+            _wait_until(lambda: _committed(threads_url, thread, "Turn two?"), 20)
             killed = time.monotonic()
             for pid in children:
                 os.kill(pid, signal.SIGKILL)
@@ -392,6 +395,16 @@ def test_workers_share_postgres_threads_and_a_killed_worker_loses_no_committed_s
     # Turn one whole, turn two's question (committed before the kill), turn three.
     assert users == ["Turn one?", "Turn two?", "Turn three?"]
     assert any(m["role"] == "assistant" and m.get("content") == "Turn one answer." for m in prompt)
+
+
+def _committed(threads_url: str, thread: str, text: str) -> bool:
+    """Whether a checkpoint of ``thread`` in Postgres holds ``text`` (in its serialised channels)."""
+    with psycopg.connect(threads_url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM checkpoint_blobs WHERE thread_id LIKE %s AND position(%s::bytea in blob) > 0 LIMIT 1",
+            (f"%{thread}%", text.encode()),
+        ).fetchone()
+    return found is not None
 
 
 def _healthy(url: str) -> bool:
