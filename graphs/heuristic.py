@@ -356,9 +356,11 @@ class HeuristicAnswerer:
         if result.abstained:
             return Draft(result.text, cited, abstained=True)
         read = read_question(asked)
+        cosines: dict[str, float] = {}  # each quoted sentence's to the question, where the floors are set
         if self.embeddings is not None and self.min_similarity is not None and result.sentences:
             vectors = embed_array(self.embeddings, [asked, *result.sentences])
-            similarity = float((vectors[1:] @ vectors[0]).max())  # a bridge hop's sentence may be the far one
+            cosines = dict(zip(result.sentences, (vectors[1:] @ vectors[0]).tolist(), strict=True))
+            similarity = max(cosines.values())  # a bridge hop's sentence may be the far one
             if similarity < self.min_similarity:
                 floor = self.min_similarity
                 why = f"The passages I found are not about {asked!r} (similarity {similarity:.2f} < {floor:.2f})"
@@ -390,14 +392,10 @@ class HeuristicAnswerer:
         # Only where an embedding model ranked them: without one nothing says that a quoted sentence
         # sharing no word with the question is about what was asked.
         quoted_sentences = [s for s in result.ranked if s.text in result.sentences] if self.embeddings else []
-        if quoted_sentences and self.embeddings is not None and self.min_similarity is not None:
+        if quoted_sentences and self.min_similarity is not None:
             # ... and each close enough in meaning by its own cosine (the floor above is the best one's).
-            vectors = embed_array(self.embeddings, [asked, *(q.text for q in quoted_sentences)])
-            quoted_sentences = [
-                q
-                for q, vector in zip(quoted_sentences, vectors[1:], strict=True)
-                if q.lexical > 0 or float(vector @ vectors[0]) >= self.min_similarity
-            ]
+            floor = self.min_similarity
+            quoted_sentences = [q for q in quoted_sentences if q.lexical > 0 or cosines[q.text] >= floor]
         found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool, quoted=quoted_sentences)
         if choice and (found is None or not _names_an_option(found[0], options)):
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
