@@ -40,7 +40,7 @@ from graphs.strategies import (
 )
 from tools.embeddings import LOCAL_MODEL_NAME, embed_array, model_identity
 from tools.extractive import ScoredSentence, extractive_answer, quote
-from tools.questions import AnswerKind, compare, compared, read_question, span_scores, unmentioned
+from tools.questions import AnswerKind, compare, compared, read_question, shared, span_scores, unmentioned
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.sparse import ENGLISH_STOPWORDS
 from tools.store import Source
@@ -356,6 +356,11 @@ class HeuristicAnswerer:
         if result.abstained:
             return Draft(result.text, cited, abstained=True)
         read = read_question(asked)
+        # What two things have in common, from a passage about each (so no floor below applies).
+        if common := shared(asked, [(c.title, c.text) for c in evidence]):
+            return self._in_common(common, result.ranked, evidence) or Draft(
+                f"{common}\n\n{result.text}", cited, short=common
+            )
         cosines: dict[str, float] = {}  # each quoted sentence's to the question, where the floors are set
         if self.embeddings is not None and self.min_similarity is not None and result.sentences:
             vectors = embed_array(self.embeddings, [asked, *result.sentences])
@@ -377,7 +382,8 @@ class HeuristicAnswerer:
             return _decline(
                 f"The sources I found do not mention {', '.join(repr(a) for a in absent)}", result.text, cited
             )
-        if read.form == "comparison" and (short := compare(asked, [(c.title, c.text) for c in evidence])):
+        passages = [(c.title, c.text) for c in evidence]
+        if read.form == "comparison" and (short := compare(asked, passages)):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)
         choice = read.form == "comparison" and bool(re.search(r"\sor\s", asked, re.I))  # one of the options, or none
         options = compared(asked) if choice else []
@@ -407,6 +413,21 @@ class HeuristicAnswerer:
             text, chunks = quote(picked, evidence)
             return Draft(f"{span}\n\n{text}", [c.id for c in chunks], short=span)
         return _decline(f"I found no {_KIND_WORDS[kind]} in the sources that answers {asked!r}", result.text, cited)
+
+    def _in_common(
+        self, common: str, ranked: Sequence[ScoredSentence], evidence: Sequence[RetrievedChunk]
+    ) -> Draft | None:
+        """The answer to "what do A and B have in common?": the shared span, then the best sentence
+        of each of two passages that says it (``None`` when no ranked sentence says it)."""
+        said = re.compile(rf"(?<!\w){re.escape(common)}s?(?!\w)", re.I)
+        holding: dict[int, ScoredSentence] = {}
+        for sentence in ranked:  # best first: each passage's best sentence holding the span
+            if said.search(sentence.text):
+                holding.setdefault(sentence.rank, sentence)
+        if not holding:
+            return None
+        text, chunks = quote(list(holding.values())[: self.max_sentences], evidence)
+        return Draft(f"{common}\n\n{text}", [c.id for c in chunks], short=common)
 
 
 _TITLE_NOTE = re.compile(r"\s*\([^)]*\)$")

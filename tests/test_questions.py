@@ -14,7 +14,9 @@ from tools.questions import (
     modifier_conflicts,
     plural_pattern,
     read_question,
+    shared,
     span_scores,
+    unmentioned,
     verb_terms,
 )
 
@@ -228,3 +230,49 @@ def test_a_choice_between_two_is_one_of_them_or_undecided(question: str, answer:
 def test_a_wh_word_inside_a_quoted_title_is_not_the_question_word() -> None:
     question = 'The soundtrack to "When Harry Met Sally" is sung by a singer with how many albums?'
     assert read_question(question).kind == "number"
+
+
+_PEOPLE = [
+    ("Ada Vell", "Ada Vell (born 1961) is a Danish architect and painter who built the Lumen bridge."),
+    ("Bo Lin", "Bo Lin (1920-1990) was a Danish-born painter and poet."),
+    ("Cy Moor", "Cy Moor is a Chinese poet and editor."),
+    ("Lumen bridge", "The Lumen bridge spans the Vell river near Bergen in Norway."),
+    ("Tarn tower", "The Tarn tower is a lighthouse in Bergen, Norway."),
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Which profession do Ada Vell and Bo Lin share?", "painter"),
+        ("What occupation was shared by Bo Lin and Cy Moor?", "poet"),
+        ("What line of work did Ada Vell and Cy Moor have in common?", ""),  # nothing in both passages
+        ("Which profession do Ada Vell and Dee Holm share?", ""),  # no passage about Dee Holm
+        ("What city does the Lumen bridge and the Tarn tower have in common?", "Bergen"),
+        ("Which profession does Ada Vell have?", ""),  # not an "in common" question
+    ],
+)
+def test_what_two_things_have_in_common_is_in_the_passage_of_each(question: str, answer: str) -> None:
+    assert shared(question, _PEOPLE) == answer
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Were Ada Vell and Bo Lin of the same nationality?", "yes"),
+        ("Were Ada Vell and Cy Moor of the same nationality?", "no"),
+        ("Are Ada Vell and Cy Moor both Danish?", "no"),
+        ("Are Ada Vell and Bo Lin both Danish?", "yes"),
+        ("Were the Lumen bridge and Ada Vell of the same nationality?", ""),  # the bridge's passage gives none
+    ],
+)
+def test_a_nationality_comparison_reads_each_passages_own_description(question: str, answer: str) -> None:
+    assert read_question(question).form == "comparison"
+    assert compare(question, _PEOPLE) == answer
+
+
+def test_each_side_of_two_names_joined_by_and_must_be_mentioned() -> None:
+    passages = ["Ada Vell was a Danish painter who lived in Malmö.", "Pride and Prejudice is a novel."]
+    assert unmentioned("Were Ada Vell and Cy Moor both painters?", passages) == ["Cy Moor"]
+    assert unmentioned("Did Ada Vell live in Malmo?", passages) == []  # the accent does not matter
+    assert unmentioned("Who wrote Pride and Prejudice?", passages) == []

@@ -276,3 +276,26 @@ def test_a_span_that_fits_both_options_names_neither() -> None:
     rows = [("Ada Smith", "Ada Smith was a painter."), ("Bo Smith", "Bo Smith was a painter too.")]
     draft = _ask("Which painter was born first, Ada Smith or Bo Smith?", rows)
     assert draft.abstained  # no years: undecided, and "Smith" is not one of them
+
+
+def test_what_two_people_have_in_common_cites_a_passage_of_each(real_embeddings: Any) -> None:
+    evidence = [
+        chunk(
+            "vell", "Ada Vell", "Ada Vell (born 1861) was a Danish engineer and painter. She designed the Lumen bridge."
+        ),
+        chunk("lin", "Bo Lin", "Bo Lin was a Norwegian painter. He lived in Tarn."),
+        chunk("reef", "Coral reef", "Coral reefs are built by colonies of tiny animals called polyps."),
+    ]
+    draft = HeuristicAnswerer(real_embeddings).answer(
+        "What occupation do Ada Vell and Bo Lin have in common?", evidence, [], Budget()
+    )
+    assert (draft.abstained, draft.short) == (False, "painter")
+    assert draft.citations == ["notes/vell", "notes/lin"]  # the sentence of each that says it
+    assert "Danish engineer and painter" in draft.text
+    assert "Norwegian painter" in draft.text
+    # Without a passage about one of them there is nothing to compare: no "in common" answer.
+    alone = HeuristicAnswerer(real_embeddings).answer(
+        "What occupation do Ada Vell and Cy Moor have in common?", evidence, [], Budget()
+    )
+    assert alone.abstained
+    assert "Cy Moor" in alone.text

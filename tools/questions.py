@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +41,7 @@ __all__ = [
     "modifier_conflicts",
     "plural_pattern",
     "read_question",
+    "shared",
     "span_scores",
     "terms",
     "type_noun",
@@ -249,6 +251,8 @@ def read_question(question: str) -> Question:
         return Question(text, "comparison", kind)
     if _CHOICE.search(text) and kind in ("yesno", "entity", "person", "place") and len(compared(text)) == 2:
         return Question(text, "comparison", kind)  # "Which film was Oscar nominated, A or B?": one of the two
+    if kind == "yesno" and re.search(r"\bthe\s+same\b", text, re.I) and len(compared(text)) == 2:
+        return Question(text, "comparison", kind)  # "Were A and B of the same nationality?"
     if kind is None:
         return Question(text, "unsupported", None, reason="offline: it does not ask for a fact; set ARAG_CHAT_MODEL")
     return Question(text, "lookup", kind)
@@ -400,6 +404,7 @@ def compared(question: str) -> list[str]:
     else:
         both = re.search(r"^\s*\w+\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:both|each|all)\b", text)
         both = both or re.search(r"\bboth\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)(?:\s+(?:are|were|is|was|have|had)\b|$)", text)
+        both = both or re.search(r"^\s*\w+\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:of\s+)?the\s+same\b", text)
         if not both:
             return []
         options = [both.group("a").strip(), _name_at(both.group("b"), end=False)]
@@ -567,6 +572,8 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
     about = [_about(option, passages) for option in options]
     if not all(about):
         return ""
+    if nationality := _same_nationality(question, about):
+        return nationality
     if _BOTH.search(question) and " or " not in question:
         wanted = terms(question) - terms(options[0]) - terms(options[1]) - _COMPARE_WORDS
         held = [bool(wanted) and len(wanted & terms(text)) >= max(1, (len(wanted) + 1) // 2) for text in about]
@@ -578,6 +585,89 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
     if re.search(r"\sor\s", question, re.I):
         return _by_property(question, options, [_about(option, passages, named=False) for option in options])
     return ""
+
+
+_SHARED = (
+    re.compile(
+        r"\b(?:do|does|did)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:both\s+)?(?:share|have\s+in\s+common|had\s+in\s+common)\b",
+        re.I,
+    ),
+    re.compile(r"\b(?:shared|held|had)\s+(?:in common\s+)?by\s+(?:both\s+)?(?P<a>.+?)\s+and\s+(?P<b>.+?)$", re.I),
+)
+"""What "in common" questions look like: "What occupation do *A* and *B* share?", "What type of
+activity does *A* and *B* have in common?", "What occupation was shared by *A* and *B*?"."""
+_OCCUPATION_ASKED = re.compile(r"\b(?:occupation|profession|job|career|vocation|line of work|trade)s?\b", re.I)
+_OCCUPATIONS = frozenset(
+    """
+    actor actress director producer screenwriter writer author novelist poet playwright journalist
+    columnist editor publisher singer songwriter musician composer conductor rapper guitarist
+    bassist drummer pianist violinist vocalist keyboardist lyricist model comedian presenter
+    broadcaster host politician lawyer judge businessman businesswoman entrepreneur engineer
+    architect painter sculptor artist photographer cinematographer animator illustrator cartoonist
+    designer dancer choreographer footballer cricketer boxer wrestler athlete coach physician
+    surgeon nurse scientist physicist chemist biologist mathematician economist philosopher
+    historian sociologist psychologist professor teacher diplomat soldier pilot astronaut inventor
+    explorer activist priest missionary chef filmmaker translator critic strategist consultant
+    banker investor
+    """.split()  # noqa: SIM905
+)
+"""Occupations an "in common" question may ask for (what both people's passages call them)."""
+
+
+def shared(question: str, passages: Sequence[tuple[str, str]]) -> str:
+    """What two things have in common, from the passages about each: "What occupation do Chris
+    Menges and Aram Avakian share?" -> "director" when both passages say it. An occupation is
+    looked for among common ones (:data:`_OCCUPATIONS`), anything else among the names of the first
+    passage the second one also holds. Empty when the question is of another shape, a passage of
+    either thing is missing, or nothing new to the question is in both."""
+    text = " ".join(question.split()).rstrip(" ?.")
+    found = next((m for pattern in _SHARED if (m := pattern.search(text))), None)
+    if found is None:
+        return ""
+    options = [found.group("a").strip(), _name_at(found.group("b"), end=False)]
+    if options[0].lower() == options[1].lower():
+        return ""
+    about = [_about(option, passages) for option in options]
+    if not all(about):
+        return ""
+    asked = terms(question)
+    first, second = about[0], about[1].lower()
+    if _OCCUPATION_ASKED.search(question):
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", first)]
+        held = [w for w in words if w in _OCCUPATIONS and re.search(rf"\b{w}s?\b", second)]
+        return next((w for w in held if not terms(w) & asked), "")
+    for name in entities(first):
+        if _DATE.fullmatch(name) or terms(name) & (asked | terms(options[0]) | terms(options[1])):
+            continue
+        if re.search(rf"(?<!\w){re.escape(name.lower())}(?!\w)", second):
+            return name
+    return ""
+
+
+_NATIONALITY_ASKED = re.compile(
+    r"\bsame\s+(?:nationality|citizenship|country\s+of\s+origin)\b"
+    r"|\bboth\s+(?P<demonym>[A-Z][a-z]+(?:an|ian|ish|ese|ch|sh|i|ic))\b(?!\s+(?:and|or)\b)"
+)
+_NATIONALITY_OF = re.compile(
+    r"\b(?:is|was|are|were)\s+(?:an?|the)\s+(?:[\w-]+\s+){0,2}?"
+    r"(?P<demonym>[A-Z][a-z]+(?:an|ian|ish|ese|ch|sh|i|ic))(?:-born)?\s+[a-z]"
+)
+"""A passage's nationality: the demonym of its opening description ("is an *American* film director",
+"was a 1994 *American* biographical film")."""
+
+
+def _same_nationality(question: str, about: list[str]) -> str:
+    """ "yes" or "no" to "Were A and B of the same nationality?" or "Are A and B both American?"
+    from the nationality each one's passage gives; empty when the question asks something else or
+    a passage gives none."""
+    asked = _NATIONALITY_ASKED.search(question)
+    found = [_NATIONALITY_OF.search(text) for text in about]
+    if asked is None or not all(found):
+        return ""
+    values = [m.group("demonym") for m in found if m is not None]
+    wanted = asked.group("demonym")
+    same = all(v == wanted for v in values) if wanted else values[0] == values[1]
+    return "yes" if same else "no"
 
 
 _RELATIVE = re.compile(
@@ -659,8 +749,15 @@ def _with_unit(sentence: str, match: re.Match[str], asked: set[str]) -> str:
 def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
     """The names in ``question`` that none of ``texts`` mentions: evidence about something else
     ("When was the Yuan dynasty founded?" over passages that never say "Yuan")."""
-    said = set().union(*(terms(t) for t in texts)) if texts else set()
-    return [name for name in entities(question) if (words := terms(name)) and not words & said]
+    said = set().union(*(terms(_unaccented(t)) for t in texts)) if texts else set()
+    # "Ada Vell and Cy Moor" reads as one name; each side must be said ("Pride and Prejudice" is).
+    names = [part for name in entities(question) for part in re.split(r"\s+(?:and|&)\s+", name)]
+    return [name for name in names if (words := terms(_unaccented(name))) and not words & said]
+
+
+def _unaccented(text: str) -> str:
+    """``text`` without diacritics: a question's "Malmo" is the passage's "Malmö"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def _new(span: str, asked: set[str], asked_lower: str) -> bool:
