@@ -34,8 +34,6 @@ from agents._thread_store import ThreadStore, open_thread_store
 from agents.components import build_embeddings, build_retriever, build_store
 from agents.models import build_chat_model
 from agents.rag_agent import RagAgent
-from agents.react_agent import ReactAgent
-from agents.rlm_agent import RlmAgent
 from agents.settings import Settings
 from graphs.broker import RlmLimits
 from graphs.budget import Limits
@@ -44,8 +42,11 @@ from graphs.react import search_tool_name
 from tools.retrieval import Retriever
 from tools.store import StoreError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the recursive and ReAct agents load when first built: `arag ask` needs neither
     from _typeshed import DataclassInstance
+
+    from agents.react_agent import ReactAgent
+    from agents.rlm_agent import RlmAgent
 
 _L = TypeVar("_L", bound="DataclassInstance")
 
@@ -91,6 +92,8 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 def build_rlm_agent(settings: Settings, *, chat_model: BaseChatModel | None = None) -> RlmAgent:
     """The recursive agent: the settings' model (or ``chat_model``) at the root, the sub-call
     model (``ARAG_SUB_CHAT_MODEL``) below it, code mode when ``ARAG_RLM_CODE_MODE`` and a model."""
+    from agents.rlm_agent import RlmAgent
+
     model = chat_model if chat_model is not None else build_chat_model(settings)
     sub = build_chat_model(settings, settings.rlm.sub_model) if settings.rlm.sub_model else None
     return RlmAgent(
@@ -131,6 +134,8 @@ def build_react_agent(
 ) -> ReactAgent:
     """The ReAct agent: a search tool per source of ``retriever``, ``tools``, and ``read_document``
     handing whole documents to ``reader`` (by default the settings' recursive agent on the model)."""
+    from agents.react_agent import ReactAgent
+
     return ReactAgent(
         chat_model,
         retriever=retriever,
@@ -147,15 +152,16 @@ def build_react_agent(
 class Agents(OwnsResources):
     """The agents of one set of settings, sharing one store, retriever, chat model and thread store.
 
-    ``react`` is ``None`` without a chat model (``unavailable["react"]`` says why). Close it (or use
-    ``with``) to release the store's lock, the thread store's connections and the embedding cache.
+    ``react`` is ``None`` without a chat model (``unavailable["react"]`` says why). ``rlm`` is built
+    on first use (or with ``react``, which reads documents with it). Close it (or use ``with``) to
+    release the store's lock, the thread store's connections and the embedding cache.
     """
 
     settings: Settings
     retriever: Retriever
     chat_model: BaseChatModel | None
     rag: RagAgent
-    rlm: RlmAgent
+    built_rlm: RlmAgent | None = None
     react: ReactAgent | None = None
     checkpointer: Checkpointer = None
     thread_store: ThreadStore | None = None
@@ -163,6 +169,13 @@ class Agents(OwnsResources):
     unavailable: dict[str, str] = field(default_factory=dict)
     owned: list[Any] = field(default_factory=list)
     """What :meth:`close` closes, in order."""
+
+    @property
+    def rlm(self) -> RlmAgent:
+        """The recursive agent on the shared chat model (built the first time it is asked for)."""
+        if self.built_rlm is None:
+            self.built_rlm = build_rlm_agent(self.settings, chat_model=self.chat_model)
+        return self.built_rlm
 
 
 def build_agents(
@@ -204,13 +217,11 @@ def build_agents(
         if callable(close):
             owned.append(embeddings)  # the embedding cache's SQLite connections
         owned.append(store)
-        rlm = build_rlm_agent(settings, chat_model=model)
         agents = Agents(
             settings=settings,
             retriever=retriever,
             chat_model=model,
             rag=build_rag_agent(settings, retriever, chat_model=model, checkpointer=checkpointer),
-            rlm=rlm,
             checkpointer=checkpointer,
             thread_store=thread_store,
             owned=owned,
@@ -221,7 +232,7 @@ def build_agents(
             if settings.tools.mcp_config is not None:
                 tools = [*tools, *_mcp_tools(settings.tools.mcp_config, agents, tools)]
             agents.react = build_react_agent(
-                settings, model, retriever, tools=tools, checkpointer=checkpointer, reader=rlm
+                settings, model, retriever, tools=tools, checkpointer=checkpointer, reader=agents.rlm
             )
     except BaseException:
         for resource in reversed(owned):

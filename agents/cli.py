@@ -245,25 +245,50 @@ def ask(
             help="Answer over this file or folder as one long context (recursive agent), not the sources; repeatable.",
         ),
     ] = None,
+    no_server: Annotated[
+        bool, typer.Option("--no-server", help="Answer in this process even when `arag serve` runs on the data folder.")
+    ] = False,
 ) -> None:
     """Answer a question from the sources with the agent, with numbered citations.
 
     Without a chat model (ARAG_CHAT_MODEL) the answer is extractive: the best-supported sentences.
     With --long PATH the recursive agent reads PATH whole, however long, instead of searching.
+    While `arag serve` runs on the same data folder, the question goes to it (its agents and
+    settings answer; no model loads here); --source and --long always run here.
     """
     if long:
         _ask_long(question, long, trace=trace, as_json=as_json, quiet=quiet)
         return
-    from agents.rag_agent import RagAgent
+    from agents.settings import Settings
 
-    with RagAgent.from_settings(sources=source, threads=thread is not None) as agent:
-        result = _run_question(agent, question, thread, show_progress=not quiet and not as_json)
+    settings = Settings()
+    if not no_server and not source and (answered := _ask_server(settings, question, thread, quiet or as_json)):
+        result: Any = answered
+    else:
+        from agents.rag_agent import RagAgent
+
+        with RagAgent.from_settings(settings, sources=source, threads=thread is not None) as agent:
+            result = _run_question(agent, question, thread, show_progress=not quiet and not as_json)
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
     else:
         _print_result(result, trace=trace)
     if result.exit_reason == "error":
         raise typer.Exit(1)
+
+
+def _ask_server(settings: Any, question: str, thread: str | None, quiet: bool) -> Any:
+    """The answer of the `arag serve` running on the data folder (:mod:`agents._handoff`), or
+    ``None`` when none runs."""
+    from agents._handoff import ask, running_server
+
+    url = running_server(settings.store.data_dir)
+    if url is None:
+        return None
+    if not quiet:
+        err.print(f"[dim]asking the server of this data folder at {url} (--no-server answers here)[/]")
+    key = settings.server.api_key.get_secret_value() if settings.server.api_key else None
+    return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30)
 
 
 @app.command()

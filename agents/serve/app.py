@@ -90,6 +90,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agents._handoff import SERVER_FILE, advertise, withdraw
 from agents._thread_store import ThreadStoreUnavailableError, is_unavailable, unavailable_message
 from agents.react_agent import ReactAgent
 from agents.serve import open_webui, wire
@@ -733,8 +734,6 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
             (see :func:`~agents.serve._connections.check_exposure`), or several workers over a
             store one process opens at a time (:func:`~agents.serve._workers.check_workers`).
     """
-    import uvicorn
-
     settings = settings or Settings()
     check_exposure(settings)
     if settings.server.workers > 1:
@@ -744,10 +743,36 @@ def serve(settings: Settings | None = None, *, log_level: Literal["debug", "info
         return
     app = ready_app(settings, owns_agents=False)
     config = uvicorn_config(app, settings, log_level=log_level)
+    data_dir = settings.store.data_dir
     try:
-        uvicorn.Server(config).run()
+        _advertised(config, data_dir).run()
     finally:
+        withdraw(data_dir)
         app.state.server.agents.close()
+
+
+def _advertised(config: Any, data_dir: Path) -> Any:
+    """uvicorn's server that, once its socket listens, writes ``<data_dir>/server.json`` so that
+    ``arag ask`` over the same data folder asks this process (:mod:`agents._handoff`)."""
+    import uvicorn
+
+    class Advertised(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.servers and self.servers[0].sockets:
+                host, port = self.servers[0].sockets[0].getsockname()[:2]
+                try:
+                    advertise(data_dir, str(host), int(port))
+                except OSError as exc:  # a read-only data folder: `arag ask` runs in its own process then
+                    logger.warning("could not write %s: %s", data_dir / SERVER_FILE, exc)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Here, not only after run(): uvicorn re-raises a SIGTERM once it has stopped, and that
+            # ends the process before any `finally` of ours.
+            withdraw(data_dir)
+            await super().shutdown(sockets)
+
+    return Advertised(config)
 
 
 def ready_app(settings: Settings, *, owns_agents: bool) -> Starlette:
