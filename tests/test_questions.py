@@ -116,8 +116,20 @@ def test_a_sentence_subject_fits_by_what_the_sentence_says_of_it() -> None:
     scores = span_scores(
         "Ada Vell is a British engineer who designed the Lumen bridge.", "person", "Who designed the bridge?"
     )
-    assert max(scores, key=lambda s: scores[s]) == "Ada Vell"  # the subject, not the adjective "British"
-    assert scores["British"] < scores["Ada Vell"]
+    assert max(scores, key=lambda s: scores[s]) == "Ada Vell"  # the subject
+    assert "British" not in scores  # a nationality answers no "who?"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "question", "left_out"),
+    [
+        ("Ada Vell was born in Bergen on a Monday in March.", "person", "Who was born in Bergen?", "Monday"),
+        ("The prize was given in Tarn to Ada Vell.", "person", "Who was given the prize?", "Tarn"),
+        ("Tarn is an American city near Lumen.", "entity", "Tarn is near what city?", "American"),
+    ],
+)
+def test_spans_of_the_wrong_type_are_no_candidates(sentence: str, kind: str, question: str, left_out: str) -> None:
+    assert left_out not in span_scores(sentence, kind, question)  # type: ignore[arg-type]
 
 
 def test_a_one_word_subject_is_a_name_when_it_is_the_passage_title() -> None:

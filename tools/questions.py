@@ -528,8 +528,12 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
         if kind in ("person", "entity", "place"):
             if nationality and _DEMONYM.fullmatch(span):
                 score += SPAN_FIT["demonym"]
+            elif (kind in ("person", "place") or noun & _PLACE_TERMS) and _DEMONYM.fullmatch(span):
+                continue  # "American" answers no "who?" and no "what city?"
             elif span in _CALENDAR:
-                score += SPAN_FIT["calendar"]
+                continue  # a month or a weekday is never a name
+            elif kind == "person" and re.search(r"\b(?:in|at|near)\s+(?:the\s+)?$", sentence[max(0, at - 10) : at]):
+                continue  # "in *Japan*", "at *Stanley Park*": a place, not who
             elif " " not in span and re.match(r"\s+[a-z]", sentence[at + len(span) :]):
                 score += SPAN_FIT["adjective"]
         scores[span] = score
@@ -829,6 +833,7 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
     return [s for s in dict.fromkeys(spans) if _new(s, asked, asked_lower)]
 
 
+_PLACE_TERMS = terms(_PLACE_NOUNS.replace("|", " "))
 _SETTLEMENTS = terms("city town village country state county province nation")
 _INSTITUTIONS = terms(
     "university college school academy institute stadium arena field park hall theatre theater museum "
