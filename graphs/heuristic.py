@@ -40,7 +40,16 @@ from graphs.strategies import (
 )
 from tools.embeddings import LOCAL_MODEL_NAME, embed_array, model_identity
 from tools.extractive import ScoredSentence, extractive_answer, quote
-from tools.questions import AnswerKind, compare, compared, read_question, shared, span_scores, unmentioned
+from tools.questions import (
+    AnswerKind,
+    asks_in_common,
+    compare,
+    compared,
+    read_question,
+    shared,
+    span_scores,
+    unmentioned,
+)
 from tools.retrieval import RetrievedChunk, Retriever
 from tools.sparse import ENGLISH_STOPWORDS
 from tools.store import Source
@@ -356,11 +365,19 @@ class HeuristicAnswerer:
         if result.abstained:
             return Draft(result.text, cited, abstained=True)
         read = read_question(asked)
-        # What two things have in common, from a passage about each (so no floor below applies).
-        if common := shared(asked, [(c.title, c.text) for c in evidence]):
-            return self._in_common(common, result.ranked, evidence) or Draft(
-                f"{common}\n\n{result.text}", cited, short=common
+        # Every name asked about must be in a kept passage, not only in the quoted ones: a two-hop
+        # question names the first hop's subject, whose passage leads to the one quoted.
+        quoted = [f"{c.title} {c.text}" for c in evidence]
+        if absent := unmentioned(asked, quoted):
+            return _decline(
+                f"The sources I found do not mention {', '.join(repr(a) for a in absent)}", result.text, cited
             )
+        if asks_in_common(asked):  # from a passage about each side, so no floor below applies
+            if common := shared(asked, [(c.title, c.text) for c in evidence]):
+                return self._in_common(common, result.ranked, evidence) or Draft(
+                    f"{common}\n\n{result.text}", cited, short=common
+                )
+            return _decline(f"I found nothing the sources say both have for {asked!r}", result.text, cited)
         cosines: dict[str, float] = {}  # each quoted sentence's to the question, where the floors are set
         if self.embeddings is not None and self.min_similarity is not None and result.sentences:
             vectors = embed_array(self.embeddings, [asked, *result.sentences])
@@ -375,13 +392,6 @@ class HeuristicAnswerer:
                 floor = self.min_relevance
                 why = f"The passages I found are not about {asked!r} (relevance {relevance:.2f} < {floor:.2f})"
                 return _decline(why, result.text, cited)
-        # Against every passage kept, not only the quoted ones: a two-hop question names the first
-        # hop's subject, whose passage leads to the one the answer is quoted from.
-        quoted = [f"{c.title} {c.text}" for c in evidence]
-        if absent := unmentioned(asked, quoted):
-            return _decline(
-                f"The sources I found do not mention {', '.join(repr(a) for a in absent)}", result.text, cited
-            )
         passages = [(c.title, c.text) for c in evidence]
         if read.form == "comparison" and (short := compare(asked, passages)):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)

@@ -246,7 +246,7 @@ def test_a_wh_word_inside_a_quoted_title_is_not_the_question_word() -> None:
 
 _PEOPLE = [
     ("Ada Vell", "Ada Vell (born 1961) is a Danish architect and painter who built the Lumen bridge."),
-    ("Bo Lin", "Bo Lin (1920-1990) was a Danish-born painter and poet."),
+    ("Bo Lin", "Bo Lin (1920-1990) was a Danish painter and poet."),
     ("Cy Moor", "Cy Moor is a Chinese poet and editor."),
     ("Lumen bridge", "The Lumen bridge spans the Vell river near Bergen in Norway."),
     ("Tarn tower", "The Tarn tower is a lighthouse in Bergen, Norway."),
@@ -296,3 +296,67 @@ def test_a_city_is_not_a_university_or_a_stadium_in_it() -> None:
     assert spans[0] == "Bergen"
     assert not any(s.endswith(("University", "Stadium")) for s in spans)
     assert "Tarn University" in find_spans(sentence, "place", "Where did Ada Vell teach?")  # no city asked
+
+
+_MORE_PEOPLE = [
+    ("Ada Vell", "Ada Vell (born 1961) is a Danish painter. She met Bo Lin in 1990."),
+    ("Cy Moor", "Cy Moor is an English actor and director."),
+    ("Dee Holm", "Dee Holm is a British actress. Unlike her brother, a director, she never wrote."),
+    ("Eli Park", "Eli Park was a Catholic priest born in Dublin. His father was a Polish immigrant."),
+    ("Fay Berg", "Fay Berg was a German-born physicist who became a citizen of Switzerland."),
+    ("Gus Ward", "Gus Ward was a German physicist and a Catholic priest."),
+    ("Eric Vale", "Eric Vale is an English guitarist."),
+    ("Jo Page", "Jo Page is an English guitarist and singer."),
+    ("Tarn", "Tarn is a 2001 Danish film about a lighthouse."),
+    ("Lumen", "Lumen is a Danish novel by Ada Vell."),
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Which profession do Ada Vell and Bo Lin share?", ""),  # Bo Lin has no passage of his own here
+        ("What occupation do Cy Moor and Dee Holm share?", ""),  # her brother's job is not hers
+        ("Did Cy Moor and Dee Holm share a director?", ""),  # not a "what/which X" question
+        ("What nationality do Cy Moor and Eric Vale share?", ""),  # neither an occupation nor a place
+        ("What occupation do Eric Vale and Jo Page share?", "guitarist"),
+    ],
+)
+def test_in_common_reads_only_each_ones_own_description(question: str, answer: str) -> None:
+    assert shared(question, _MORE_PEOPLE) == answer
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("Were Cy Moor and Dee Holm of the same nationality?", ""),  # English and British: both may hold
+        ("Were Eli Park and Gus Ward of the same nationality?", ""),  # a religion, a father's: no nationality
+        ("Were Fay Berg and Gus Ward of the same nationality?", ""),  # "German-born" says where she was born
+        ("Are Tarn and Lumen both Danish films?", ""),  # Lumen is a novel
+        ("Are Tarn and Lumen both Danish?", "yes"),
+        ("Which director shares the same nationality as Cy Moor, Ada Vell or Dee Holm?", ""),  # a choice
+    ],
+)
+def test_nationality_is_read_from_a_closed_list_in_the_opening_description(question: str, answer: str) -> None:
+    assert compare(question, _MORE_PEOPLE) == answer
+
+
+def test_a_first_name_after_both_is_no_nationality() -> None:
+    assert compare("Were both Eric Vale and Jo Page guitarists?", _MORE_PEOPLE) == "yes"
+    assert read_question("Did Ada Vell and Cy Moor reach the same highest chart position?").form != "comparison"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "question", "first"),
+    [
+        ("Ada Vell was born in Menlo Park, California, in 1961.", "In what city was Ada Vell born?", "Menlo Park"),
+        ("Ada Vell was born in Falls Church, Virginia.", "In what city was Ada Vell born?", "Falls Church"),
+        ("Ada Vell studied at the University of Chicago in Illinois.", "In what city did Ada Vell study?", "Illinois"),
+    ],
+)
+def test_towns_named_like_buildings_stay_places(sentence: str, question: str, first: str) -> None:
+    assert find_spans(sentence, "place", question)[0] == first
+
+
+def test_letters_nfkd_keeps_whole_are_folded_too() -> None:
+    assert unmentioned("Is Tromso north of Lodz?", ["Tromsø and Łódź are cities."]) == []

@@ -32,6 +32,7 @@ __all__ = [
     "AggregateAsk",
     "AnswerKind",
     "Question",
+    "asks_in_common",
     "best_span",
     "compare",
     "compared",
@@ -251,12 +252,14 @@ def read_question(question: str) -> Question:
         return Question(text, "comparison", kind)
     if _CHOICE.search(text) and kind in ("yesno", "entity", "person", "place") and len(compared(text)) == 2:
         return Question(text, "comparison", kind)  # "Which film was Oscar nominated, A or B?": one of the two
-    if kind == "yesno" and re.search(r"\bthe\s+same\b", text, re.I) and len(compared(text)) == 2:
+    if kind == "yesno" and _SAME_NATIONALITY.search(text) and len(compared(text)) == 2:
         return Question(text, "comparison", kind)  # "Were A and B of the same nationality?"
     if kind is None:
         return Question(text, "unsupported", None, reason="offline: it does not ask for a fact; set ARAG_CHAT_MODEL")
     return Question(text, "lookup", kind)
 
+
+_SAME_NATIONALITY = re.compile(r"\bthe\s+same\s+(?:nationality|citizenship|country\s+of\s+origin)\b", re.I)
 
 _INNER_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|how (?:many|much|long|old))\b", re.I)
 
@@ -528,7 +531,7 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
         if kind in ("person", "entity", "place"):
             if nationality and _DEMONYM.fullmatch(span):
                 score += SPAN_FIT["demonym"]
-            elif (kind in ("person", "place") or noun & _PLACE_TERMS) and _DEMONYM.fullmatch(span):
+            elif (kind in ("person", "place") or noun & _PLACE_TERMS) and _nationality_word(span) == span:
                 continue  # "American" answers no "who?" and no "what city?"
             elif span in _CALENDAR:
                 continue  # a month or a weekday is never a name
@@ -576,12 +579,18 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
     about = [_about(option, passages) for option in options]
     if not all(about):
         return ""
-    if nationality := _same_nationality(question, about):
+    yes_no = _kind(" ".join(question.split())) == "yesno" and not re.search(r"\sor\s", question, re.I)
+    if yes_no and (nationality := _same_nationality(question, about)):
         return nationality
     if _BOTH.search(question) and " or " not in question:
+        if _RELATIVE.search(_BOTH.sub("", question)):
+            return ""  # "both born in the same city?": words in common do not say it is the same one
         wanted = terms(question) - terms(options[0]) - terms(options[1]) - _COMPARE_WORDS
-        held = [bool(wanted) and len(wanted & terms(text)) >= max(1, (len(wanted) + 1) // 2) for text in about]
+        wanted -= verb_terms(question) | terms(" ".join(re.findall(r"\b[a-z]+ed\b", question)))  # "described as"
+        held = [bool(wanted) and wanted <= terms(text) for text in about]  # every other word asked, of each
         return "yes" if all(held) else ""
+    if yes_no:
+        return ""  # a yes/no question is answered yes or no, never with one of the things compared
     if _EARLIER.search(question) or _LATER.search(question):
         return _by_value(options, about, _YEAR, smaller=bool(_EARLIER.search(question)))
     if _MORE.search(question) or _FEWER.search(question):
@@ -593,85 +602,153 @@ def compare(question: str, passages: Sequence[tuple[str, str]]) -> str:
 
 _SHARED = (
     re.compile(
-        r"\b(?:do|does|did)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:both\s+)?(?:share|have\s+in\s+common|had\s+in\s+common)\b",
+        r"^(?:what|which)\b.*?\b(?:do|does|did)\s+(?P<a>.+?)\s+and\s+(?P<b>.+?)\s+(?:both\s+)?"
+        r"(?:share|have\s+in\s+common|had\s+in\s+common)$",
         re.I,
     ),
-    re.compile(r"\b(?:shared|held|had)\s+(?:in common\s+)?by\s+(?:both\s+)?(?P<a>.+?)\s+and\s+(?P<b>.+?)$", re.I),
+    re.compile(r"^(?:what|which)\b.*?\bshared\s+by\s+(?:both\s+)?(?P<a>.+?)\s+and\s+(?P<b>.+?)$", re.I),
 )
 """What "in common" questions look like: "What occupation do *A* and *B* share?", "What type of
 activity does *A* and *B* have in common?", "What occupation was shared by *A* and *B*?"."""
-_OCCUPATION_ASKED = re.compile(r"\b(?:occupation|profession|job|career|vocation|line of work|trade)s?\b", re.I)
+_OCCUPATION_ASKED = frozenset({"occupation", "profession", "job", "career", "vocation", "work"})
 _OCCUPATIONS = frozenset(
     """
     actor actress director producer screenwriter writer author novelist poet playwright journalist
     columnist editor publisher singer songwriter musician composer conductor rapper guitarist
-    bassist drummer pianist violinist vocalist keyboardist lyricist model comedian presenter
-    broadcaster host politician lawyer judge businessman businesswoman entrepreneur engineer
-    architect painter sculptor artist photographer cinematographer animator illustrator cartoonist
-    designer dancer choreographer footballer cricketer boxer wrestler athlete coach physician
-    surgeon nurse scientist physicist chemist biologist mathematician economist philosopher
-    historian sociologist psychologist professor teacher diplomat soldier pilot astronaut inventor
-    explorer activist priest missionary chef filmmaker translator critic strategist consultant
-    banker investor
+    bassist drummer pianist violinist vocalist keyboardist lyricist comedian presenter broadcaster
+    politician lawyer businessman businesswoman entrepreneur engineer architect painter sculptor
+    artist photographer cinematographer animator illustrator cartoonist designer dancer
+    choreographer footballer cricketer boxer wrestler athlete physician surgeon scientist physicist
+    chemist biologist mathematician economist philosopher historian sociologist psychologist
+    professor teacher diplomat astronaut inventor explorer activist missionary chef filmmaker
+    translator essayist
     """.split()  # noqa: SIM905
 )
-"""Occupations an "in common" question may ask for (what both people's passages call them)."""
+"""Occupations an "in common" question may ask for, as each person's opening description names
+them ("is an English cinematographer and film *director*")."""
+_DESCRIPTION = re.compile(
+    r"\b(?:is|was|are|were)\s+(?:an?|the)\s+(?P<what>[^,;:()\[\]]+?)"
+    r"(?=\s+(?:who|which|that|whose|from|in|of|at|on|for|with|by|best|known|born)\b|[,;:()\[\].]|$)"
+)
+"""A passage's opening description of its subject: "Chris Menges (born 1940) is an *English
+cinematographer and film director*. ..." (up to the first clause or preposition)."""
+
+
+def description(text: str) -> str:
+    """What a passage's first sentence says its subject is (:data:`_DESCRIPTION`), or empty."""
+    first = re.split(r"(?<=[a-z0-9)\"'][.!?])\s+(?=[A-Z\"'])", text.strip(), maxsplit=1)[0]  # not after "A."
+    found = _DESCRIPTION.search(first)
+    return found.group("what").strip() if found else ""
+
+
+def asks_in_common(question: str) -> bool:
+    """Whether ``question`` asks what two things share ("What occupation do A and B share?")."""
+    text = " ".join(question.split()).rstrip(" ?.")
+    return any(pattern.search(text) for pattern in _SHARED) and bool(type_noun(text))
 
 
 def shared(question: str, passages: Sequence[tuple[str, str]]) -> str:
-    """What two things have in common, from the passages about each: "What occupation do Chris
-    Menges and Aram Avakian share?" -> "director" when both passages say it. An occupation is
-    looked for among common ones (:data:`_OCCUPATIONS`), anything else among the names of the first
-    passage the second one also holds. Empty when the question is of another shape, a passage of
-    either thing is missing, or nothing new to the question is in both."""
+    """What two things have in common, from a passage titled with each: "What occupation do Chris
+    Menges and Aram Avakian share?" -> "director" when both passages' opening descriptions name it
+    (:data:`_OCCUPATIONS`); "What country do A and B have in common?" -> a place both passages
+    name, written the same. Empty when the question is not a "what/which X ... in common"
+    question, a side has no passage of its own, or nothing of the asked kind is in both."""
     text = " ".join(question.split()).rstrip(" ?.")
     found = next((m for pattern in _SHARED if (m := pattern.search(text))), None)
-    if found is None:
+    noun = terms(type_noun(text))
+    if found is None or not noun:
         return ""
     options = [found.group("a").strip(), _name_at(found.group("b"), end=False)]
     if options[0].lower() == options[1].lower():
         return ""
-    about = [_about(option, passages) for option in options]
-    if not all(about):
-        return ""
-    asked = terms(question)
-    first, second = about[0], about[1].lower()
-    if _OCCUPATION_ASKED.search(question):
-        words = [w.lower() for w in re.findall(r"[A-Za-z]+", first)]
-        held = [w for w in words if w in _OCCUPATIONS and re.search(rf"\b{w}s?\b", second)]
-        return next((w for w in held if not terms(w) & asked), "")
-    for name in entities(first):
-        if _DATE.fullmatch(name) or terms(name) & (asked | terms(options[0]) | terms(options[1])):
-            continue
-        if re.search(rf"(?<!\w){re.escape(name.lower())}(?!\w)", second):
+    about = [_about(option, passages, named=False) for option in options]
+    if not all(about) or about[0] == about[1]:
+        return ""  # a passage about each side, not one passage that names both
+    if noun & terms(" ".join(_OCCUPATION_ASKED)):
+        said = [description(a).lower().split() for a in about]
+        return next((w for w in said[0] if w in _OCCUPATIONS and w in said[1]), "")
+    if not noun & _PLACE_TERMS:
+        return ""  # only occupations and places: for anything else no rule says what kind of name fits
+    taken = terms(text) | terms(options[0]) | terms(options[1])
+    for name in entities(about[0]):  # a name in a place's position ("in Angus, *Scotland*"), in both
+        at = about[0].find(name)
+        where = re.search(r"(?:\b(?:in|at|near)|,)\s+(?:the\s+)?$", about[0][max(0, at - 12) : at])
+        fits = where and not terms(name) & taken and _nationality_word(name) is None and name not in _CALENDAR
+        if fits and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", about[1]):
             return name
     return ""
 
 
+_NATIONALITIES = frozenset(
+    """
+    Afghan Albanian Algerian American Argentine Argentinian Armenian Australian Austrian
+    Azerbaijani Bangladeshi Belarusian Belgian Bolivian Bosnian Brazilian British Bulgarian
+    Cambodian Cameroonian Canadian Chilean Chinese Colombian Croatian Cuban Cypriot Czech Danish
+    Dominican Dutch Ecuadorian Egyptian English Estonian Ethiopian Filipino Finnish French Georgian
+    German Ghanaian Greek Guatemalan Haitian Honduran Hungarian Icelandic Indian Indonesian Iranian
+    Iraqi Irish Israeli Italian Jamaican Japanese Jordanian Kazakh Kenyan Korean Kuwaiti Latvian
+    Lebanese Libyan Lithuanian Luxembourgish Malaysian Maltese Mexican Moldovan Mongolian
+    Montenegrin Moroccan Nepalese Nigerian Norwegian Pakistani Palestinian Panamanian Paraguayan
+    Peruvian Polish Portuguese Romanian Russian Saudi Scottish Senegalese Serbian Singaporean
+    Slovak Slovenian Somali Soviet Spanish Sudanese Swedish Swiss Syrian Taiwanese Thai Tunisian
+    Turkish Ugandan Ukrainian Uruguayan Uzbek Venezuelan Vietnamese Welsh Yemeni Zimbabwean
+    """.split()  # noqa: SIM905
+) | {"New Zealand", "North Korean", "Northern Irish", "Puerto Rican", "South African", "South Korean", "Sri Lankan"}
+"""Nationality adjectives, a closed list: "Eric", "Catholic" or "Atlantic" look like them but are not."""
+_BRITISH = frozenset({"British", "English", "Scottish", "Welsh", "Northern Irish"})
+"""Nationalities one person holds together: an English actor is British."""
+
+
+def _nationality_word(text: str) -> str | None:
+    """The nationality ``text`` is (or begins with), from :data:`_NATIONALITIES`; ``None`` if none."""
+    words = text.split()
+    two = " ".join(words[:2])
+    if two in _NATIONALITIES:
+        return two
+    return words[0] if words and words[0] in _NATIONALITIES else None
+
+
+def _nationality_of(text: str) -> str | None:
+    """The nationality a passage's opening description gives its subject ("an *American* film
+    director", "a *Danish*-born *American* actress" -> American; "born" marks a birthplace, and a
+    compound such as "Dutch-American" gives none)."""
+    words = description(text).split()
+    for i in range(len(words)):
+        found = _nationality_word(" ".join(words[i : i + 2]))
+        if found is not None:
+            return found
+    return None
+
+
 _NATIONALITY_ASKED = re.compile(
-    r"\bsame\s+(?:nationality|citizenship|country\s+of\s+origin)\b"
-    r"|\bboth\s+(?P<demonym>[A-Z][a-z]+(?:an|ian|ish|ese|ch|sh|i|ic))\b(?!\s+(?:and|or)\b)"
+    r"\bthe\s+same\s+(?:nationality|citizenship|country\s+of\s+origin)\b|\bboth\s+(?P<word>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)"
+    r"(?P<noun>(?:\s+[a-z][\w-]*)*)\s*\??$"
 )
-_NATIONALITY_OF = re.compile(
-    r"\b(?:is|was|are|were)\s+(?:an?|the)\s+(?:[\w-]+\s+){0,2}?"
-    r"(?P<demonym>[A-Z][a-z]+(?:an|ian|ish|ese|ch|sh|i|ic))(?:-born)?\s+[a-z]"
-)
-"""A passage's nationality: the demonym of its opening description ("is an *American* film director",
-"was a 1994 *American* biographical film")."""
 
 
 def _same_nationality(question: str, about: list[str]) -> str:
-    """ "yes" or "no" to "Were A and B of the same nationality?" or "Are A and B both American?"
-    from the nationality each one's passage gives; empty when the question asks something else or
-    a passage gives none."""
-    asked = _NATIONALITY_ASKED.search(question)
-    found = [_NATIONALITY_OF.search(text) for text in about]
-    if asked is None or not all(found):
+    """ "yes" or "no" to "Were A and B of the same nationality?" or "Are A and B both Danish
+    (films)?" from the nationality each one's own passage gives its subject (and, when a noun
+    follows, that both descriptions name it). Empty when the question asks something else, a
+    passage gives no nationality, or the two may both hold (an English and a British actor)."""
+    asked = _NATIONALITY_ASKED.search(" ".join(question.split()))
+    if asked is None or " or " in question:
         return ""
-    values = [m.group("demonym") for m in found if m is not None]
-    wanted = asked.group("demonym")
-    same = all(v == wanted for v in values) if wanted else values[0] == values[1]
-    return "yes" if same else "no"
+    wanted = _nationality_word(asked.group("word")) if asked.group("word") else None
+    if asked.group("word") and wanted is None:
+        return ""  # "both Eric Clapton and ...": a name, not a nationality
+    values = [_nationality_of(text) for text in about]
+    if not all(values):
+        return ""
+    noun = terms(asked.group("noun") or "") if wanted is not None else set()
+    if noun and not all(noun <= terms(description(text)) for text in about):
+        return ""  # "both Danish films?" when one of them is a novel: not decided by nationality
+    pairs = [(value, wanted) for value in values] if wanted is not None else [(values[0], values[1])]
+    if all(a == b for a, b in pairs):
+        return "yes"
+    if any(a != b and {a, b} <= _BRITISH for a, b in pairs):
+        return ""  # "English" and "British": both may hold
+    return "no"
 
 
 _RELATIVE = re.compile(
@@ -760,8 +837,27 @@ def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
 
 
 def _unaccented(text: str) -> str:
-    """``text`` without diacritics: a question's "Malmo" is the passage's "Malmö"."""
+    """``text`` without diacritics: a question's "Malmo" is the passage's "Malmö", "Lodz" "Łódź"."""
+    text = text.translate(_UNDECOMPOSED)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+_UNDECOMPOSED = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "æ": "ae",
+        "Æ": "Ae",
+        "œ": "oe",
+        "ß": "ss",
+        "\u0131": "i",
+    }
+)
+"""Letters that NFKD leaves whole."""
 
 
 def _new(span: str, asked: set[str], asked_lower: str) -> bool:
@@ -829,14 +925,15 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
                 named += [e for e in entities(place) if noun and noun <= terms(e)]
         spans = named + phrases
         if noun & _SETTLEMENTS:  # "in what city?": a university or a stadium in it is not the answer
-            spans = [s for s in spans if not terms(s.split()[-1]) & _INSTITUTIONS]
+            spans = [s for s in spans if not _INSTITUTION.search(s)]
     return [s for s in dict.fromkeys(spans) if _new(s, asked, asked_lower)]
 
 
 _PLACE_TERMS = terms(_PLACE_NOUNS.replace("|", " "))
 _SETTLEMENTS = terms("city town village country state county province nation")
-_INSTITUTIONS = terms(
-    "university college school academy institute stadium arena field park hall theatre theater museum "
-    "church cathedral mosque temple palace castle hotel casino company corporation inc services group club"
+_INSTITUTION = re.compile(
+    r"\b(?:University|Academy|Institute|Stadium|Arena|Museum|Hotel|Casino|Company|Corporation|Inc|Services)\b"
+    r"|\b(?:College|School|Theatre|Theater|Club)$|^(?:the\s+)?(?:College|School|Bank)\s+of\b"
 )
-"""What a place answering "in what city/country?" does not end with: a building or an organisation."""
+"""What a place answering "in what city/country?" is not: a university, a stadium, a company in it
+(but "Menlo Park", "Falls Church", "College Park" and "New Castle" are towns)."""
