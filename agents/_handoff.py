@@ -4,12 +4,22 @@ The embedded store is open in one process at a time, so while ``arag serve`` run
 over the same data folder cannot open it; and a cold ``arag ask`` spends about a second importing
 LangGraph and langchain-core before its first step. So the server, once it listens, writes
 ``<data_dir>/server.json`` (its URL and process id, mode 0600) and removes it when it stops;
-``arag ask`` reads it, and when the process is alive asks the question over HTTP
-(``/v1/chat/completions``, model ``rag``), importing neither LangGraph nor the model.
+``arag ask`` reads it and asks the question over HTTP (``/v1/chat/completions``, model ``rag``),
+importing neither LangGraph nor the model.
 
-The file is trusted only when the user running ``arag ask`` owns it, no one else may write it, its
-process is alive, and its URL is a loopback one: the API key (``ARAG_API_KEY``) is sent to that
-URL and to no other. This module imports nothing heavy: ``arag ask`` loads it first.
+The question and the API key (``ARAG_API_KEY``) go only to the user's own server, so the file is
+followed only when every check holds (Linux ``/proc``; elsewhere ``arag ask`` answers itself):
+
+- the data folder and the file belong to the user and no one else may write them; the file is a
+  regular file, opened without following a symlink and read from the same descriptor;
+- its URL is plain HTTP to a loopback address;
+- its process is alive, not a zombie, runs as the user, is an ``arag serve`` (``serve`` in its
+  command line), and holds the socket that listens on that port (``/proc/<pid>/fd`` against
+  ``/proc/net/tcp``): a stale file whose pid or port another program took over, or a file a
+  cloned repository brought along, is ignored.
+
+The request ignores proxy settings, has one deadline for the whole answer and a size cap. This
+module imports nothing heavy: ``arag ask`` loads it first.
 """
 
 from __future__ import annotations
@@ -19,79 +29,142 @@ import ipaddress
 import json
 import os
 import stat
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SERVER_FILE", "ServerAnswer", "advertise", "ask", "running_server", "withdraw"]
+__all__ = ["SERVER_FILE", "ServerAnswer", "UnreachableError", "advertise", "ask", "running_server", "withdraw"]
 
 SERVER_FILE = "server.json"
+_MAX_FILE = 4096
+_MAX_ANSWER = 16 * 1024 * 1024
+_EXITS = frozenset({"answered", "abstained", "budget", "max_iterations", "error", "awaiting_approval"})
 
 
 def advertise(data_dir: Path, host: str, port: int) -> Path:
     """Write ``<data_dir>/server.json`` for a server of this process listening on ``host:port``
-    (an unspecified address such as 0.0.0.0 is reached on loopback). Atomic, mode 0600."""
+    (an unspecified address such as 0.0.0.0 is reached on loopback): a private temporary file
+    (``mkstemp``: new, 0600) renamed over the old one."""
     reach = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - reached, not bound
     url = f"http://[{reach}]:{port}" if ":" in reach else f"http://{reach}:{port}"
-    path = data_dir / SERVER_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SERVER_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "pid": os.getpid()}, fh)
-    tmp.replace(path)
-    return path
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{SERVER_FILE}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"url": url, "pid": os.getpid()}, fh)
+        Path(tmp).replace(data_dir / SERVER_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    return data_dir / SERVER_FILE
 
 
 def withdraw(data_dir: Path) -> None:
-    """Remove ``server.json`` if this process wrote it (a newer server's file stays)."""
-    path = data_dir / SERVER_FILE
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
+    """Remove ``server.json`` if this process wrote it (a newer server's file stays). Never
+    raises and never blocks: it runs while the server shuts down."""
+    with contextlib.suppress(Exception):
+        record = _read_private(data_dir / SERVER_FILE)
+        if record is not None and record.get("pid") == os.getpid():
+            (data_dir / SERVER_FILE).unlink()
+
+
+def _read_private(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it is a regular file of this user that no one else may
+    write, at most 4 KiB; read from the descriptor that was checked (no symlink, no FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+            return None
+        if info.st_size > _MAX_FILE:
+            return None
+        data = os.read(fd, _MAX_FILE + 1)
+    finally:
+        os.close(fd)
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def running_server(data_dir: Path) -> str | None:
-    """The URL of the live ``arag serve`` of ``data_dir``, or ``None``: no file, a stale one (its
-    process is gone), or one this user cannot trust (another owner, writable by others, a URL
-    that is not loopback)."""
-    path = data_dir / SERVER_FILE
+    """The URL of the live ``arag serve`` of ``data_dir``, or ``None``: no file, a stale one, or
+    one that fails a check of the module docstring."""
     try:
-        info = path.stat()
-        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return None
-        record = json.loads(path.read_text())
-        pid, url = int(record["pid"]), str(record["url"])
-    except (OSError, ValueError, KeyError, TypeError):
+        folder = data_dir.stat()
+    except OSError:
         return None
-    if not _alive(pid) or not _loopback(url):
+    if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
+        return None  # others could swap the file
+    record = _read_private(data_dir / SERVER_FILE)
+    if record is None:
+        return None
+    pid, url = record.get("pid"), record.get("url")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22 or not isinstance(url, str):
+        return None
+    port = _loopback_port(url)
+    if port is None or not _serves(pid, port):
         return None
     return url
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+def _loopback_port(url: str) -> int | None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process under a recycled id: not our server
-        return False
-    return True
-
-
-def _loopback(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.username or parts.password:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    try:
+        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return None
+    return port if loopback else None
+
+
+def _serves(pid: int, port: int) -> bool:
+    """Whether process ``pid`` is alive, runs as this user, and holds a socket listening on
+    ``port``: it is the server the file names, not whoever reused the pid or the port."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        if proc.stat().st_uid != os.getuid():
+            return False
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False  # dead: its sockets are closed, someone else may hold the port
+        if b"serve" not in (proc / "cmdline").read_bytes().split(b"\0"):
+            return False  # not `arag serve` (a file a cloned repository brought, naming pid 1)
+        sockets = set()
+        for fd in (proc / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    sockets.add(target[8:-1])
+    except (OSError, IndexError):
         return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and fields[9] in sockets:  # 0A: LISTEN
+                with contextlib.suppress(ValueError):
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,50 +213,119 @@ class ServerAnswer:
         }
 
 
-def ask(url: str, question: str, *, api_key: str | None, thread_id: str | None, timeout: float) -> ServerAnswer:
-    """Ask the ``rag`` agent of the server at ``url``; raises ``RuntimeError`` with the server's
-    message when it refuses (a wrong key, a full server, a bad request)."""
-    import httpx
+class UnreachableError(RuntimeError):
+    """The server the file names did not take the connection (it just stopped): answer here."""
 
-    body: dict[str, Any] = {
-        "model": "rag",
-        "messages": [{"role": "user", "content": question}],
-        "references": False,
-    }
+
+def ask(url: str, question: str, *, api_key: str | None, thread_id: str | None, timeout: float) -> ServerAnswer:
+    """Ask the ``rag`` agent of the server at ``url``, within ``timeout`` seconds in all.
+
+    Raises:
+        UnreachableError: The connection was refused or timed out before it was made.
+        RuntimeError: The server refused (a wrong key, a full server, a bad request), answered
+            with something else than a completion, or did not answer in time.
+    """
+    body: dict[str, Any] = {"model": "rag", "messages": [{"role": "user", "content": question}], "references": False}
     if thread_id:
         body["thread_id"] = thread_id
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout)
-    if response.status_code != 200:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
         try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        msg = f"the server at {url} answered {response.status_code}: {message}"
+            outcome["response"] = _post(f"{url}/v1/chat/completions", body, headers, timeout)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="arag-ask-server", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        msg = f"the server at {url} did not answer within {timeout:.0f} s"
         raise RuntimeError(msg)
-    data = response.json()
+    if "error" in outcome:
+        raise outcome["error"]
+    status, data = outcome["response"]
+    if status != 200:
+        try:
+            message = str(data["error"]["message"])
+        except (KeyError, TypeError):
+            message = "no error message"
+        msg = f"the server at {url} answered {status}: {message}"
+        raise RuntimeError(msg)
+    try:
+        return _answer(url, question, data)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        msg = f"the server at {url} sent no chat completion ({type(exc).__name__})"
+        raise RuntimeError(msg) from None
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> tuple[int, Any]:
+    import httpx
+
+    limits = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+    try:  # trust_env=False: a loopback request never goes through HTTP_PROXY (with the key)
+        with (
+            httpx.Client(trust_env=False, timeout=limits, follow_redirects=False) as client,
+            client.stream("POST", url, json=body, headers=headers) as response,
+        ):
+            size, parts = 0, []
+            for part in response.iter_bytes():
+                size += len(part)
+                if size > _MAX_ANSWER:
+                    msg = f"the server at {url} sent more than {_MAX_ANSWER // 2**20} MiB"
+                    raise RuntimeError(msg)
+                parts.append(part)
+            status = response.status_code
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise UnreachableError(str(exc)) from None
+    except httpx.HTTPError as exc:
+        msg = f"the server at {url} failed: {type(exc).__name__}"
+        raise RuntimeError(msg) from None
+    try:
+        return status, json.loads(b"".join(parts))
+    except ValueError:
+        return status, None
+
+
+def _answer(url: str, question: str, data: dict[str, Any]) -> ServerAnswer:
     message = data["choices"][0]["message"]
     extras = data.get("arag") or {}
-    usage = {"model_calls": 0, "total_tokens": 0, "seconds": 0.0, **(extras.get("usage") or {})}
+    exit_reason = str(extras.get("exit_reason") or "answered")
+    recorded = extras.get("usage") or {}
+    usage: dict[str, Any] = {
+        "model_calls": _number(recorded.get("model_calls"), int),
+        "total_tokens": _number(recorded.get("total_tokens"), int),
+        "seconds": _number(recorded.get("seconds"), float),
+    }
     citations = [
         ServerCitation(
-            number=int(c.get("number", i + 1)),
+            number=_number(c.get("number", i + 1), int),
             source=str(c.get("source", "")),
             title=str(c.get("title", "")),
             location=str(c.get("location") or ""),
             text=str(c.get("text") or c.get("snippet") or ""),
         )
-        for i, c in enumerate(message.get("citations") or data.get("citations") or [])
+        for i, c in enumerate(message.get("citations") or [])
+        if isinstance(c, dict)
     ]
+    error = extras.get("error")
     return ServerAnswer(
         question=question,
         answer=str(message.get("content") or ""),
-        exit_reason=str(extras.get("exit_reason") or "answered"),
+        exit_reason=exit_reason if exit_reason in _EXITS else "unknown",
         citations=citations,
         usage=usage,
         thread_id=str(extras.get("thread_id") or ""),
-        error=extras.get("error"),
+        error=str(error) if error is not None else None,
         url=url,
         reasoning=str(message.get("reasoning_content") or ""),
         strategies=f"the server at {url}",
     )
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    """``value`` as ``kind`` if it is a finite number, else 0 (a server's usage is only printed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) > 1e15:
+        return kind(0)
+    return kind(value)

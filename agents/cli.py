@@ -280,15 +280,20 @@ def ask(
 def _ask_server(settings: Any, question: str, thread: str | None, quiet: bool) -> Any:
     """The answer of the `arag serve` running on the data folder (:mod:`agents._handoff`), or
     ``None`` when none runs."""
-    from agents._handoff import ask, running_server
+    from agents._handoff import UnreachableError, ask, running_server
 
     url = running_server(settings.store.data_dir)
     if url is None:
         return None
     if not quiet:
-        err.print(f"[dim]asking the server of this data folder at {url} (--no-server answers here)[/]")
+        err.print(f"[dim]asking the server of this data folder at {shown(url)} (--no-server answers here)[/]")
     key = settings.server.api_key.get_secret_value() if settings.server.api_key else None
-    return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30)
+    try:
+        return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30)
+    except UnreachableError:  # it stopped between the check and the request: its store is free now
+        if not quiet:
+            err.print("[dim]the server did not take the connection; answering here[/]")
+        return None
 
 
 @app.command()
@@ -574,7 +579,7 @@ def _print_result(result: Any, *, trace: bool, echo: bool = True) -> None:
     label = "extractive answer, no chat model configured" if strategies == "heuristic" else strategies
     if result.exit_reason != "answered":
         label += f"; {result.exit_reason}"
-    out.print(f"[bold]A[/] ({label}): {shown(result.answer, lines=True)}")
+    out.print(f"[bold]A[/] ({shown(label)}): {shown(result.answer, lines=True)}")
     if result.partial_answer and result.partial_answer not in result.answer:  # an abstention quotes it already
         what = "what it found" if result.exit_reason == "abstained" else "unverified draft"
         out.print(f"[dim]{what}: {shown(result.partial_answer, lines=True)}[/]")

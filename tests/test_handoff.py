@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +17,73 @@ import pytest
 from agents._handoff import SERVER_FILE, advertise, running_server, withdraw
 
 
-def _record(data: Path, url: str, pid: int, mode: int = 0o600) -> Path:
+def _record(data: Path, url: str, pid: object, mode: int = 0o600) -> Path:
     path = data / SERVER_FILE
     path.write_text(json.dumps({"url": url, "pid": pid}))
     path.chmod(mode)
     return path
 
 
-def test_a_server_advertises_itself_and_withdraws_only_its_own_file(tmp_path: Path) -> None:
-    path = advertise(tmp_path, "0.0.0.0", 8123)
+_LISTENER = """
+import socket, sys, time
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+print(sock.getsockname()[1], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[int, int]]:
+    """A process started as `... serve` that listens on a port: what the checks accept. (pid, port)"""
+    process = subprocess.Popen([sys.executable, "-c", _LISTENER, "serve"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    yield process.pid, port
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o755)
+    return folder
+
+
+def test_a_server_advertises_itself_and_withdraws_only_its_own_file(data: Path, server: tuple[int, int]) -> None:
+    pid, port = server
+    path = advertise(data, "0.0.0.0", port)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert json.loads(path.read_text()) == {"url": "http://127.0.0.1:8123", "pid": os.getpid()}
-    assert running_server(tmp_path) == "http://127.0.0.1:8123"
-    advertise(tmp_path, "::", 8123)
-    assert running_server(tmp_path) == "http://[::1]:8123"
-    withdraw(tmp_path)
+    assert json.loads(path.read_text()) == {"url": f"http://127.0.0.1:{port}", "pid": os.getpid()}
+    assert [p.name for p in data.iterdir()] == [SERVER_FILE]  # no temporary file left behind
+    assert running_server(data) is None  # this test process is no `arag serve`
+    advertise(data, "::", port)
+    assert json.loads(path.read_text())["url"] == f"http://[::1]:{port}"
+    withdraw(data)
     assert not path.exists()
-    _record(tmp_path, "http://127.0.0.1:8123", os.getppid())  # a newer server's file
-    withdraw(tmp_path)
+    _record(data, f"http://127.0.0.1:{port}", pid)  # another server's file
+    assert running_server(data) == f"http://127.0.0.1:{port}"
+    withdraw(data)
     assert path.exists()
+
+
+def test_only_the_process_that_listens_on_the_port_is_trusted(data: Path, server: tuple[int, int]) -> None:
+    """A stale file whose pid now belongs to another program, or whose port another program
+    holds, is ignored: the pid must hold the listening socket itself."""
+    pid, port = server
+    _record(data, f"http://127.0.0.1:{port}", os.getpid())  # alive, this user's, but not `serve`
+    assert running_server(data) is None
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()  # a port this test process holds, not the named server
+        _record(data, f"http://127.0.0.1:{other.getsockname()[1]}", pid)
+        assert running_server(data) is None
+    _record(data, f"http://127.0.0.1:{port}", _dead_pid())
+    assert running_server(data) is None
+    _record(data, f"http://127.0.0.1:{port}", pid)
+    assert running_server(data) == f"http://127.0.0.1:{port}"
 
 
 def _dead_pid() -> int:
@@ -42,49 +92,127 @@ def _dead_pid() -> int:
 
 
 @pytest.mark.parametrize(
-    ("url", "pid", "mode", "why"),
+    ("url", "pid", "why"),
     [
-        ("http://127.0.0.1:8123", None, 0o600, "its process is gone"),
-        ("http://127.0.0.1:8123", 0, 0o600, "no process"),
-        ("http://10.1.2.3:8123", "self", 0o600, "not loopback: the key would leave the machine"),
-        ("http://evil.example:8123", "self", 0o600, "a host name that is not localhost"),
-        ("https://127.0.0.1:8123", "self", 0o600, "not the scheme arag serve speaks"),
-        ("http://127.0.0.1:8123", "self", 0o622, "others may write it"),
+        ("http://10.1.2.3:{port}", "self", "not loopback: the key would leave the machine"),
+        ("http://evil.example:{port}", "self", "a host name that is not localhost"),
+        ("http://user@127.0.0.1:{port}", "self", "credentials in the URL"),
+        ("https://127.0.0.1:{port}", "self", "not the scheme arag serve speaks"),
+        ("http://127.0.0.1:{port}/proxy", "self", "a path: not a server's base URL"),
+        ("http://[::1:{port}", "self", "not a URL"),
+        ("http://127.0.0.1:{port}", True, "a boolean is no pid"),
+        ("http://127.0.0.1:{port}", 0, "no process"),
+        ("http://127.0.0.1:{port}", "1", "a string is no pid"),
+        ("http://127.0.0.1:{port}", 10**30, "out of range"),
     ],
 )
 def test_a_server_file_that_cannot_be_trusted_is_ignored(
-    tmp_path: Path, url: str, pid: int | str | None, mode: int, why: str
+    data: Path, server: tuple[int, int], url: str, pid: object, why: str
 ) -> None:
-    chosen = os.getpid() if pid == "self" else _dead_pid() if pid is None else int(pid)
-    _record(tmp_path, url, chosen, mode)
-    assert running_server(tmp_path) is None, why
+    _record(data, url.format(port=server[1]), server[0] if pid == "self" else pid)
+    assert running_server(data) is None, why
 
 
-def test_a_server_file_of_another_user_or_garbled_is_ignored(tmp_path: Path) -> None:
-    assert running_server(tmp_path) is None  # no file
-    path = _record(tmp_path, "http://127.0.0.1:8123", os.getpid())
+def test_a_file_others_could_have_written_or_swapped_is_ignored(
+    data: Path, server: tuple[int, int], tmp_path: Path
+) -> None:
+    pid, port = server
+    assert running_server(data) is None  # no file
+    path = _record(data, f"http://127.0.0.1:{port}", pid, mode=0o622)
+    assert running_server(data) is None  # others may write it
+    path.chmod(0o600)
+    data.chmod(0o777)
+    assert running_server(data) is None  # others may replace it
+    data.chmod(0o755)
+    assert running_server(data) == f"http://127.0.0.1:{port}"
+    elsewhere = tmp_path / "elsewhere.json"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    assert running_server(data) is None  # a symlink is not followed
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    assert running_server(data) is None  # a FIFO is not read (and does not hang)
+    withdraw(data)  # nor does it hang the server's shutdown
+    path.unlink()
+    path.write_text("[1, 2]")
+    path.chmod(0o600)
+    assert running_server(data) is None  # not an object
+    withdraw(data)
+    path.write_text(" " * 5000 + "{}")
+    assert running_server(data) is None  # too large for what the server writes
     path.write_text("{not json")
-    assert running_server(tmp_path) is None
-    path.write_text(json.dumps({"url": "http://127.0.0.1:8123"}))  # no pid
-    assert running_server(tmp_path) is None
-    if os.getuid() == 0:  # as root the file can be given away: another user's file is not trusted
-        _record(tmp_path, "http://127.0.0.1:8123", os.getpid())
+    assert running_server(data) is None
+    if os.getuid() == 0:  # as root a file can be given away: another user's file is not trusted
+        _record(data, f"http://127.0.0.1:{port}", pid)
         os.chown(path, 65534, 65534)
-        assert running_server(tmp_path) is None
+        assert running_server(data) is None
 
 
 def _ask(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     from evals.bench_serve import _env
 
+    # A proxy that answers nothing: the loopback request (with the key) must not go through it.
+    proxy = {"HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9"}
     return subprocess.run(
         [sys.executable, "-m", "agents.cli", "ask", *args],
-        env=_env(data, {}),
+        env=_env(data, {"ARAG_API_KEY": "k-secret", **proxy}),
         cwd=data,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
+
+
+_HOSTILE = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+seen = sys.argv[1]
+
+class Hostile(BaseHTTPRequestHandler):
+    def do_POST(self):
+        with open(seen, "a") as fh:
+            fh.write(self.headers.get("Authorization", "") + "\\n")
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        evil = "\\x1b]8;;http://evil.example\\x07click\\x1b]8;;\\x07\\x1bc"
+        message = {"content": "answer" + evil, "citations": [{"number": 1, "source": "s" + evil, "title": "t"}]}
+        usage = {"model_calls": "1\\x1b[2J", "seconds": 1e300}
+        body = {"choices": [{"message": message}], "arag": {"exit_reason": "answered" + evil, "usage": usage}}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+server = HTTPServer(("127.0.0.1", 0), Hostile)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_what_a_server_sends_is_printed_without_its_escape_sequences(data: Path, tmp_path: Path) -> None:
+    """Even a process of the user's that passes every check (here a listener started as `... serve`)
+    cannot reach the terminal: answer, citations, exit reason and usage are sanitised."""
+    seen = tmp_path / "seen.txt"
+    listener = subprocess.Popen([sys.executable, "-c", _HOSTILE, str(seen), "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout is not None
+        port = int(listener.stdout.readline())
+        path = data / SERVER_FILE
+        path.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "pid": listener.pid}))
+        path.chmod(0o600)
+        asked = _ask(data, "When did Apollo 11 land on the Moon?")
+    finally:
+        listener.kill()
+        listener.wait()
+    assert asked.returncode == 0, asked.stderr
+    assert "\x1b" not in asked.stdout + asked.stderr
+    assert "unknown" in asked.stdout  # an exit reason the client does not know is not shown as sent
+    assert "0 model calls" in asked.stdout
+    assert seen.read_text().split() == ["Bearer", "k-secret"]
 
 
 def test_ask_goes_to_the_running_server_and_runs_here_once_it_stops(tmp_path: Path) -> None:
