@@ -36,7 +36,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SERVER_FILE", "ServerAnswer", "UnreachableError", "advertise", "ask", "running_server", "withdraw"]
+__all__ = [
+    "SERVER_FILE",
+    "ServerAnswer",
+    "UnreachableError",
+    "advertise",
+    "ask",
+    "find_server",
+    "running_server",
+    "withdraw",
+]
 
 SERVER_FILE = "server.json"
 _MAX_FILE = 4096
@@ -97,23 +106,34 @@ def _read_private(path: Path) -> dict[str, Any] | None:
 
 def running_server(data_dir: Path) -> str | None:
     """The URL of the live ``arag serve`` of ``data_dir``, or ``None``: no file, a stale one, or
-    one that fails a check of the module docstring."""
+    one that fails a check of the module docstring (:func:`find_server` says which)."""
+    return find_server(data_dir)[0]
+
+
+def find_server(data_dir: Path) -> tuple[str | None, str]:
+    """``(url, "")`` for the live ``arag serve`` of ``data_dir``; else ``(None, why)``, ``why``
+    empty when there is no file at all."""
+    path = data_dir / SERVER_FILE
+    if not os.path.lexists(path):
+        return None, ""
     try:
         folder = data_dir.stat()
     except OSError:
-        return None
+        return None, "the data folder cannot be read"
     if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
-        return None  # others could swap the file
-    record = _read_private(data_dir / SERVER_FILE)
+        return None, "the data folder is not yours alone (others could replace the file)"
+    record = _read_private(path)
     if record is None:
-        return None
+        return None, "it is not a private regular file of yours holding a JSON object"
     pid, url = record.get("pid"), record.get("url")
     if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22 or not isinstance(url, str):
-        return None
+        return None, "it names no process and URL"
     port = _loopback_port(url)
-    if port is None or not _serves(pid, port):
-        return None
-    return url
+    if port is None:
+        return None, "its URL is not plain HTTP to a loopback address"
+    if not _serves(pid, port):
+        return None, f"process {pid} is not an arag serve of yours listening on port {port} (a stale file)"
+    return url, ""
 
 
 def _loopback_port(url: str) -> int | None:

@@ -280,10 +280,13 @@ def ask(
 def _ask_server(settings: Any, question: str, thread: str | None, quiet: bool) -> Any:
     """The answer of the `arag serve` running on the data folder (:mod:`agents._handoff`), or
     ``None`` when none runs."""
-    from agents._handoff import UnreachableError, ask, running_server
+    from agents._handoff import SERVER_FILE, UnreachableError, ask, find_server
 
-    url = running_server(settings.store.data_dir)
+    url, why = find_server(settings.store.data_dir)
     if url is None:
+        if why and not quiet:  # nothing silent: a file that is there but not followed says why
+            path = settings.store.data_dir / SERVER_FILE
+            err.print(f"[dim]not asking the server named in {shown(str(path))}: {shown(why)}; answering here[/]")
         return None
     if not quiet:
         err.print(f"[dim]asking the server of this data folder at {shown(url)} (--no-server answers here)[/]")

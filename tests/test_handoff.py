@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agents._handoff import SERVER_FILE, advertise, running_server, withdraw
+from agents._handoff import SERVER_FILE, advertise, find_server, running_server, withdraw
 
 
 def _record(data: Path, url: str, pid: object, mode: int = 0o600) -> Path:
@@ -80,10 +80,16 @@ def test_only_the_process_that_listens_on_the_port_is_trusted(data: Path, server
         other.listen()  # a port this test process holds, not the named server
         _record(data, f"http://127.0.0.1:{other.getsockname()[1]}", pid)
         assert running_server(data) is None
-    _record(data, f"http://127.0.0.1:{port}", _dead_pid())
-    assert running_server(data) is None
+    dead = _dead_pid()
+    _record(data, f"http://127.0.0.1:{port}", dead)
+    assert find_server(data) == (
+        None,
+        f"process {dead} is not an arag serve of yours listening on port {port} (a stale file)",
+    )
     _record(data, f"http://127.0.0.1:{port}", pid)
-    assert running_server(data) == f"http://127.0.0.1:{port}"
+    assert find_server(data) == (f"http://127.0.0.1:{port}", "")
+    (data / SERVER_FILE).unlink()
+    assert find_server(data) == (None, "")  # no file: nothing to say
 
 
 def _dead_pid() -> int:
@@ -252,3 +258,8 @@ def test_ask_goes_to_the_running_server_and_runs_here_once_it_stops(tmp_path: Pa
         server.process.terminate()  # SIGTERM, as systemd and docker stop it
         assert server.process.wait(30) != 0  # uvicorn re-raises the signal once it has stopped
         assert not (data / SERVER_FILE).exists()
+    _record(data, "http://127.0.0.1:9", server.process.pid)  # what a SIGKILL leaves behind
+    stale = _ask(data, question)
+    assert stale.returncode == 0, stale.stderr
+    assert "(a stale file); answering here" in stale.stderr
+    assert "20 July 1969" in stale.stdout
