@@ -18,8 +18,10 @@ followed only when every check holds (Linux ``/proc``; elsewhere ``arag ask`` an
   ``/proc/net/tcp``): a stale file whose pid or port another program took over, or a file a
   cloned repository brought along, is ignored.
 
-The request ignores proxy settings, has one deadline for the whole answer and a size cap. This
-module imports nothing heavy: ``arag ask`` loads it first.
+The request goes over a connection checked, before anything is sent, to have been accepted by
+that very process (so a server that died after the check and whoever took its port get
+nothing); it uses ``http.client`` (no proxy variables), one deadline for the whole answer and a
+size cap. This module imports nothing heavy: ``arag ask`` loads it first.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import contextlib
 import ipaddress
 import json
 import os
+import socket
 import stat
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ __all__ = [
     "advertise",
     "ask",
     "find_server",
+    "locate_server",
     "running_server",
     "withdraw",
 ]
@@ -113,27 +118,34 @@ def running_server(data_dir: Path) -> str | None:
 def find_server(data_dir: Path) -> tuple[str | None, str]:
     """``(url, "")`` for the live ``arag serve`` of ``data_dir``; else ``(None, why)``, ``why``
     empty when there is no file at all."""
+    found = locate_server(data_dir)
+    return (found[0], "") if isinstance(found, tuple) else (None, found)
+
+
+def locate_server(data_dir: Path) -> tuple[str, int] | str:
+    """``(url, pid)`` of the live ``arag serve`` of ``data_dir``; else why not (empty when there
+    is no file at all)."""
     path = data_dir / SERVER_FILE
     if not os.path.lexists(path):
-        return None, ""
+        return ""
     try:
         folder = data_dir.stat()
     except OSError:
-        return None, "the data folder cannot be read"
+        return "the data folder cannot be read"
     if folder.st_uid != os.getuid() or folder.st_mode & 0o022:
-        return None, "the data folder is not yours alone (others could replace the file)"
+        return "the data folder is not yours alone (others could replace the file)"
     record = _read_private(path)
     if record is None:
-        return None, "it is not a private regular file of yours holding a JSON object"
+        return "it is not a private regular file of yours holding a JSON object"
     pid, url = record.get("pid"), record.get("url")
     if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22 or not isinstance(url, str):
-        return None, "it names no process and URL"
+        return "it names no process and URL"
     port = _loopback_port(url)
     if port is None:
-        return None, "its URL is not plain HTTP to a loopback address"
+        return "its URL is not plain HTTP to a loopback address"
     if not _serves(pid, port):
-        return None, f"process {pid} is not an arag serve of yours listening on port {port} (a stale file)"
-    return url, ""
+        return f"process {pid} is not an arag serve of yours listening on port {port} (a stale file)"
+    return url, pid
 
 
 def _loopback_port(url: str) -> int | None:
@@ -154,17 +166,23 @@ def _loopback_port(url: str) -> int | None:
 
 
 def _serves(pid: int, port: int) -> bool:
-    """Whether process ``pid`` is alive, runs as this user, and holds a socket listening on
-    ``port``: it is the server the file names, not whoever reused the pid or the port."""
+    """Whether process ``pid`` is alive, runs as this user, is an ``arag serve``, and holds a
+    socket listening on ``port``: the server the file names, not whoever reused the pid or port."""
+    sockets = _server_sockets(pid)
+    return any(state == "0A" and local == port for state, local, _, inode in _tcp_rows() if inode in sockets)
+
+
+def _server_sockets(pid: int) -> set[str]:
+    """The socket inodes of ``pid`` if it is a live ``arag serve`` of this user, else none."""
     proc = Path(f"/proc/{pid}")
     try:
         if proc.stat().st_uid != os.getuid():
-            return False
+            return set()
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         if state in ("Z", "X"):
-            return False  # dead: its sockets are closed, someone else may hold the port
+            return set()  # dead: its sockets are closed, someone else may hold the port
         if b"serve" not in (proc / "cmdline").read_bytes().split(b"\0"):
-            return False  # not `arag serve` (a file a cloned repository brought, naming pid 1)
+            return set()  # not `arag serve` (a file a cloned repository brought, naming pid 1)
         sockets = set()
         for fd in (proc / "fd").iterdir():
             with contextlib.suppress(OSError):
@@ -172,19 +190,45 @@ def _serves(pid: int, port: int) -> bool:
                 if target.startswith("socket:["):
                     sockets.add(target[8:-1])
     except (OSError, IndexError):
-        return False
+        return set()
+    return sockets
+
+
+def _tcp_rows() -> list[tuple[str, int, int, str]]:
+    """(state, local port, remote port, inode) of every TCP socket in this network namespace."""
+    rows = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            rows = Path(table).read_text().splitlines()[1:]
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        for row in rows:
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[9] in sockets:  # 0A: LISTEN
-                with contextlib.suppress(ValueError):
-                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-    return False
+        for line in lines:
+            fields = line.split()
+            with contextlib.suppress(ValueError, IndexError):
+                local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
+                rows.append((fields[3], local, remote, fields[9]))
+    return rows
+
+
+def _connected_to(pid: int, sock: socket.socket, wait: float = 2.0) -> bool:
+    """Whether the connection ``sock`` made was accepted by ``pid`` itself: the server side of it
+    (local port = the server's, remote port = ours, ESTABLISHED) is one of the process's sockets.
+    Checked after connecting and before anything is sent, so a server that died after the file
+    was checked, and whoever took its port meanwhile, never get the key."""
+    server_port, ours = sock.getpeername()[1], sock.getsockname()[1]
+    deadline = time.monotonic() + wait
+    while True:  # the kernel completes the handshake before the server's accept() takes it
+        sockets = _server_sockets(pid)
+        if not sockets:
+            return False
+        rows = [
+            inode for state, local, remote, inode in _tcp_rows() if (state, local, remote) == ("01", server_port, ours)
+        ]
+        if any(inode in sockets for inode in rows):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +281,11 @@ class UnreachableError(RuntimeError):
     """The server the file names did not take the connection (it just stopped): answer here."""
 
 
-def ask(url: str, question: str, *, api_key: str | None, thread_id: str | None, timeout: float) -> ServerAnswer:
-    """Ask the ``rag`` agent of the server at ``url``, within ``timeout`` seconds in all.
+def ask(
+    url: str, question: str, *, api_key: str | None, thread_id: str | None, timeout: float, pid: int | None = None
+) -> ServerAnswer:
+    """Ask the ``rag`` agent of the server at ``url`` (process ``pid``: the connection is checked
+    to be that process's before anything is sent), within ``timeout`` seconds in all.
 
     Raises:
         UnreachableError: The connection was refused or timed out before it was made.
@@ -253,7 +300,7 @@ def ask(url: str, question: str, *, api_key: str | None, thread_id: str | None, 
 
     def run() -> None:
         try:
-            outcome["response"] = _post(f"{url}/v1/chat/completions", body, headers, timeout)
+            outcome["response"] = _post(url, body, headers, timeout, pid)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -280,30 +327,44 @@ def ask(url: str, question: str, *, api_key: str | None, thread_id: str | None, 
         raise RuntimeError(msg) from None
 
 
-def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> tuple[int, Any]:
-    import httpx
+def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float, pid: int | None) -> tuple[int, Any]:
+    """POST ``body`` to the server's completions endpoint over a connection checked to be ``pid``'s
+    (:func:`_connected_to`); http.client reads no proxy variables."""
+    import http.client
 
-    limits = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-    try:  # trust_env=False: a loopback request never goes through HTTP_PROXY (with the key)
-        with (
-            httpx.Client(trust_env=False, timeout=limits, follow_redirects=False) as client,
-            client.stream("POST", url, json=body, headers=headers) as response,
-        ):
-            size, parts = 0, []
-            for part in response.iter_bytes():
-                size += len(part)
-                if size > _MAX_ANSWER:
-                    msg = f"the server at {url} sent more than {_MAX_ANSWER // 2**20} MiB"
-                    raise RuntimeError(msg)
-                parts.append(part)
-            status = response.status_code
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    try:
+        sock = socket.create_connection((host, port), timeout=min(timeout, 5.0))
+    except OSError as exc:
         raise UnreachableError(str(exc)) from None
-    except httpx.HTTPError as exc:
+    try:
+        if pid is not None and not _connected_to(pid, sock):
+            msg = f"the connection to {url} was not taken by the server that wrote server.json (process {pid})"
+            raise RuntimeError(msg)
+        sock.settimeout(timeout)
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection.sock = sock  # the checked socket, nothing new
+        payload = json.dumps(body).encode()
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            body=payload,
+            headers={"Content-Type": "application/json", "Content-Length": str(len(payload)), **headers},
+        )
+        response = connection.getresponse()
+        data = response.read(_MAX_ANSWER + 1)
+        if len(data) > _MAX_ANSWER:
+            msg = f"the server at {url} sent more than {_MAX_ANSWER // 2**20} MiB"
+            raise RuntimeError(msg)
+        status = response.status
+    except (OSError, http.client.HTTPException) as exc:
         msg = f"the server at {url} failed: {type(exc).__name__}"
         raise RuntimeError(msg) from None
+    finally:
+        sock.close()
     try:
-        return status, json.loads(b"".join(parts))
+        return status, json.loads(data)
     except ValueError:
         return status, None
 

@@ -280,19 +280,20 @@ def ask(
 def _ask_server(settings: Any, question: str, thread: str | None, quiet: bool) -> Any:
     """The answer of the `arag serve` running on the data folder (:mod:`agents._handoff`), or
     ``None`` when none runs."""
-    from agents._handoff import SERVER_FILE, UnreachableError, ask, find_server
+    from agents._handoff import SERVER_FILE, UnreachableError, ask, locate_server
 
-    url, why = find_server(settings.store.data_dir)
-    if url is None:
-        if why and not quiet:  # nothing silent: a file that is there but not followed says why
+    found = locate_server(settings.store.data_dir)
+    if not isinstance(found, tuple):
+        if found and not quiet:  # nothing silent: a file that is there but not followed says why
             path = settings.store.data_dir / SERVER_FILE
-            err.print(f"[dim]not asking the server named in {shown(str(path))}: {shown(why)}; answering here[/]")
+            err.print(f"[dim]not asking the server named in {shown(str(path))}: {shown(found)}; answering here[/]")
         return None
+    url, pid = found
     if not quiet:
         err.print(f"[dim]asking the server of this data folder at {shown(url)} (--no-server answers here)[/]")
     key = settings.server.api_key.get_secret_value() if settings.server.api_key else None
     try:
-        return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30)
+        return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30, pid=pid)
     except UnreachableError:  # it stopped between the check and the request: its store is free now
         if not quiet:
             err.print("[dim]the server did not take the connection; answering here[/]")

@@ -221,6 +221,32 @@ def test_what_a_server_sends_is_printed_without_its_escape_sequences(data: Path,
     assert seen.read_text().split() == ["Bearer", "k-secret"]
 
 
+def test_nothing_is_sent_over_a_connection_another_process_accepted(server: tuple[int, int], tmp_path: Path) -> None:
+    """The server the file named died after the check and another program took its port: the
+    connection is checked against the named process before the key or the question is sent."""
+    from agents._handoff import ask
+
+    seen = tmp_path / "seen.txt"
+    taker = subprocess.Popen([sys.executable, "-c", _HOSTILE, str(seen), "serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert taker.stdout is not None
+        port = int(taker.stdout.readline())
+        named = server[0]  # alive, this user's, an `... serve`: but not the process on this port
+        with pytest.raises(RuntimeError, match=r"was not taken by the server that wrote server\.json"):
+            ask(
+                f"http://127.0.0.1:{port}",
+                "secret question?",
+                api_key="k-secret",
+                thread_id=None,
+                timeout=10,
+                pid=named,
+            )
+    finally:
+        taker.kill()
+        taker.wait()
+    assert not seen.exists()  # the listener got a connection and nothing else
+
+
 def test_ask_goes_to_the_running_server_and_runs_here_once_it_stops(tmp_path: Path) -> None:
     """A real `arag serve` on the data folder: `arag ask` answers through it (where before it failed
     on the store's lock), `--no-server` still tries the store here, and after the server stops
