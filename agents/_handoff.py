@@ -13,10 +13,11 @@ followed only when every check holds (Linux ``/proc``; elsewhere ``arag ask`` an
 - the data folder and the file belong to the user and no one else may write them; the file is a
   regular file, opened without following a symlink and read from the same descriptor;
 - its URL is plain HTTP to a loopback address;
-- its process is alive, not a zombie, runs as the user, is an ``arag serve`` (``serve`` in its
-  command line), and holds the socket that listens on that port (``/proc/<pid>/fd`` against
-  ``/proc/net/tcp``): a stale file whose pid or port another program took over, or a file a
-  cloned repository brought along, is ignored.
+- its process is alive, not a zombie, started when the file says (not a later process under
+  the same pid), runs with every uid the user's (a setuid program another user started does
+  not pass), is an ``arag serve`` (``serve`` in its command line), and holds the socket that
+  listens on that port (``/proc/<pid>/fd`` against ``/proc/net/tcp``): a stale file whose pid
+  or port another program took over, or a file a cloned repository brought along, is ignored.
 
 The request goes over a connection checked, before anything is sent, to have been accepted by
 that very process (so a server that died after the check and whoever took its port get
@@ -42,6 +43,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "SERVER_FILE",
+    "NotTheServerError",
     "ServerAnswer",
     "UnreachableError",
     "advertise",
@@ -68,7 +70,7 @@ def advertise(data_dir: Path, host: str, port: int) -> Path:
     fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{SERVER_FILE}.")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump({"url": url, "pid": os.getpid()}, fh)
+            json.dump({"url": url, "pid": os.getpid(), "started": _start_time(os.getpid())}, fh)
         Path(tmp).replace(data_dir / SERVER_FILE)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -122,9 +124,9 @@ def find_server(data_dir: Path) -> tuple[str | None, str]:
     return (found[0], "") if isinstance(found, tuple) else (None, found)
 
 
-def locate_server(data_dir: Path) -> tuple[str, int] | str:
-    """``(url, pid)`` of the live ``arag serve`` of ``data_dir``; else why not (empty when there
-    is no file at all)."""
+def locate_server(data_dir: Path) -> tuple[str, int, str] | str:
+    """``(url, pid, start time)`` of the live ``arag serve`` of ``data_dir``; else why not (empty
+    when there is no file at all)."""
     path = data_dir / SERVER_FILE
     if not os.path.lexists(path):
         return ""
@@ -143,9 +145,10 @@ def locate_server(data_dir: Path) -> tuple[str, int] | str:
     port = _loopback_port(url)
     if port is None:
         return "its URL is not plain HTTP to a loopback address"
-    if not _serves(pid, port):
+    started = record.get("started")
+    if not isinstance(started, str) or not _serves(pid, started, port):
         return f"process {pid} is not an arag serve of yours listening on port {port} (a stale file)"
-    return url, pid
+    return url, pid, started
 
 
 def _loopback_port(url: str) -> int | None:
@@ -165,37 +168,71 @@ def _loopback_port(url: str) -> int | None:
     return port if loopback else None
 
 
-def _serves(pid: int, port: int) -> bool:
-    """Whether process ``pid`` is alive, runs as this user, is an ``arag serve``, and holds a
-    socket listening on ``port``: the server the file names, not whoever reused the pid or port."""
-    sockets = _server_sockets(pid)
-    return any(state == "0A" and local == port for state, local, _, inode in _tcp_rows() if inode in sockets)
+def _serves(pid: int, started: str, port: int) -> bool:
+    """Whether process ``pid`` (started at ``started``, so not a later process under a reused pid)
+    is alive, runs as this user, is an ``arag serve``, and holds a socket listening on ``port``."""
+    sockets = _server_sockets(pid, started)
+    return any(state == "0A" and local[1] == port for state, local, _, inode in _tcp_rows() if inode in sockets)
 
 
-def _server_sockets(pid: int) -> set[str]:
-    """The socket inodes of ``pid`` if it is a live ``arag serve`` of this user, else none."""
-    proc = Path(f"/proc/{pid}")
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
     try:
-        if proc.stat().st_uid != os.getuid():
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _server_sockets(pid: int, started: str) -> set[str]:
+    """The socket inodes of ``pid`` if it is the live ``arag serve`` of this user that started at
+    ``started``, else none: every uid of it (real, effective, saved, filesystem) is the user's, so
+    a setuid program another user started (``su``, waiting at its prompt) does not pass."""
+    proc = Path(f"/proc/{pid}")
+    me = str(os.getuid())
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X") or fields[19] != started:
+            return set()  # dead (its sockets are closed), or another process under the same pid
+        uids = next(line.split()[1:] for line in (proc / "status").read_text().splitlines() if line.startswith("Uid:"))
+        if len(uids) != 4 or any(uid != me for uid in uids):
             return set()
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state in ("Z", "X"):
-            return set()  # dead: its sockets are closed, someone else may hold the port
         if b"serve" not in (proc / "cmdline").read_bytes().split(b"\0"):
-            return set()  # not `arag serve` (a file a cloned repository brought, naming pid 1)
+            return set()  # not `arag serve`
         sockets = set()
         for fd in (proc / "fd").iterdir():
             with contextlib.suppress(OSError):
                 target = str(fd.readlink())
                 if target.startswith("socket:["):
                     sockets.add(target[8:-1])
-    except (OSError, IndexError):
+    except (OSError, IndexError, StopIteration):
         return set()
     return sockets
 
 
-def _tcp_rows() -> list[tuple[str, int, int, str]]:
-    """(state, local port, remote port, inode) of every TCP socket in this network namespace."""
+Endpoint = tuple[str, int]
+
+
+def _endpoint(text: str) -> Endpoint:
+    """``/proc/net/tcp``'s ``0100007F:1F90`` as ("127.0.0.1", 8080); IPv4-mapped IPv6 as IPv4."""
+    address, port = text.rsplit(":", 1)
+    raw = bytes.fromhex(address)
+    if len(raw) == 4:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(raw[::-1])
+    else:  # four 32-bit words, each in host (little-endian) order
+        ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+        ip = ip.ipv4_mapped or ip
+    return str(ip), int(port, 16)
+
+
+def _normal(address: tuple[Any, ...]) -> Endpoint:
+    ip = ipaddress.ip_address(address[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(address[1])
+
+
+def _tcp_rows() -> list[tuple[str, Endpoint, Endpoint, str]]:
+    """(state, local, remote, inode) of every TCP socket in this network namespace."""
     rows = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -205,26 +242,23 @@ def _tcp_rows() -> list[tuple[str, int, int, str]]:
         for line in lines:
             fields = line.split()
             with contextlib.suppress(ValueError, IndexError):
-                local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
-                rows.append((fields[3], local, remote, fields[9]))
+                rows.append((fields[3], _endpoint(fields[1]), _endpoint(fields[2]), fields[9]))
     return rows
 
 
-def _connected_to(pid: int, sock: socket.socket, wait: float = 2.0) -> bool:
+def _connected_to(pid: int, started: str, sock: socket.socket, wait: float = 2.0) -> bool:
     """Whether the connection ``sock`` made was accepted by ``pid`` itself: the server side of it
-    (local port = the server's, remote port = ours, ESTABLISHED) is one of the process's sockets.
-    Checked after connecting and before anything is sent, so a server that died after the file
-    was checked, and whoever took its port meanwhile, never get the key."""
-    server_port, ours = sock.getpeername()[1], sock.getsockname()[1]
+    (ESTABLISHED, its local end our peer, its remote end us: addresses and ports) is one of the
+    process's sockets. Checked after connecting and before anything is sent, so a server that died
+    after the file was checked, and whoever took its port meanwhile, never get the key."""
+    server_end, our_end = _normal(sock.getpeername()), _normal(sock.getsockname())
     deadline = time.monotonic() + wait
     while True:  # the kernel completes the handshake before the server's accept() takes it
-        sockets = _server_sockets(pid)
+        sockets = _server_sockets(pid, started)
         if not sockets:
             return False
-        rows = [
-            inode for state, local, remote, inode in _tcp_rows() if (state, local, remote) == ("01", server_port, ours)
-        ]
-        if any(inode in sockets for inode in rows):
+        rows = _tcp_rows()
+        if any(row == ("01", server_end, our_end, inode) for row in rows for inode in sockets if row[3] == inode):
             return True
         if time.monotonic() > deadline:
             return False
@@ -281,11 +315,22 @@ class UnreachableError(RuntimeError):
     """The server the file names did not take the connection (it just stopped): answer here."""
 
 
+class NotTheServerError(UnreachableError):
+    """Another process accepted the connection (the named server is gone): nothing was sent."""
+
+
 def ask(
-    url: str, question: str, *, api_key: str | None, thread_id: str | None, timeout: float, pid: int | None = None
+    url: str,
+    question: str,
+    *,
+    api_key: str | None,
+    thread_id: str | None,
+    timeout: float,
+    server: tuple[int, str] | None = None,
 ) -> ServerAnswer:
-    """Ask the ``rag`` agent of the server at ``url`` (process ``pid``: the connection is checked
-    to be that process's before anything is sent), within ``timeout`` seconds in all.
+    """Ask the ``rag`` agent of the server at ``url``, within ``timeout`` seconds in all.
+    ``server`` (pid, start time, from :func:`locate_server`): the connection is checked to be that
+    process's before anything is sent (``None`` only where the caller vouches for the URL).
 
     Raises:
         UnreachableError: The connection was refused or timed out before it was made.
@@ -300,7 +345,7 @@ def ask(
 
     def run() -> None:
         try:
-            outcome["response"] = _post(url, body, headers, timeout, pid)
+            outcome["response"] = _post(url, body, headers, timeout, server)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -327,9 +372,11 @@ def ask(
         raise RuntimeError(msg) from None
 
 
-def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float, pid: int | None) -> tuple[int, Any]:
-    """POST ``body`` to the server's completions endpoint over a connection checked to be ``pid``'s
-    (:func:`_connected_to`); http.client reads no proxy variables."""
+def _post(
+    url: str, body: dict[str, Any], headers: dict[str, str], timeout: float, server: tuple[int, str] | None
+) -> tuple[int, Any]:
+    """POST ``body`` to the server's completions endpoint over a connection checked to be
+    ``server``'s (:func:`_connected_to`); http.client reads no proxy variables."""
     import http.client
 
     parts = urlsplit(url)
@@ -339,9 +386,9 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: floa
     except OSError as exc:
         raise UnreachableError(str(exc)) from None
     try:
-        if pid is not None and not _connected_to(pid, sock):
-            msg = f"the connection to {url} was not taken by the server that wrote server.json (process {pid})"
-            raise RuntimeError(msg)
+        if server is not None and not _connected_to(server[0], server[1], sock):
+            msg = f"the connection to {url} was not taken by the server that wrote server.json (process {server[0]})"
+            raise NotTheServerError(msg)
         sock.settimeout(timeout)
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
         connection.sock = sock  # the checked socket, nothing new

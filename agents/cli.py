@@ -288,15 +288,17 @@ def _ask_server(settings: Any, question: str, thread: str | None, quiet: bool) -
             path = settings.store.data_dir / SERVER_FILE
             err.print(f"[dim]not asking the server named in {shown(str(path))}: {shown(found)}; answering here[/]")
         return None
-    url, pid = found
+    url, pid, started = found
     if not quiet:
         err.print(f"[dim]asking the server of this data folder at {shown(url)} (--no-server answers here)[/]")
     key = settings.server.api_key.get_secret_value() if settings.server.api_key else None
     try:
-        return ask(url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30, pid=pid)
-    except UnreachableError:  # it stopped between the check and the request: its store is free now
+        return ask(
+            url, question, api_key=key, thread_id=thread, timeout=settings.server.deadline + 30, server=(pid, started)
+        )
+    except UnreachableError as exc:  # it stopped after the check (nothing was sent): answer here
         if not quiet:
-            err.print("[dim]the server did not take the connection; answering here[/]")
+            err.print(f"[dim]{shown(str(exc))}; answering here[/]")
         return None
 
 

@@ -14,18 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from agents._handoff import SERVER_FILE, advertise, find_server, running_server, withdraw
+from agents._handoff import SERVER_FILE, _start_time, advertise, find_server, running_server, withdraw
 
 
-def _record(data: Path, url: str, pid: object, mode: int = 0o600) -> Path:
+def _record(data: Path, url: str, pid: object, mode: int = 0o600, started: str | None = None) -> Path:
+    """A server.json naming ``pid`` (with its real start time unless ``started`` is given)."""
     path = data / SERVER_FILE
-    path.write_text(json.dumps({"url": url, "pid": pid}))
+    when = started if started is not None else _start_time(pid) if isinstance(pid, int) and pid > 0 else None
+    path.write_text(json.dumps({"url": url, "pid": pid, "started": when}))
     path.chmod(mode)
     return path
 
 
 _LISTENER = """
-import socket, sys, time
+import os, socket, sys, time
+if len(sys.argv) > 2:  # a uid of another user among its saved ones, as a setuid program has
+    os.setresuid(os.getuid(), os.geteuid(), int(sys.argv[2]))
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 sock.listen()
@@ -56,7 +60,8 @@ def test_a_server_advertises_itself_and_withdraws_only_its_own_file(data: Path, 
     pid, port = server
     path = advertise(data, "0.0.0.0", port)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert json.loads(path.read_text()) == {"url": f"http://127.0.0.1:{port}", "pid": os.getpid()}
+    written = {"url": f"http://127.0.0.1:{port}", "pid": os.getpid(), "started": _start_time(os.getpid())}
+    assert json.loads(path.read_text()) == written
     assert [p.name for p in data.iterdir()] == [SERVER_FILE]  # no temporary file left behind
     assert running_server(data) is None  # this test process is no `arag serve`
     advertise(data, "::", port)
@@ -86,6 +91,8 @@ def test_only_the_process_that_listens_on_the_port_is_trusted(data: Path, server
         None,
         f"process {dead} is not an arag serve of yours listening on port {port} (a stale file)",
     )
+    _record(data, f"http://127.0.0.1:{port}", pid, started="1")  # the pid of a process started earlier
+    assert running_server(data) is None
     _record(data, f"http://127.0.0.1:{port}", pid)
     assert find_server(data) == (f"http://127.0.0.1:{port}", "")
     (data / SERVER_FILE).unlink()
@@ -208,7 +215,9 @@ def test_what_a_server_sends_is_printed_without_its_escape_sequences(data: Path,
         assert listener.stdout is not None
         port = int(listener.stdout.readline())
         path = data / SERVER_FILE
-        path.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "pid": listener.pid}))
+        path.write_text(
+            json.dumps({"url": f"http://127.0.0.1:{port}", "pid": listener.pid, "started": _start_time(listener.pid)})
+        )
         path.chmod(0o600)
         asked = _ask(data, "When did Apollo 11 land on the Moon?")
     finally:
@@ -219,6 +228,21 @@ def test_what_a_server_sends_is_printed_without_its_escape_sequences(data: Path,
     assert "unknown" in asked.stdout  # an exit reason the client does not know is not shown as sent
     assert "0 model calls" in asked.stdout
     assert seen.read_text().split() == ["Bearer", "k-secret"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="setting another saved uid needs root")
+def test_a_process_with_another_users_uid_is_not_the_users_server(data: Path) -> None:
+    """A setuid program another user started (``su`` at its password prompt) has the victim's
+    effective uid but not all of its uids: it is not the victim's server."""
+    process = subprocess.Popen([sys.executable, "-c", _LISTENER, "serve", "65534"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        _record(data, f"http://127.0.0.1:{port}", process.pid)
+        assert running_server(data) is None
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_nothing_is_sent_over_a_connection_another_process_accepted(server: tuple[int, int], tmp_path: Path) -> None:
@@ -239,7 +263,7 @@ def test_nothing_is_sent_over_a_connection_another_process_accepted(server: tupl
                 api_key="k-secret",
                 thread_id=None,
                 timeout=10,
-                pid=named,
+                server=(named, _start_time(named) or ""),
             )
     finally:
         taker.kill()
