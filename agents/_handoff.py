@@ -48,7 +48,6 @@ __all__ = [
     "UnreachableError",
     "advertise",
     "ask",
-    "find_server",
     "locate_server",
     "running_server",
     "withdraw",
@@ -113,15 +112,9 @@ def _read_private(path: Path) -> dict[str, Any] | None:
 
 def running_server(data_dir: Path) -> str | None:
     """The URL of the live ``arag serve`` of ``data_dir``, or ``None``: no file, a stale one, or
-    one that fails a check of the module docstring (:func:`find_server` says which)."""
-    return find_server(data_dir)[0]
-
-
-def find_server(data_dir: Path) -> tuple[str | None, str]:
-    """``(url, "")`` for the live ``arag serve`` of ``data_dir``; else ``(None, why)``, ``why``
-    empty when there is no file at all."""
+    one that fails a check of the module docstring (:func:`locate_server` says which)."""
     found = locate_server(data_dir)
-    return (found[0], "") if isinstance(found, tuple) else (None, found)
+    return found[0] if isinstance(found, tuple) else None
 
 
 def locate_server(data_dir: Path) -> tuple[str, int, str] | str:
@@ -257,8 +250,7 @@ def _connected_to(pid: int, started: str, sock: socket.socket, wait: float = 2.0
         sockets = _server_sockets(pid, started)
         if not sockets:
             return False
-        rows = _tcp_rows()
-        if any(row == ("01", server_end, our_end, inode) for row in rows for inode in sockets if row[3] == inode):
+        if any(row[:3] == ("01", server_end, our_end) and row[3] in sockets for row in _tcp_rows()):
             return True
         if time.monotonic() > deadline:
             return False

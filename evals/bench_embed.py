@@ -176,6 +176,18 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, list[str], int]
     return seconds, loaded, done.returncode
 
 
+def _row(backend: str, name: str, runs: list[tuple[float, list[str], int]]) -> dict[str, Any]:
+    """One command's cold runs (seconds, modules loaded, exit code) as a row, printed."""
+    row = {
+        "median_s": round(statistics.median(s for s, _, _ in runs), 3),
+        "runs_s": [round(s, 3) for s, _, _ in runs],
+        "loaded": sorted({m for _, loaded, _ in runs for m in loaded}),
+        "failed": sum(1 for _, _, code in runs if code != 0),
+    }
+    print(f"  {backend:<10} {name:<24} median {row['median_s']:.3f} s  loads {row['loaded']}")
+    return row
+
+
 def cli(backends: list[str], repeats: int, base: Path, cache: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for backend in backends:
@@ -196,27 +208,11 @@ def cli(backends: list[str], repeats: int, base: Path, cache: Path) -> dict[str,
         }
         rows: dict[str, Any] = {}
         for name, argvs in commands.items():
-            runs = [_timed(argv, env) for argv in argvs]
-            failed = [code for _, _, code in runs if code != 0]
-            rows[name] = {
-                "median_s": round(statistics.median(s for s, _, _ in runs), 3),
-                "runs_s": [round(s, 3) for s, _, _ in runs],
-                "loaded": sorted({m for _, loaded, _ in runs for m in loaded}),
-                "failed": len(failed),
-            }
-            print(f"  {backend:<10} {name:<24} median {rows[name]['median_s']:.3f} s  loads {rows[name]['loaded']}")
+            rows[name] = _row(backend, name, [_timed(argv, env) for argv in argvs])
         # The same, with `arag serve` running on the data folder: `arag ask` hands the question over.
         with ServerProcess(data, extra).running():
-            argvs = [["ask", f"{question} (served)", "-q"] for question in unseen]
-            runs = [_timed(argv, env) for argv in argvs]
-        name = "ask via arag serve"
-        rows[name] = {
-            "median_s": round(statistics.median(s for s, _, _ in runs), 3),
-            "runs_s": [round(s, 3) for s, _, _ in runs],
-            "loaded": sorted({m for _, loaded, _ in runs for m in loaded}),
-            "failed": sum(1 for _, _, code in runs if code != 0),
-        }
-        print(f"  {backend:<10} {name:<24} median {rows[name]['median_s']:.3f} s  loads {rows[name]['loaded']}")
+            served = [_timed(["ask", f"{question} (served)", "-q"], env) for question in unseen]
+        rows["ask via arag serve"] = _row(backend, "ask via arag serve", served)
         results[backend] = rows
     return results
 

@@ -367,13 +367,13 @@ class HeuristicAnswerer:
         read = read_question(asked)
         # Every name asked about must be in a kept passage, not only in the quoted ones: a two-hop
         # question names the first hop's subject, whose passage leads to the one quoted.
-        quoted = [f"{c.title} {c.text}" for c in evidence]
-        if absent := unmentioned(asked, quoted):
+        passages = [(c.title, c.text) for c in evidence]
+        if absent := unmentioned(asked, [f"{title} {text}" for title, text in passages]):
             return _decline(
                 f"The sources I found do not mention {', '.join(repr(a) for a in absent)}", result.text, cited
             )
         if asks_in_common(asked):  # from a passage about each side, so no floor below applies
-            if common := shared(asked, [(c.title, c.text) for c in evidence]):
+            if common := shared(asked, passages):
                 return self._in_common(common, result.ranked, evidence) or Draft(
                     f"{common}\n\n{result.text}", cited, short=common
                 )
@@ -392,7 +392,6 @@ class HeuristicAnswerer:
                 floor = self.min_relevance
                 why = f"The passages I found are not about {asked!r} (relevance {relevance:.2f} < {floor:.2f})"
                 return _decline(why, result.text, cited)
-        passages = [(c.title, c.text) for c in evidence]
         if read.form == "comparison" and (short := compare(asked, passages)):
             return Draft(f"{short}\n\n{result.text}", cited, short=short)
         choice = read.form == "comparison" and bool(re.search(r"\sor\s", asked, re.I))  # one of the options, or none

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agents._handoff import SERVER_FILE, _start_time, advertise, find_server, running_server, withdraw
+from agents._handoff import SERVER_FILE, _start_time, advertise, locate_server, running_server, withdraw
 
 
 def _record(data: Path, url: str, pid: object, mode: int = 0o600, started: str | None = None) -> Path:
@@ -87,16 +87,15 @@ def test_only_the_process_that_listens_on_the_port_is_trusted(data: Path, server
         assert running_server(data) is None
     dead = _dead_pid()
     _record(data, f"http://127.0.0.1:{port}", dead)
-    assert find_server(data) == (
-        None,
-        f"process {dead} is not an arag serve of yours listening on port {port} (a stale file)",
+    assert (
+        locate_server(data) == f"process {dead} is not an arag serve of yours listening on port {port} (a stale file)"
     )
     _record(data, f"http://127.0.0.1:{port}", pid, started="1")  # the pid of a process started earlier
     assert running_server(data) is None
     _record(data, f"http://127.0.0.1:{port}", pid)
-    assert find_server(data) == (f"http://127.0.0.1:{port}", "")
+    assert locate_server(data) == (f"http://127.0.0.1:{port}", pid, _start_time(pid))
     (data / SERVER_FILE).unlink()
-    assert find_server(data) == (None, "")  # no file: nothing to say
+    assert locate_server(data) == ""  # no file: nothing to say
 
 
 def _dead_pid() -> int:

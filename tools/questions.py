@@ -610,7 +610,8 @@ _SHARED = (
 )
 """What "in common" questions look like: "What occupation do *A* and *B* share?", "What type of
 activity does *A* and *B* have in common?", "What occupation was shared by *A* and *B*?"."""
-_OCCUPATION_ASKED = frozenset({"occupation", "profession", "job", "career", "vocation", "work"})
+_OCCUPATION_ASKED = terms("occupation profession job career vocation work")
+"""Type nouns that ask for an occupation (stemmed, as :func:`type_noun`'s terms are)."""
 _OCCUPATIONS = frozenset(
     """
     actor actress director producer screenwriter writer author novelist poet playwright journalist
@@ -664,7 +665,7 @@ def shared(question: str, passages: Sequence[tuple[str, str]]) -> str:
     about = [_about(option, passages, named=False) for option in options]
     if not all(about) or about[0] == about[1]:
         return ""  # a passage about each side, not one passage that names both
-    if noun & terms(" ".join(_OCCUPATION_ASKED)):
+    if noun & _OCCUPATION_ASKED:
         said = [description(a).lower().split() for a in about]
         return next((w for w in said[0] if w in _OCCUPATIONS and w in said[1]), "")
     if not noun & _PLACE_TERMS:
