@@ -165,6 +165,13 @@ def test_a_comparison_reads_the_passage_titled_with_the_option_first() -> None:
             "What nationality was the anthropologist Edmund Leach?",
             "British",
         ),
+        # ... a word of the closed list, not any word ending like one ("Catholic", "Icelandic")
+        (
+            "The painter Eric met was a Catholic, and Danish by birth.",
+            "entity",
+            "What nationality was the painter Eric met?",
+            "Danish",
+        ),
         # "how many countries": the figure before "countries", not "One" opening the sentence
         (
             "One of the largest firms, it has operations in more than 70 countries.",
