@@ -12,7 +12,8 @@ search`` with a cached query vector (warmed by one run first) and ``arag ask`` w
 asked before (a new one per run, so the query embedding is computed each time), then ``arag ask``
 again while ``arag serve`` runs on the same data folder (the question is handed to the server:
 :mod:`agents._handoff`). Each run also says whether torch, transformers, onnxruntime,
-qdrant-client or LangGraph were imported.
+qdrant-client or LangGraph were imported. First, the floor under any agent's process: a cold
+``import langgraph.graph`` alone.
 
 ``ingest``: per backend, ``arag ingest`` of the whole SciFact corpus (5,183 documents, 10,460
 chunks) into an empty data folder, cold: wall time and the peak RSS (VmHWM) of the ``arag``
@@ -164,10 +165,10 @@ def throughput(backends: list[str], count: int, seed: int, cache: Path) -> dict[
     return {"chunks": len(texts), "tokens_note": "chunks of at most 1,000 characters", "backends": rows}
 
 
-def _timed(args: list[str], env: dict[str, str]) -> tuple[float, list[str], int]:
+def _timed(args: list[str], env: dict[str, str], probe: str = _PROBE) -> tuple[float, list[str], int]:
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
+        [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, cwd=ROOT, check=False
     )
     seconds = time.perf_counter() - started
     loaded: list[str] = next(
@@ -188,8 +189,14 @@ def _row(backend: str, name: str, runs: list[tuple[float, list[str], int]]) -> d
     return row
 
 
+_FLOOR = "import gc; gc.set_threshold(20_000, 10, 10); import langgraph.graph"
+"""What every agent's process pays before it does anything: LangGraph's import (which imports
+langchain-core's tracers and LangSmith's run trees), with the console script's collector setting."""
+
+
 def cli(backends: list[str], repeats: int, base: Path, cache: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    floor = [_timed([], dict(os.environ), _FLOOR) for _ in range(repeats)]
+    results: dict[str, Any] = {"floor": _row("-", "import langgraph.graph", floor)}
     for backend in backends:
         data = base / f"cli-{backend}"
         data.mkdir(parents=True, exist_ok=True)
