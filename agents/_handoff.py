@@ -168,10 +168,16 @@ def _serves(pid: int, started: str, port: int) -> bool:
     return any(state == "0A" and local[1] == port for state, local, _, inode in _tcp_rows() if inode in sockets)
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces and
+    parentheses): the state first, the start time at index 19. Raises OSError, IndexError."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _start_time(pid: int) -> str | None:
     """When ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return _stat_fields(pid)[19]
     except (OSError, IndexError):
         return None
 
@@ -183,7 +189,7 @@ def _server_sockets(pid: int, started: str) -> set[str]:
     proc = Path(f"/proc/{pid}")
     me = str(os.getuid())
     try:
-        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(pid)
         if fields[0] in ("Z", "X") or fields[19] != started:
             return set()  # dead (its sockets are closed), or another process under the same pid
         uids = next(line.split()[1:] for line in (proc / "status").read_text().splitlines() if line.startswith("Uid:"))
@@ -210,18 +216,19 @@ def _endpoint(text: str) -> Endpoint:
     address, port = text.rsplit(":", 1)
     raw = bytes.fromhex(address)
     if len(raw) == 4:
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(raw[::-1])
-    else:  # four 32-bit words, each in host (little-endian) order
-        ip = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
-        ip = ip.ipv4_mapped or ip
-    return str(ip), int(port, 16)
+        return _unmapped(ipaddress.IPv4Address(raw[::-1])), int(port, 16)
+    # four 32-bit words, each in host (little-endian) order
+    return _unmapped(ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))), int(port, 16)
 
 
 def _normal(address: tuple[Any, ...]) -> Endpoint:
-    ip = ipaddress.ip_address(address[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return str(ip), int(address[1])
+    """A socket's ``getpeername()``/``getsockname()`` as an :data:`Endpoint` like :func:`_endpoint`'s."""
+    return _unmapped(ipaddress.ip_address(address[0])), int(address[1])
+
+
+def _unmapped(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """``ip`` as text, an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) as its IPv4 one."""
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
 def _tcp_rows() -> list[tuple[str, Endpoint, Endpoint, str]]:
