@@ -259,7 +259,8 @@ def read_question(question: str) -> Question:
     return Question(text, "lookup", kind)
 
 
-_SAME_NATIONALITY = re.compile(r"\bthe\s+same\s+(?:nationality|citizenship|country\s+of\s+origin)\b", re.I)
+_SAME_NATIONALITY_WORDS = r"\bthe\s+same\s+(?:nationality|citizenship|country\s+of\s+origin)\b"
+_SAME_NATIONALITY = re.compile(_SAME_NATIONALITY_WORDS, re.I)
 
 _INNER_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|how (?:many|much|long|old))\b", re.I)
 
@@ -530,9 +531,10 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
         if kind == "place" and span[:1].islower():
             score += SPAN_FIT["phrase"]
         if kind in ("person", "entity", "place"):
-            if nationality and _nationality_word(span) == span:
+            demonym = _nationality_word(span) == span
+            if nationality and demonym:
                 score += SPAN_FIT["demonym"]
-            elif (kind in ("person", "place") or noun & _PLACE_TERMS) and _nationality_word(span) == span:
+            elif (kind in ("person", "place") or noun & _PLACE_TERMS) and demonym:
                 continue  # "American" answers no "who?" and no "what city?"
             elif span in _CALENDAR:
                 continue  # a month or a weekday is never a name
@@ -719,8 +721,7 @@ def _nationality_of(text: str) -> str | None:
 
 
 _NATIONALITY_ASKED = re.compile(
-    r"\bthe\s+same\s+(?:nationality|citizenship|country\s+of\s+origin)\b|\bboth\s+(?P<word>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)"
-    r"(?P<noun>(?:\s+[a-z][\w-]*)*)\s*\??$"
+    rf"{_SAME_NATIONALITY_WORDS}|\bboth\s+(?P<word>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)(?P<noun>(?:\s+[a-z][\w-]*)*)\s*\??$"
 )
 
 
@@ -728,9 +729,10 @@ def _same_nationality(question: str, about: list[str]) -> str:
     """ "yes" or "no" to "Were A and B of the same nationality?" or "Are A and B both Danish
     (films)?" from the nationality each one's own passage gives its subject (and, when a noun
     follows, that both descriptions name it). Empty when the question asks something else, a
-    passage gives no nationality, or the two may both hold (an English and a British actor)."""
+    passage gives no nationality, or the two may both hold (an English and a British actor).
+    Asked by :func:`compare` for yes/no questions only, never for a choice ("A or B?")."""
     asked = _NATIONALITY_ASKED.search(" ".join(question.split()))
-    if asked is None or " or " in question:
+    if asked is None:
         return ""
     wanted = _nationality_word(asked.group("word")) if asked.group("word") else None
     if asked.group("word") and wanted is None:
