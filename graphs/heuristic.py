@@ -246,7 +246,8 @@ class HeuristicGrader:
 
 
 class HeuristicRefiner:
-    """Second hop: the entities and titles of the best chunks, with the terms still missing."""
+    """Second hop: the entities and titles of the best chunks, with the terms still missing; none
+    for a text that asks for no fact (a claim to check, a request for a summary)."""
 
     def __init__(self, *, max_queries: int = 8):
         self.max_queries = max_queries
@@ -262,6 +263,12 @@ class HeuristicRefiner:
         tried: Sequence[str],
         budget: Budget,
     ) -> list[str]:
+        if read_question(own_words(question)).form == "unsupported":
+            # A claim or a request for a summary asks for no fact, so there is no bridge to follow:
+            # its first round (the claim, its keywords, feedback terms) is its ranking. SciFact
+            # train, first 300 claims: agent nDCG@10 0.677 with the refine round, 0.702 without
+            # (one hybrid search 0.697).
+            return []
         asked = terms(question)
         found: set[str] = set()
         for chunk in evidence[:3]:

@@ -177,6 +177,15 @@ def test_heuristic_refiner_hops_through_entities_of_the_evidence() -> None:
     assert all("born" in q for q in queries)
 
 
+def test_heuristic_refiner_takes_no_hop_for_a_claim() -> None:
+    """A claim asks for no fact: no bridge to follow, its first round is its ranking."""
+    chunk = RetrievedChunk("c1", 1.0, "space", "saturn", "Saturn V", "The Saturn V was designed by Wernher von Braun.")
+    claim = "The Saturn V was designed by a German engineer."
+    assert HeuristicRefiner().refine(claim, [claim], [chunk], [], None) == []  # type: ignore[arg-type]
+    question = "Which German engineer designed the Saturn V?"
+    assert HeuristicRefiner().refine(question, [question], [chunk], [], None)  # type: ignore[arg-type]
+
+
 def test_heuristic_follow_up_borrows_the_previous_subject(retriever: Retriever) -> None:
     agent = RagAgent(retriever, checkpointer=InMemorySaver())
     first = agent.invoke("When did Apollo 11 land on the Moon?", thread_id="t")
