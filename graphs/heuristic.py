@@ -48,6 +48,7 @@ from tools.questions import (
     read_question,
     shared,
     span_scores,
+    type_noun,
     unmentioned,
 )
 from tools.retrieval import RetrievedChunk, Retriever
@@ -489,15 +490,27 @@ def _span_in(
         candidates.append(hop[0])
     if hop is not None:
         weights[id(hop[0])] = max(weights.get(id(hop[0]), 0.0), SPAN_WEIGHTS["hop"])
+    leads = _leads(ranked, titles)
     best: tuple[float, str, ScoredSentence] | None = None
     for sentence in candidates:
-        for span, fit in span_scores(sentence.text, kind, asked, subject=titles[sentence.rank]).items():
+        subject = titles[sentence.rank]
+        for span, fit in span_scores(sentence.text, kind, asked, subject=subject, lead=sentence.rank in leads).items():
             if hop is not None and span == hop[1]:
                 continue  # the bridge leads to the answer; it is not the answer
             score = fit + SPAN_WEIGHTS["sentence"] * weights[id(sentence)]
             if best is None or score > best[0]:  # the first of equals
                 best = (score, span, sentence)
     return (best[1], best[2]) if best else None
+
+
+def _leads(ranked: Sequence[ScoredSentence], titles: Sequence[str]) -> set[int]:
+    """The chunks (by rank) whose first sentence opens with their title: an article's lead, where
+    a sentence's "It" or "She" is what the title names."""
+    first: dict[int, ScoredSentence] = {}
+    for sentence in ranked:
+        if sentence.rank not in first or sentence.position < first[sentence.rank].position:
+            first[sentence.rank] = sentence
+    return {rank for rank, sentence in first.items() if titles[rank] and sentence.text.startswith(titles[rank])}
 
 
 def _next_hop(
@@ -507,22 +520,42 @@ def _next_hop(
     the question does not ("... directed by *Adriana Trigiani*"), and a sentence of that passage
     holds a span of the asked kind and the question's words the first sentence lacks ("... based
     in Greenwich Village, New York City" for "is based in what New York city?"). That sentence and
-    the bridge's name; None when there is no such bridge."""
+    the bridge's name, which is not the answer; None when there is no such bridge.
+
+    When the best sentence names no other passage, the bridge may be named anywhere in its
+    passage or in a passage whose title the question says ("The team played its home games at the
+    *Androscoggin Bank Colisée*."). Such a bridge may be the answer itself ("He received his B.A.
+    from *Berea College*" for "from what liberal arts college?"), so the name returned with the
+    sentence is empty and the bridge stays a candidate span.
+
+    No hop is taken where the best sentence holds a span that fits (it answers itself: "opened in
+    *1902*" for "when did it open?"), unless the noun naming the answer (:func:`type_noun`: "what
+    coastal *area*?") is among the question's words the best sentence lacks."""
     first = ranked[0]
     covered = terms(f"{titles[first.rank]} {first.text}")
     rest = terms(asked) - covered
     if not rest:
         return None
     asked_terms = terms(asked)
-    bridges = {
-        rank
-        for rank, title in enumerate(titles)
-        if rank != first.rank and title and title in first.text and not terms(title) <= asked_terms
-    }
-    named = {titles[rank] for rank in bridges}
+
+    def named_in(text: str, leading: set[int]) -> set[int]:
+        same = {titles[rank] for rank in leading}  # another chunk of the same document is no bridge
+        return {
+            rank
+            for rank, title in enumerate(titles)
+            if title and title not in same and title in text and not terms(title) <= asked_terms
+        }
+
+    bridges = named_in(first.text, {first.rank})
+    in_sentence = bool(bridges)
+    if not in_sentence:
+        leading = {first.rank} | {rank for rank, title in enumerate(titles) if title and terms(title) <= asked_terms}
+        bridges = named_in(" ".join(s.text for s in ranked if s.rank in leading), leading)
+    named = {titles[rank] for rank in bridges} if in_sentence else set()
     own = span_scores(first.text, kind, asked, subject=titles[first.rank])
-    if any(fit >= SPAN_WEIGHTS["answered_here"] for span, fit in own.items() if span not in named):
-        return None  # the best sentence answers itself ("opened in *1902*" for "when did it open?")
+    unnamed = bool(noun := terms(type_noun(asked))) and noun <= rest  # "what coastal area?", no area said
+    if not unnamed and any(fit >= SPAN_WEIGHTS["answered_here"] for span, fit in own.items() if span not in named):
+        return None
     best: tuple[float, ScoredSentence] | None = None
     for sentence in ranked:
         if sentence.rank not in bridges or not span_scores(sentence.text, kind, asked, subject=titles[sentence.rank]):
@@ -530,7 +563,9 @@ def _next_hop(
         share = len(rest & terms(sentence.text)) / len(rest)
         if share > 0 and (best is None or share > best[0]):
             best = (share, sentence)
-    return (best[1], titles[best[1].rank]) if best else None
+    if best is None:
+        return None
+    return best[1], titles[best[1].rank] if in_sentence else ""
 
 
 def _names_an_option(span: str, options: Sequence[str]) -> bool:

@@ -222,6 +222,12 @@ def test_figures_answer_which_questions_only_when_a_figure_is_asked() -> None:
     sentence = "Handi-Snacks are sold by Mondelez International, which employs 107,000 people."
     assert "107,000" not in find_spans(sentence, "entity", "Handi-Snacks are sold by what company?")
     assert "107,000" in find_spans(sentence, "entity", "What is the size of the staff of the firm?")
+    assert find_spans("The serial on the kayak engine is 58583.", "entity", "What is the serial on the kayak engine?")
+
+
+def test_a_firms_legal_form_and_an_ampersand_stay_in_its_name() -> None:
+    text = "Mondelez International, Inc., styled Mondelez, is a firm. Lush Ltd. is in Poole. Simon & Schuster sold it."
+    assert entities(text) == ["Mondelez International, Inc", "Mondelez", "Lush Ltd", "Poole", "Simon & Schuster"]
 
 
 @pytest.mark.parametrize(
@@ -249,6 +255,37 @@ def test_a_choice_between_two_is_one_of_them_or_undecided(question: str, answer:
 def test_a_wh_word_inside_a_quoted_title_is_not_the_question_word() -> None:
     question = 'The soundtrack to "When Harry Met Sally" is sung by a singer with how many albums?'
     assert read_question(question).kind == "number"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        # "where", "who" after a noun open a relative clause; "how many", "what" ask
+        ("The arena where the Kestrel Rovers played can seat how many people?", "number"),
+        ("Ada Vell was the friend of the pilot who had how many victories?", "number"),
+        ("The manager who signed Bo Lin led the club during what timeframe?", "entity"),
+        ("The team, led by a coach who joined in 2011, represented a college founded in what year?", "date"),
+        ("The novel was written by an author who was born where?", "place"),  # no asking word but the last
+    ],
+)
+def test_a_relative_wh_word_is_not_the_question_word(question: str, kind: str) -> None:
+    assert read_question(question).kind == kind
+
+
+def test_as_whom_asks_for_the_name_after_as() -> None:
+    sentence = "Jillian Bell is an actress who had a recurring role as Jillian Belk on Workaholics."
+    scores = span_scores(sentence, "person", "The actress had a recurring role as whom on Workaholics?")
+    assert max(scores, key=lambda s: scores[s]) == "Jillian Belk"  # not the sentence's subject
+
+
+def test_a_pronoun_opening_a_lead_passage_sentence_is_its_title() -> None:
+    sentence = "It is the largest airport in the New England region."
+    question = "What airport is the largest airport in the New England region?"
+    scores = span_scores(sentence, "entity", question, subject="Logan Airport", lead=True)
+    assert list(scores) == ["Logan Airport"]
+    assert scores["Logan Airport"] == 9.0  # the subject: five question words after it, and the asked noun
+    # Not in a passage that does not open with its title: "It" may be anything there.
+    assert "Logan Airport" not in span_scores(sentence, "entity", question, subject="Logan Airport")
 
 
 _PEOPLE = [

@@ -171,6 +171,37 @@ def test_a_second_hop_reads_the_bridge_passage_for_the_rest_of_the_question() ->
     assert set(draft.citations) == {"notes/lumen", "notes/vell"}
 
 
+def test_a_bridge_named_elsewhere_in_the_first_passage_may_be_the_answer() -> None:
+    rows = [
+        ("Lumen castle", "Lumen castle is a medieval fortress in the village of Lumen. Its lands reach Vell Sands."),
+        ("Vell Sands", "Vell Sands is a coastal area of beach and forest."),
+        ("Tarn", "Tarn is a town with a harbour and a coastal path."),
+    ]
+    draft = _ask("A medieval fortress in the village of Lumen borders what coastal area?", rows)
+    # The best sentence names no area ("what coastal *area*?"), so the castle is not the answer;
+    # the bridge, named in the castle's second sentence, is one.
+    assert draft.short == "Vell Sands"
+    assert "coastal area of beach" in draft.text
+
+
+def test_another_chunk_of_the_same_document_is_no_bridge() -> None:
+    rows = [  # two chunks of one article, both titled with its name (as SQuAD's are)
+        ("Huguenot", "Fort Coligny was destroyed in 1560. It had been built by Huguenot colonists."),
+        ("Huguenot", "The Portuguese navy destroyed a Huguenot church in 1702."),
+    ]
+    draft = _ask("In what year was Fort Coligny destroyed by the Portuguese navy?", rows)
+    assert draft.short == "1560"
+
+
+def test_a_pronoun_in_a_lead_passage_names_its_title() -> None:
+    rows = [
+        ("Logan Airport", "Logan Airport (BOS) serves Boston. It is the largest airport in the New England region."),
+        ("Airports", "Many towns have airports. It is the largest airport in the New England region, some say."),
+    ]
+    assert _ask("What airport is the largest airport in the New England region?", rows[:1]).short == "Logan Airport"
+    assert _ask("What airport is the largest airport in the New England region?", rows[1:]).short != "Airports"
+
+
 def test_a_choice_is_one_of_its_options_or_declined() -> None:
     evidence = [
         chunk("vell", "Ada Vell", "Ada Vell was an engineer from Tarn."),

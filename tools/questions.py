@@ -273,8 +273,12 @@ def _kind(text: str) -> AnswerKind | None:
     if kind is None or kind == "yesno":  # "... is based in what city?": the wh-word comes late
         # Not one inside a quoted title ('the soundtrack to "When Harry Met Sally"'): blanked out.
         unquoted = _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
-        inner = _INNER_WH.search(unquoted, 1)
-        if inner and inner.start() > 0:
+        # "The arena *where* X played can seat *how many* people?": a "where", "who" or "which"
+        # after a noun opens a relative clause; "what", "how many" or a last word ask the question.
+        found = list(_INNER_WH.finditer(unquoted, 1))
+        asking = [m for m in found if m.group(0).lower()[:3] in ("wha", "how") or not unquoted[m.end() :].strip(" ?.")]
+        inner = next(iter(asking or found), None)
+        if inner:
             kind = next((k for k, p in _KINDS if k != "yesno" and p.search(text[inner.start() :])), kind)
     return kind
 
@@ -325,7 +329,10 @@ _NUMBER = re.compile(
     re.I,
 )
 _NAME_WORD = r"(?:[A-Z][\w'.-]*[\w]|[A-Z])"
-_ENTITY = re.compile(rf"{_NAME_WORD}(?:(?:\s+|\s+(?:of|the|de|du|da|von|van|der|and|al|bin|la|le)\s+){_NAME_WORD})*")
+_ENTITY = re.compile(
+    rf"{_NAME_WORD}(?:(?:\s+|\s+(?:of|the|de|du|da|von|van|der|and|al|bin|la|le|&)\s+){_NAME_WORD})*"
+    r"(?:,?\s+(?:Inc|Ltd|Co|LLC|plc|Corp|L\.P)\b\.?)?"  # a firm's legal form is part of its name
+)
 _PLACE_STOP = (
     r"(?:(?:and|but|or|which|who|whom|whose|where|when|because|while|since|with|for|to|as|if|that|after|before|"
     r"until|during|every|each|was|is|were|are|has|had|have|will|would|by)\b|(?:in|on|at) (?:\d|[A-Z]))"
@@ -492,7 +499,9 @@ from -1 to -3 (a month is never a person); each other weight at half or twice it
 lower or the same."""
 
 
-def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subject: str = "") -> dict[str, float]:
+def span_scores(
+    sentence: str, kind: AnswerKind | None, question: str, *, subject: str = "", lead: bool = False
+) -> dict[str, float]:
     """Each span of :func:`find_spans` with how well it fits (the weights are :data:`SPAN_FIT`):
     the question words just before it, the question words of the rest of the sentence when it is
     the sentence's subject, whether it names what the answer is (:func:`type_noun`: "Sonic the
@@ -501,11 +510,15 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
 
     ``subject`` is what the sentence's passage is about (its title): a sentence opening with it
     has it as a candidate name even when it is a single word, which :func:`entities` leaves out.
+    With ``lead`` (the passage opens with that name, as an encyclopedia article's lead does), a
+    sentence opening with a pronoun and a verb ("*It* is the largest airport in New England")
+    has it as a candidate too, fitted as the sentence's subject.
     """
     spans = find_spans(sentence, kind, question)
     asked = terms(question)
     opens = subject and sentence.startswith(subject) and subject not in spans
-    if kind in ("person", "entity") and opens and _new(subject, asked, question.lower()):
+    pronoun = _PRONOUN_SUBJECT.match(sentence) if lead and subject and subject not in sentence else None
+    if kind in ("person", "entity") and (opens or pronoun) and _new(subject, asked, question.lower()):
         spans = [subject, *spans]
     noun = terms(type_noun(question))
     after = _ASKED_AFTER.search(question)
@@ -517,14 +530,18 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
     scores: dict[str, float] = {}
     for span in spans:
         at = sentence.find(span)
+        if at < 0 and pronoun:  # the passage's subject, said as "It" or "She"
+            at, span_end = 0, pronoun.end()
+        else:
+            span_end = at + len(span)
         score = SPAN_FIT["before"] * len(terms(sentence[max(0, at - 40) : at]) & asked)
         if not preposition and not _OPENING.sub("", sentence[:at]).strip():  # the subject: the sentence is about it
-            score += SPAN_FIT["predicate"] * len(terms(sentence[at + len(span) :]) & asked)
-        if noun and noun <= terms(sentence[at : at + len(span) + 40]):
+            score += SPAN_FIT["predicate"] * len(terms(sentence[span_end:]) & asked)
+        if noun and noun <= terms(sentence[at : span_end + 40]):
             score += SPAN_FIT["type_noun"]
         if preposition and re.search(rf"\b{preposition}\s+(?:the\s+)?$", sentence[max(0, at - 12) : at], re.I):
             score += SPAN_FIT["preposition"]
-        if counted and re.match(rf"\s*(?:[\w-]+\s+)?{counted}", sentence[at + len(span) :], re.I):
+        if counted and re.match(rf"\s*(?:[\w-]+\s+)?{counted}", sentence[span_end:], re.I):
             score += SPAN_FIT["counted"]
         if born and re.search(r"\bborn\s+(?:on\s+|in\s+)?$", sentence[max(0, at - 12) : at]):
             score += SPAN_FIT["born"]
@@ -540,13 +557,15 @@ def span_scores(sentence: str, kind: AnswerKind | None, question: str, *, subjec
                 continue  # a month or a weekday is never a name
             elif kind == "person" and re.search(r"\b(?:in|at|near)\s+(?:the\s+)?$", sentence[max(0, at - 10) : at]):
                 continue  # "in *Japan*", "at *Stanley Park*": a place, not who
-            elif " " not in span and re.match(r"\s+[a-z]", sentence[at + len(span) :]):
+            elif " " not in span and re.match(r"\s+[a-z]", sentence[span_end:]):
                 score += SPAN_FIT["adjective"]
         scores[span] = score
     return scores
 
 
-_ASKED_AFTER = re.compile(r"\b(by|from|for|with|under|after|before|into|at)\s+(?:who|whom|what|which)\b", re.I)
+_PRONOUN_SUBJECT = re.compile(r"(?:It|He|She|They)\b(?=\s+(?:is|was|are|were|has|had|became|served|won|serves)\b)")
+"""A sentence whose subject is a pronoun: in a passage that opens with its title, the title."""
+_ASKED_AFTER = re.compile(r"\b(by|from|for|with|under|after|before|into|at|as)\s+(?:who|whom|what|which)\b", re.I)
 """A question that asks for what follows a preposition ("formed by *whom*?"): a span right after
 the same preposition in a sentence ("formed in 2013 by *YG Entertainment*") fits."""
 _COUNTED = re.compile(r"\bhow many\s+(?:[a-z]+\s+)?(?P<noun>[a-z]{3,})\b", re.I)
@@ -877,7 +896,7 @@ def kind_pattern(kind: AnswerKind | None) -> re.Pattern[str] | None:
 
 
 _FIGURE_ASKED = re.compile(
-    rf"\b(?:{_NUMBER_NOUNS}|inhabitants?|year|combination|password|passcode|rank(?:ing)?|record|size|capacity|length|height)\b",
+    rf"\b(?:{_NUMBER_NOUNS}|inhabitants?|year|combination|password|passcode|rank(?:ing)?|record|size|capacity|length|height|serial)\b",
     re.I,
 )
 """What a question whose answer is an entity names when it wants a figure instead ("What is the
