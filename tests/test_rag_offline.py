@@ -99,6 +99,37 @@ def test_the_agent_takes_a_second_hop_and_answers_short(agent: RagAgent) -> None
     assert "notes/vell" in result.retrieved[:3]  # the bridge's document ranks beside the first hop's
 
 
+class _ScriptedHops(Retriever):
+    """The first hop's searches (they ask after the designer) find the Lumen bridge and ten more
+    notes on it; the second hop's find Ada Vell's passage first."""
+
+    def search(self, query: str, *, k: int | None = None, sources: Any = None, **_: Any) -> list[RetrievedChunk]:
+        vell = chunk(*NOTES[1])
+        if "designer" not in query:
+            return [vell, chunk(*NOTES[0])]
+        notes = [
+            chunk(f"n{i}", f"Lumen notes {i}", f"The Lumen bridge, note {i}: its designer drew it.") for i in range(10)
+        ]
+        return [chunk(*NOTES[0]), *notes]
+
+
+def test_a_second_hops_passage_takes_a_place_in_the_evidence_from_the_first_hops() -> None:
+    """The first round fills every kept place with passages on the Lumen bridge; the bridge's own
+    passage, found in the second round, still enters the evidence (ranked by both rounds fused,
+    not queued after the first round's) and answers."""
+    store = QdrantStore(":memory:")
+    embeddings = FakeEmbeddings()
+    docs = [Document(doc_id=i, text=text, title=title, path=f"/notes/{i}.md") for i, title, text in NOTES]
+    Ingestor(store, embeddings).ingest_documents(docs, "notes", description="Notes on bridges and towers")
+    retriever = _ScriptedHops(store=store, embeddings=embeddings, k=10)
+    result = RagAgent(retriever).invoke("Where was the designer of the Lumen bridge born?")
+    store.close()
+    grades = [s for s in result.steps if s["node"] == "grade"]
+    assert grades[0]["kept"] == 8  # the first round alone fills the evidence
+    assert "vell" in [c["doc_id"] for c in result.evidence]
+    assert (result.exit_reason, result.short_answer) == ("answered", "Tarn")
+
+
 def test_the_agent_abstains_with_the_partial(agent: RagAgent) -> None:
     result = agent.invoke("When was the coral reef discovered?")
     assert result.exit_reason == "abstained"

@@ -70,6 +70,11 @@ class ExtractiveAnswer:
 
 
 _ANSWER_TYPE_BONUS = 0.3
+_RANK_BONUS = 0.1
+"""A sentence of the chunk ranked r-th (from 0) scores ``_RANK_BONUS / (1 + r)`` more. HotpotQA
+dev half (the answerer replayed over a run's evidence): F1 0.2757, 0.2764, 0.2819, 0.2825,
+0.2799, 0.2773, 0.2728 with 0, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2; SQuAD 2.0 ``unseen-dev`` declines 0.949
+with 0.05 and 0.1."""
 
 
 def split_sentences(text: str) -> list[str]:
@@ -117,7 +122,7 @@ def score_sentences(
         return []
     pattern = answer_pattern(question)
     typed = np.array([bool(pattern and pattern.search(s)) for _, s in candidates])
-    scores = lexical + np.array([0.05 / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
+    scores = lexical + np.array([_RANK_BONUS / (1 + rank) for rank, _ in candidates]) + _ANSWER_TYPE_BONUS * typed
     if embeddings is not None:
         vectors = embed_array(embeddings, [question] + [s for _, s in candidates])
         scores = scores + vectors[1:] @ vectors[0]
