@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -425,7 +425,11 @@ class HeuristicAnswerer:
             # ... and each close enough in meaning by its own cosine (the floor above is the best one's).
             floor = self.min_similarity
             quoted_sentences = [q for q in quoted_sentences if q.lexical > 0 or cosines[q.text] >= floor]
-        found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool, quoted=quoted_sentences)
+        # An article's lead (a chunk opening with its title): its "It" or "She" is what the title names.
+        leads = {
+            rank for rank, chunk in enumerate(evidence) if titles[rank] and chunk.text.lstrip().startswith(titles[rank])
+        }
+        found = _span_in(asked, kind, result.ranked, titles, pool=self.span_pool, quoted=quoted_sentences, leads=leads)
         if choice and (found is None or not _names_an_option(found[0], options)):
             return _decline(f"I cannot tell from the sources which one {asked!r} means", result.text, cited)
         if found is not None:
@@ -477,6 +481,7 @@ def _span_in(
     *,
     pool: int,
     quoted: Sequence[ScoredSentence] = (),
+    leads: Collection[int] = (),
 ) -> tuple[str, ScoredSentence] | None:
     """The best span of ``kind`` among the ``pool`` best sentences that share a word with the
     question, with its sentence: a span fits by the question words around it and by how well its
@@ -491,12 +496,11 @@ def _span_in(
     candidates += [s for s in quoted if s not in candidates]
     top = max(candidates[0].score, 1e-9)
     weights = {id(s): s.score / top for s in candidates}
-    hop = _next_hop(asked, kind, ranked, titles)
+    hop = _next_hop(asked, kind, ranked, titles, leads)
     if hop is not None and id(hop[0]) not in weights:
         candidates.append(hop[0])
     if hop is not None:
         weights[id(hop[0])] = max(weights.get(id(hop[0]), 0.0), SPAN_WEIGHTS["hop"])
-    leads = _leads(ranked, titles)
     best: tuple[float, str, ScoredSentence] | None = None
     for sentence in candidates:
         subject = titles[sentence.rank]
@@ -509,18 +513,12 @@ def _span_in(
     return (best[1], best[2]) if best else None
 
 
-def _leads(ranked: Sequence[ScoredSentence], titles: Sequence[str]) -> set[int]:
-    """The chunks (by rank) whose first sentence opens with their title: an article's lead, where
-    a sentence's "It" or "She" is what the title names."""
-    first: dict[int, ScoredSentence] = {}
-    for sentence in ranked:
-        if sentence.rank not in first or sentence.position < first[sentence.rank].position:
-            first[sentence.rank] = sentence
-    return {rank for rank, sentence in first.items() if titles[rank] and sentence.text.startswith(titles[rank])}
-
-
 def _next_hop(
-    asked: str, kind: AnswerKind, ranked: Sequence[ScoredSentence], titles: Sequence[str]
+    asked: str,
+    kind: AnswerKind,
+    ranked: Sequence[ScoredSentence],
+    titles: Sequence[str],
+    leads: Collection[int] = (),
 ) -> tuple[ScoredSentence, str] | None:
     """A second hop through a bridge: the best sentence names the title of another passage that
     the question does not ("... directed by *Adriana Trigiani*"), and a sentence of that passage
@@ -536,7 +534,8 @@ def _next_hop(
 
     No hop is taken where the best sentence holds a span that fits (it answers itself: "opened in
     *1902*" for "when did it open?"), unless the noun naming the answer (:func:`type_noun`: "what
-    coastal *area*?") is among the question's words the best sentence lacks."""
+    coastal *area*?") is among the question's words the best sentence lacks; not for a date or a
+    number, whose noun ("in what *year*?") a sentence seldom says."""
     first = ranked[0]
     covered = terms(f"{titles[first.rank]} {first.text}")
     rest = terms(asked) - covered
@@ -549,7 +548,7 @@ def _next_hop(
         return {
             rank
             for rank, title in enumerate(titles)
-            if title and title not in same and title in text and not terms(title) <= asked_terms
+            if title and title not in same and _said(title, text) and not terms(title) <= asked_terms
         }
 
     bridges = named_in(first.text, {first.rank})
@@ -558,8 +557,9 @@ def _next_hop(
         leading = {first.rank} | {rank for rank, title in enumerate(titles) if title and terms(title) <= asked_terms}
         bridges = named_in(" ".join(s.text for s in ranked if s.rank in leading), leading)
     named = {titles[rank] for rank in bridges} if in_sentence else set()
-    own = span_scores(first.text, kind, asked, subject=titles[first.rank])
-    unnamed = bool(noun := terms(type_noun(asked))) and noun <= rest  # "what coastal area?", no area said
+    own = span_scores(first.text, kind, asked, subject=titles[first.rank], lead=first.rank in leads)
+    # "what coastal *area*?" and a best sentence that names no area; a year or a count is never named so
+    unnamed = kind not in ("date", "number") and bool(noun := terms(type_noun(asked))) and noun <= rest
     if not unnamed and any(fit >= SPAN_WEIGHTS["answered_here"] for span, fit in own.items() if span not in named):
         return None
     best: tuple[float, ScoredSentence] | None = None
@@ -572,6 +572,11 @@ def _next_hop(
     if best is None:
         return None
     return best[1], titles[best[1].rank] if in_sentence else ""
+
+
+def _said(name: str, text: str) -> bool:
+    """Whether ``text`` says ``name`` as a whole ("Tarn" in "near Tarn", not in "Tarnow")."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
 
 
 def _names_an_option(span: str, options: Sequence[str]) -> bool:

@@ -338,6 +338,9 @@ def grade(state: RagState, runtime: Runtime[RagContext]) -> dict[str, Any]:
     # holding every gold passage 0.730 -> 0.758, F1 0.256 -> 0.264 (with the grader's floor at 0.2);
     # with the grader's floor at 0.1 and the answerer reading bridges anywhere in the first passage,
     # evidence holding every gold passage 0.73 -> 0.79 and F1 0.275 -> 0.309.
+    # A document's chunks are read together (its place is the document's). Reading each
+    # document's first chunk before any second one instead: HotpotQA dev F1 0.299 against 0.304,
+    # SQuAD 2.0 dev answerable F1 0.289 against 0.288.
     place = {doc: i for i, doc in enumerate(documents)}
     candidates = sorted(
         previous + [c for c in fused if c.id not in seen],

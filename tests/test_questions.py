@@ -223,11 +223,13 @@ def test_figures_answer_which_questions_only_when_a_figure_is_asked() -> None:
     assert "107,000" not in find_spans(sentence, "entity", "Handi-Snacks are sold by what company?")
     assert "107,000" in find_spans(sentence, "entity", "What is the size of the staff of the firm?")
     assert find_spans("The serial on the kayak engine is 58583.", "entity", "What is the serial on the kayak engine?")
+    assert "1975" not in find_spans("The serial killer Bo Lin was convicted in 1975.", "entity", "Which serial killer?")
 
 
 def test_a_firms_legal_form_and_an_ampersand_stay_in_its_name() -> None:
     text = "Mondelez International, Inc., styled Mondelez, is a firm. Lush Ltd. is in Poole. Simon & Schuster sold it."
     assert entities(text) == ["Mondelez International, Inc", "Mondelez", "Lush Ltd", "Poole", "Simon & Schuster"]
+    assert "Navan, Co" not in entities("He was born in Navan, Co. Meath.")  # Co. here is a county
 
 
 @pytest.mark.parametrize(
@@ -266,6 +268,9 @@ def test_a_wh_word_inside_a_quoted_title_is_not_the_question_word() -> None:
         ("The manager who signed Bo Lin led the club during what timeframe?", "entity"),
         ("The team, led by a coach who joined in 2011, represented a college founded in what year?", "date"),
         ("The novel was written by an author who was born where?", "place"),  # no asking word but the last
+        ("The player who was born in 1990 plays for which team?", "entity"),  # a closing "which" phrase
+        # a wh-word opening a sentence asks, whatever a "what" after it does
+        ("The crystal sextant ended up with someone. Where does that person keep what they own?", "place"),
     ],
 )
 def test_a_relative_wh_word_is_not_the_question_word(question: str, kind: str) -> None:

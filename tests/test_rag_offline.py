@@ -11,7 +11,7 @@ import pytest
 from agents.rag_agent import RagAgent
 from agents.testing import FakeEmbeddings
 from graphs.budget import Budget
-from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer
+from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer, _said
 from graphs.rag import _fuse_rounds
 from tools.ingest import Ingestor
 from tools.ingest.loaders import Document
@@ -225,12 +225,26 @@ def test_another_chunk_of_the_same_document_is_no_bridge() -> None:
 
 
 def test_a_pronoun_in_a_lead_passage_names_its_title() -> None:
+    question = "What airport is the largest airport in the New England region?"
+    # The lead's first sentence shares no word with the question: only "It" can name the answer.
+    lead = [("Kestrel Field", "Kestrel Field opened in 1923. It is the largest airport in the New England region.")]
+    assert _ask(question, lead).short == "Kestrel Field"
+    # A chunk that does not open with its title: its "It" may be anything, so no name is found.
+    middle = [("Kestrel Field", "Many towns have fields. It is the largest airport in the New England region.")]
+    assert _ask(question, middle).abstained
+
+
+def test_a_best_sentence_with_the_asked_year_takes_no_hop_for_want_of_the_word_year() -> None:
     rows = [
-        ("Logan Airport", "Logan Airport (BOS) serves Boston. It is the largest airport in the New England region."),
-        ("Airports", "Many towns have airports. It is the largest airport in the New England region, some say."),
+        ("Lumen bridge", "The Lumen bridge, designed by Ada Vell, opened in 1902."),
+        ("Ada Vell", "Ada Vell was born in 1861, the year her family came to open a mill in Tarn."),
     ]
-    assert _ask("What airport is the largest airport in the New England region?", rows[:1]).short == "Logan Airport"
-    assert _ask("What airport is the largest airport in the New England region?", rows[1:]).short != "Airports"
+    assert _ask("In what year did the Lumen bridge open?", rows).short == "1902"
+
+
+def test_a_bridge_is_named_as_a_whole_word() -> None:
+    assert _said("Tarn", "It stands near Tarn, by the river.")
+    assert not _said("Tarn", "It stands near Tarnow.")
 
 
 def test_a_choice_is_one_of_its_options_or_declined() -> None:

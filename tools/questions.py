@@ -273,14 +273,30 @@ def _kind(text: str) -> AnswerKind | None:
     if kind is None or kind == "yesno":  # "... is based in what city?": the wh-word comes late
         # Not one inside a quoted title ('the soundtrack to "When Harry Met Sally"'): blanked out.
         unquoted = _QUOTED.sub(lambda m: " " * len(m.group(0)), text)
-        # "The arena *where* X played can seat *how many* people?": a "where", "who" or "which"
-        # after a noun opens a relative clause; "what", "how many" or a last word ask the question.
         found = list(_INNER_WH.finditer(unquoted, 1))
-        asking = [m for m in found if m.group(0).lower()[:3] in ("wha", "how") or not unquoted[m.end() :].strip(" ?.")]
-        inner = next(iter(asking or found), None)
+        inner = max(found, key=lambda m: (_asking(unquoted, m), -m.start()), default=None)
         if inner:
             kind = next((k for k, p in _KINDS if k != "yesno" and p.search(text[inner.start() :])), kind)
     return kind
+
+
+def _asking(text: str, wh: re.Match[str]) -> int:
+    """How surely the wh-word ``wh`` inside ``text`` asks the question rather than opening a
+    relative clause ("The arena *where* X played can seat *how many* people?"): 2 when it opens a
+    sentence ("The sextant ended up with someone. *Where* does that person keep what they own?"),
+    1 for "what", "how many" and the like, a last word ("... was born *where*?") or a closing
+    "which" phrase ("... plays for *which team*?"), else 0 (the first of equals is taken)."""
+    before, after = text[: wh.start()].rstrip(), text[wh.end() :]
+    if before[-1:] in (".", "!", "?", ":", ";"):
+        return 2
+    word = wh.group(0).lower()
+    if word.startswith(("what", "how")) or not after.strip(" ?."):
+        return 1
+    return int(word == "which" and bool(_CLOSING_WHICH.match(after)))
+
+
+_CLOSING_WHICH = re.compile(r"(?:\s+[\w'-]+){1,3}\s*[?.]?\s*$")
+"""What follows an asking "which" at the end of a question: its noun ("for which *team*?")."""
 
 
 def _unsupported_reason(text: str) -> str:
@@ -331,7 +347,7 @@ _NUMBER = re.compile(
 _NAME_WORD = r"(?:[A-Z][\w'.-]*[\w]|[A-Z])"
 _ENTITY = re.compile(
     rf"{_NAME_WORD}(?:(?:\s+|\s+(?:of|the|de|du|da|von|van|der|and|al|bin|la|le|&)\s+){_NAME_WORD})*"
-    r"(?:,?\s+(?:Inc|Ltd|Co|LLC|plc|Corp|L\.P)\b\.?)?"  # a firm's legal form is part of its name
+    r"(?:,?\s+(?:Inc|Ltd|LLC|plc|Corp|L\.P|Co(?!\.?\s+[A-Z]))(?![\w-])\.?)?"  # a firm's legal form is in its name
 )
 _PLACE_STOP = (
     r"(?:(?:and|but|or|which|who|whom|whose|where|when|because|while|since|with|for|to|as|if|that|after|before|"
@@ -530,7 +546,7 @@ def span_scores(
     scores: dict[str, float] = {}
     for span in spans:
         at = sentence.find(span)
-        if at < 0 and pronoun:  # the passage's subject, said as "It" or "She"
+        if span == subject and at < 0 and pronoun:  # the passage's subject, said as "It" or "She"
             at, span_end = 0, pronoun.end()
         else:
             span_end = at + len(span)
@@ -896,7 +912,7 @@ def kind_pattern(kind: AnswerKind | None) -> re.Pattern[str] | None:
 
 
 _FIGURE_ASKED = re.compile(
-    rf"\b(?:{_NUMBER_NOUNS}|inhabitants?|year|combination|password|passcode|rank(?:ing)?|record|size|capacity|length|height|serial)\b",
+    rf"\b(?:{_NUMBER_NOUNS}|inhabitants?|year|combination|password|passcode|rank(?:ing)?|record|size|capacity|length|height|serial(?!\s+(?:killers?|novels?|dramas?|comma|port)\b))\b",
     re.I,
 )
 """What a question whose answer is an entity names when it wants a figure instead ("What is the
