@@ -46,6 +46,7 @@ from tools.questions import (
     compare,
     compared,
     read_question,
+    says,
     shared,
     span_scores,
     type_noun,
@@ -548,7 +549,7 @@ def _next_hop(
         return {
             rank
             for rank, title in enumerate(titles)
-            if title and title not in same and _said(title, text) and not terms(title) <= asked_terms
+            if title and title not in same and says(text, title) and not terms(title) <= asked_terms
         }
 
     bridges = named_in(first.text, {first.rank})
@@ -572,11 +573,6 @@ def _next_hop(
     if best is None:
         return None
     return best[1], titles[best[1].rank] if in_sentence else ""
-
-
-def _said(name: str, text: str) -> bool:
-    """Whether ``text`` says ``name`` as a whole ("Tarn" in "near Tarn", not in "Tarnow")."""
-    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
 
 
 def _names_an_option(span: str, options: Sequence[str]) -> bool:

@@ -14,6 +14,7 @@ from tools.questions import (
     modifier_conflicts,
     plural_pattern,
     read_question,
+    says,
     shared,
     span_scores,
     unmentioned,
@@ -224,6 +225,11 @@ def test_figures_answer_which_questions_only_when_a_figure_is_asked() -> None:
     assert "107,000" in find_spans(sentence, "entity", "What is the size of the staff of the firm?")
     assert find_spans("The serial on the kayak engine is 58583.", "entity", "What is the serial on the kayak engine?")
     assert "1975" not in find_spans("The serial killer Bo Lin was convicted in 1975.", "entity", "Which serial killer?")
+
+
+def test_a_name_is_said_as_a_whole_word() -> None:
+    assert says("It stands near Tarn, by the river.", "Tarn")
+    assert not says("It stands near Tarnow.", "Tarn")
 
 
 def test_a_firms_legal_form_and_an_ampersand_stay_in_its_name() -> None:

@@ -11,7 +11,7 @@ import pytest
 from agents.rag_agent import RagAgent
 from agents.testing import FakeEmbeddings
 from graphs.budget import Budget
-from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer, _said
+from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer
 from graphs.rag import _fuse_rounds
 from tools.ingest import Ingestor
 from tools.ingest.loaders import Document
@@ -240,11 +240,6 @@ def test_a_best_sentence_with_the_asked_year_takes_no_hop_for_want_of_the_word_y
         ("Ada Vell", "Ada Vell was born in 1861, the year her family came to open a mill in Tarn."),
     ]
     assert _ask("In what year did the Lumen bridge open?", rows).short == "1902"
-
-
-def test_a_bridge_is_named_as_a_whole_word() -> None:
-    assert _said("Tarn", "It stands near Tarn, by the river.")
-    assert not _said("Tarn", "It stands near Tarnow.")
 
 
 def test_a_choice_is_one_of_its_options_or_declined() -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "modifier_conflicts",
     "plural_pattern",
     "read_question",
+    "says",
     "shared",
     "span_scores",
     "terms",
@@ -676,6 +677,11 @@ def description(text: str) -> str:
     return found.group("what").strip() if found else ""
 
 
+def says(text: str, name: str) -> bool:
+    """Whether ``text`` says ``name`` as a whole ("Tarn" in "near Tarn", not in "Tarnow")."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+
+
 def asks_in_common(question: str) -> bool:
     """Whether ``question`` asks what two things share ("What occupation do A and B share?")."""
     text = " ".join(question.split()).rstrip(" ?.")
@@ -709,7 +715,7 @@ def shared(question: str, passages: Sequence[tuple[str, str]]) -> str:
         at = about[0].find(name)
         where = re.search(r"(?:\b(?:in|at|near)|,)\s+(?:the\s+)?$", about[0][max(0, at - 12) : at])
         fits = where and not terms(name) & taken and _nationality_word(name) is None and name not in _CALENDAR
-        if fits and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", about[1]):
+        if fits and says(about[1], name):
             return name
     return ""
 
