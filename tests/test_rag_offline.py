@@ -234,14 +234,6 @@ def test_a_pronoun_in_a_lead_passage_names_its_title() -> None:
     assert _ask(question, middle).abstained
 
 
-def test_a_best_sentence_with_the_asked_year_takes_no_hop_for_want_of_the_word_year() -> None:
-    rows = [
-        ("Lumen bridge", "The Lumen bridge, designed by Ada Vell, opened in 1902."),
-        ("Ada Vell", "Ada Vell was born in 1861, the year her family came to open a mill in Tarn."),
-    ]
-    assert _ask("In what year did the Lumen bridge open?", rows).short == "1902"
-
-
 def test_a_choice_is_one_of_its_options_or_declined() -> None:
     evidence = [
         chunk("vell", "Ada Vell", "Ada Vell was an engineer from Tarn."),
@@ -318,12 +310,20 @@ def test_a_number_word_inside_a_bigger_figure_does_not_order_a_comparison() -> N
     assert _ask("Which union has more members, the Tarn union or the Kestrel union?", rows).short == "the Tarn union"
 
 
-def test_the_best_sentence_that_answers_itself_takes_no_second_hop() -> None:
-    rows = [
-        ("Lumen bridge", "The Lumen bridge opened in 1902 and was designed by Ada Vell."),
-        ("Ada Vell", "Ada Vell was injured in traffic in 1950."),
-    ]
-    assert _ask("When did the Lumen bridge open to traffic?", rows).short == "1902"
+@pytest.mark.parametrize(
+    ("question", "rows"),
+    [
+        ("When did the Lumen bridge open to traffic?",
+         [("Lumen bridge", "The Lumen bridge opened in 1902 and was designed by Ada Vell."),
+          ("Ada Vell", "Ada Vell was injured in traffic in 1950.")]),
+        # "year" is never beside a year: its absence does not send the answer on a hop
+        ("In what year did the Lumen bridge open?",
+         [("Lumen bridge", "The Lumen bridge, designed by Ada Vell, opened in 1902."),
+          ("Ada Vell", "Ada Vell was born in 1861, the year her family came to open a mill in Tarn.")]),
+    ],
+)  # fmt: skip
+def test_the_best_sentence_that_answers_itself_takes_no_second_hop(question: str, rows: list[tuple[str, str]]) -> None:
+    assert _ask(question, rows).short == "1902"
 
 
 def test_a_quoted_sentence_far_from_the_question_in_meaning_gives_no_span(real_embeddings: Any) -> None:
