@@ -45,6 +45,7 @@ from tools.questions import (
     asks_in_common,
     compare,
     compared,
+    counted_pattern,
     read_question,
     says,
     shared,
@@ -241,6 +242,8 @@ class HeuristicGrader:
         chunk_terms = [terms(f"{c.title} {c.text}") for c in chunks]
         overlap = weighted_overlap(terms(question), chunk_terms)
         kept_index = [i for i, o in enumerate(overlap) if o >= self.min_overlap][: self.max_kept]
+        if bridge := _bridge_passage(question, chunks, kept_index):
+            kept_index = [*kept_index[:1], bridge, *kept_index[1 : self.max_kept - 1]]
         kept = [chunks[i] for i in kept_index]
         union = set().union(*(chunk_terms[i] for i in kept_index)) if kept_index else set()
         missing = []
@@ -251,6 +254,32 @@ class HeuristicGrader:
             if covered < self.coverage:
                 missing.append(sub)
         return Grading(kept, missing, f"kept {len(kept)} of {len(chunks)} by lexical overlap")
+
+
+def _bridge_passage(question: str, chunks: Sequence[RetrievedChunk], kept: Sequence[int]) -> int | None:
+    """The first candidate left out by overlap whose title the best kept passages name and the
+    question does not: the bridge's own passage ("Kiss and Tell ... starring *Shirley Temple*" for
+    "What government position was held by the woman who portrayed Corliss Archer in Kiss and
+    Tell?"), which shares few of the question's words. It takes the place after the passage that
+    names it. HotpotQA dev half, whole runs (int8 store): evidence holding every gold passage 0.79
+    -> 0.88, F1 0.316 -> 0.330 (0.328 with two such passages; the same F1 with the bridge last or
+    third); SQuAD 2.0 dev unchanged (an article's chunks share its title, so none is a bridge)."""
+    if not kept:
+        return None
+    named = " ".join(chunks[i].text for i in kept[:_BRIDGE_NAMERS])
+    kept_titles = {_TITLE_NOTE.sub("", chunks[i].title) for i in kept}
+    asked = terms(question)
+    for index, chunk in enumerate(chunks):
+        title = _TITLE_NOTE.sub("", chunk.title)
+        if index in kept or not title or title in kept_titles or terms(title) <= asked:
+            continue
+        if says(named, title):
+            return index
+    return None
+
+
+_BRIDGE_NAMERS = 3
+"""How many of the best kept passages may name a bridge (1, 3 or all 8: the same F1)."""
 
 
 class HeuristicRefiner:
@@ -495,6 +524,11 @@ def _span_in(
     # adds ("... touched down in the Sea of Tranquility on 20 July 1969" for "When did Apollo 11
     # land?") may share no word with the question.
     candidates += [s for s in quoted if s not in candidates]
+    # "How many copies ... sold?": a figure said with what is counted ("sold more than 250 million
+    # copies"), among the best ten sentences, even when it shares few of the question's words.
+    if kind == "number" and (noun := counted_pattern(asked)):
+        counted = re.compile(rf"\d[\d,.]*\s+(?:[\w-]+\s+)?(?:{noun})\b", re.I)
+        candidates += [s for s in ranked[:10] if s not in candidates and counted.search(s.text)]
     top = max(candidates[0].score, 1e-9)
     weights = {id(s): s.score / top for s in candidates}
     hop = _next_hop(asked, kind, ranked, titles, leads)

@@ -8,7 +8,9 @@ import re
 import pytest
 
 from tools.questions import (
+    SPAN_FIT,
     compare,
+    counted_pattern,
     entities,
     find_spans,
     modifier_conflicts,
@@ -39,6 +41,8 @@ from tools.questions import (
         ("Why does the author think hackers resemble painters?", "unsupported", None),
         ("What overall tone does the writing take?", "unsupported", "entity"),
         ("Tell me something nice.", "unsupported", None),
+        ("At what age did the workers retire?", "lookup", "number"),  # a measure, after a preposition
+        ("What is the speed limit set to save fuel?", "lookup", "number"),
     ],
 )
 def test_forms_and_kinds(question: str, form: str, kind: str | None) -> None:
@@ -194,11 +198,62 @@ def test_a_comparison_reads_the_passage_titled_with_the_option_first() -> None:
             "When was the campaign's consultant born?",
             "April 1, 1949",
         ),
+        # ... or the first date of a life's span, and its year alone for "which year?"
+        (
+            "George Abbott (June 25, 1887 \u2013 January 31, 1995) was a playwright.",
+            "date",
+            "The play is by a playwright born in which year?",
+            "1887",
+        ),
+        # a death is asked: the span's last date
+        (
+            "George Abbott (June 25, 1887 \u2013 January 31, 1995) was a playwright.",
+            "date",
+            "When did the playwright die?",
+            "January 31, 1995",
+        ),
+        # "in what" inside a question asks for what follows "in"
+        (
+            "Bishop Gorman High School is a private school located in Summerlin, Nevada.",
+            "entity",
+            "The athlete went to the high school located in what Nevada city?",
+            "Summerlin",
+        ),
     ],
 )
 def test_span_rules(sentence: str, kind: str, question: str, best: str) -> None:
     scores = span_scores(sentence, kind, question)  # type: ignore[arg-type]
     assert max(scores, key=lambda s: scores[s]) == best
+
+
+def test_a_year_or_a_figure_is_not_what_its_sentence_is_about() -> None:
+    # A name opening a sentence is fitted by the question words after it; a year is not.
+    assert span_scores("1999 is the year the bridge opened.", "date", "When did the bridge open?") == {"1999": 0.0}
+    # A year-like figure is seldom a count; the figure before what is counted is.
+    assert span_scores("It opened in 1849 with 300 seats.", "number", "How many seats does it have?") == {
+        "300": SPAN_FIT["counted"],
+        "1849": SPAN_FIT["year_count"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("question", "counted"),
+    [
+        ("How many seats does it have?", ["seats"]),  # not "does"
+        ("How many studio albums did she release?", ["studio", "albums"]),
+        ("How many people live there?", ["people", "live"]),
+        ("How many did they sell?", []),
+    ],
+)
+def test_what_how_many_counts(question: str, counted: list[str]) -> None:
+    pattern = counted_pattern(question)
+    assert [w for w in ("seats", "studio", "albums", "people", "live", "does", "they") if pattern and re.search(pattern, w)] == counted
+
+
+def test_what_year_asks_for_the_year_of_a_full_date_and_keeps_a_decade() -> None:
+    assert find_spans("He was born on June 25, 1887 in Tarn.", "date", "In what year was he born?") == ["1887"]
+    assert find_spans("Prices fell in the 1980s.", "date", "Which year did prices fall?") == ["1980s"]
+    assert find_spans("He was born on June 25, 1887.", "date", "When was he born?") == ["June 25, 1887"]
 
 
 def test_a_place_phrase_stops_before_a_named_place() -> None:

@@ -11,8 +11,9 @@ import pytest
 from agents.rag_agent import RagAgent
 from agents.testing import FakeEmbeddings
 from graphs.budget import Budget
-from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer
+from graphs.heuristic import HeuristicAnalyzer, HeuristicAnswerer, HeuristicGrader, _span_in
 from graphs.rag import _fuse_rounds
+from tools.extractive import ScoredSentence
 from tools.ingest import Ingestor
 from tools.ingest.loaders import Document
 from tools.retrieval import RetrievedChunk, Retriever
@@ -222,6 +223,37 @@ def test_another_chunk_of_the_same_document_is_no_bridge() -> None:
     ]
     draft = _ask("In what year was Fort Coligny destroyed by the Portuguese navy?", rows)
     assert draft.short == "1560"
+
+
+def test_a_figure_said_with_what_is_counted_is_read_outside_the_best_sentences() -> None:
+    question = "How many copies of Ada Vell's story about the Lumen bridge sold?"
+    texts = [
+        "Ada Vell's story about the Lumen bridge appeared in her first book.",
+        "Ada Vell's story about the Lumen bridge is her best known work.",
+        "It ran on the radio in 25 parts.",
+        "Ada Vell wrote the story about the Lumen bridge in Tarn.",
+        "Her books have sold more than 250 million copies worldwide.",
+    ]
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5]  # the figure of copies is fifth: outside the few best
+    ranked = [ScoredSentence(t, rank=0, position=i, score=v, lexical=v / 2, typed=False) for i, (t, v) in enumerate(zip(texts, scores))]
+    assert _span_in(question, "number", ranked, ["Ada Vell"], pool=3) == ("250 million", ranked[4])
+    # Where nothing counted is said, the best sentences alone are searched.
+    assert _span_in(question, "number", ranked[:4], ["Ada Vell"], pool=3) == ("25 parts", ranked[2])
+
+
+def test_the_grader_keeps_the_bridge_passage_the_first_hop_names() -> None:
+    question = "What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?"
+    film = chunk("film", "Kiss and Tell (film)", "Kiss and Tell is a film starring Shirley Temple as Corliss Archer.")
+    others = [chunk(f"o{i}", f"Corliss Archer {i}", f"Corliss Archer in the film series, part {i}.") for i in range(8)]
+    temple = chunk("temple", "Shirley Temple", "Shirley Temple was an actress who served as Chief of Protocol.")
+    named_in_question = chunk("tell", "Tell", "Tell is a surname.")  # the question says it: no bridge
+    grading = HeuristicGrader().grade(question, [], [film, *others, named_in_question, temple], Budget())
+    kept = [c.doc_id for c in grading.kept]
+    assert len(kept) == 8
+    assert kept[:2] == ["film", "temple"]  # after the passage that names it, in place of the last kept
+    assert "tell" not in kept
+    # Without a passage naming it, a passage with few of the question's words stays out.
+    assert "temple" not in [c.doc_id for c in HeuristicGrader().grade(question, [], [*others, temple], Budget()).kept]
 
 
 def test_a_pronoun_in_a_lead_passage_names_its_title() -> None:
