@@ -262,9 +262,10 @@ def _bridge_passage(question: str, chunks: Sequence[RetrievedChunk], kept: Seque
     question does not: the bridge's own passage ("Kiss and Tell ... starring *Shirley Temple*" for
     "What government position was held by the woman who portrayed Corliss Archer in Kiss and
     Tell?"), which shares few of the question's words. It takes the second place (the last kept
-    passage makes room when all places are taken). HotpotQA dev half, whole runs (int8 store): evidence holding every gold passage 0.79
-    -> 0.88, F1 0.316 -> 0.330 (0.328 with two such passages; the same F1 with the bridge last or
-    third); SQuAD 2.0 dev unchanged (an article's chunks share its title, so none is a bridge)."""
+    passage makes room when all places are taken). HotpotQA dev half, whole runs (int8 store):
+    evidence holding every gold passage 0.79 -> 0.88, F1 0.316 -> 0.330 (0.328 with two such
+    passages; the same F1 with the bridge last or third, which holds fewer gold passages); SQuAD
+    2.0 dev unchanged (an article's chunks share its title, so none is a bridge)."""
     if not kept:
         return None
     named = " ".join(chunks[i].text for i in kept[:_BRIDGE_NAMERS])

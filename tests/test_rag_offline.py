@@ -235,7 +235,10 @@ def test_a_figure_said_with_what_is_counted_is_read_outside_the_best_sentences()
         "Her books have sold more than 250 million copies worldwide.",
     ]
     scores = [0.9, 0.8, 0.7, 0.6, 0.5]  # the figure of copies is fifth: outside the few best
-    ranked = [ScoredSentence(t, rank=0, position=i, score=v, lexical=v / 2, typed=False) for i, (t, v) in enumerate(zip(texts, scores))]
+    ranked = [
+        ScoredSentence(text, rank=0, position=i, score=score, lexical=score / 2, typed=False)
+        for i, (text, score) in enumerate(zip(texts, scores, strict=True))
+    ]
     assert _span_in(question, "number", ranked, ["Ada Vell"], pool=3) == ("250 million", ranked[4])
     # Where nothing counted is said, the best sentences alone are searched.
     assert _span_in(question, "number", ranked[:4], ["Ada Vell"], pool=3) == ("25 parts", ranked[2])

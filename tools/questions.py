@@ -629,8 +629,10 @@ inside a question ("located *in what* Nevada city?": "located in *Summerlin*"): 
 what year ...?") it scored lower on SQuAD 2.0 dev."""
 _COUNTED = re.compile(r"\bhow many\s+(?P<first>[a-z]{3,})(?:\s+(?P<second>[a-z]{3,}))?\b", re.I)
 _NOT_COUNTED = frozenset(
-    "are were was is does did have has had can could will would the and for with from that there they she his her "
-    "its their you".split()
+    """
+    are were was is does did have has had can could will would the and for with from that there they she
+    his her its their you
+    """.split()  # noqa: SIM905
 )
 """Words after "how many" that are not what it counts ("how many seats *does* it have?")."""
 
