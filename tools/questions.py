@@ -526,8 +526,8 @@ no predicate fit for a date or a number (a year opening a sentence is not what i
 0.288 -> 0.297 and 0.304 -> 0.308), "in what" mid-question as an asked preposition, the life's
 span dates (``born``), ``year_count`` (-1, -2, -4: SQuAD 0.301, 0.301, 0.301; HotpotQA
 unchanged) and the year alone for "what year?" (:func:`find_spans`): SQuAD 0.302, HotpotQA
-0.316. Every weight again at half, three quarters, four thirds and twice its value: none raised
-both."""
+0.316; with :func:`counted_pattern` reading no auxiliary as what is counted, SQuAD 0.305. Every
+weight again at half, three quarters, four thirds and twice its value: none raised both."""
 
 
 def span_scores(
@@ -991,9 +991,9 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
     """Spans of ``kind`` in ``sentence`` that the question does not already contain, best first.
 
     ``date``: full dates, "March 1998", years, decades, centuries (for "what year?" a full date's
-    year in its place). ``number``: figures and number
-    words (with a %, million...). ``person``/``entity``: named entities. ``place``: what follows
-    "in"/"at"/"inside"/... (a named place first). ``yesno`` and ``None``: nothing.
+    year in its place). ``number``: figures and number words (with a %, million...).
+    ``person``/``entity``: named entities. ``place``: what follows "in"/"at"/"inside"/... (a named
+    place first). ``yesno`` and ``None``: nothing.
     """
     asked, asked_lower = terms(question), question.lower()
     spans: list[str] = []
