@@ -241,9 +241,10 @@ class HeuristicGrader:
         if not chunks:
             return Grading([], list(sub_questions), "nothing retrieved")
         chunk_terms = [terms(f"{c.title} {c.text}") for c in chunks]
-        overlap = weighted_overlap(terms(question), chunk_terms)
+        asked = terms(question)
+        overlap = weighted_overlap(asked, chunk_terms)
         kept_index = [i for i, o in enumerate(overlap) if o >= self.min_overlap][: self.max_kept]
-        if (bridge := _bridge_passage(question, chunks, kept_index)) is not None:
+        if (bridge := _bridge_passage(asked, chunks, kept_index)) is not None:
             kept_index = [*kept_index[:1], bridge, *kept_index[1 : self.max_kept - 1]]
         kept = [chunks[i] for i in kept_index]
         union = set().union(*(chunk_terms[i] for i in kept_index)) if kept_index else set()
@@ -257,7 +258,7 @@ class HeuristicGrader:
         return Grading(kept, missing, f"kept {len(kept)} of {len(chunks)} by lexical overlap")
 
 
-def _bridge_passage(question: str, chunks: Sequence[RetrievedChunk], kept: Sequence[int]) -> int | None:
+def _bridge_passage(asked: set[str], chunks: Sequence[RetrievedChunk], kept: Sequence[int]) -> int | None:
     """The first candidate left out by overlap whose title the best kept passages name and the
     question does not: the bridge's own passage ("Kiss and Tell ... starring *Shirley Temple*" for
     "What government position was held by the woman who portrayed Corliss Archer in Kiss and
@@ -265,19 +266,23 @@ def _bridge_passage(question: str, chunks: Sequence[RetrievedChunk], kept: Seque
     passage makes room when all places are taken). HotpotQA dev half, whole runs (int8 store):
     evidence holding every gold passage 0.79 -> 0.88, F1 0.316 -> 0.330 (0.328 with two such
     passages; the same F1 with the bridge last or third, which holds fewer gold passages); SQuAD
-    2.0 dev unchanged (an article's chunks share its title, so none is a bridge)."""
+    2.0 dev unchanged (an article's chunks share its title, so none is a bridge). ``asked``: the
+    question's terms."""
     if not kept:
         return None
     named = " ".join(chunks[i].text for i in kept[:_BRIDGE_NAMERS])
     kept_titles = {_TITLE_NOTE.sub("", chunks[i].title) for i in kept}
-    asked = terms(question)
     for index, chunk in enumerate(chunks):
-        title = _TITLE_NOTE.sub("", chunk.title)
-        if index in kept or not title or title in kept_titles or terms(title) <= asked:
-            continue
-        if says(named, title):
+        if index not in kept and _names_bridge(named, _TITLE_NOTE.sub("", chunk.title), asked, kept_titles):
             return index
     return None
+
+
+def _names_bridge(text: str, title: str, asked: set[str], same: Collection[str]) -> bool:
+    """Whether ``text`` names ``title`` as a bridge: the title of a document other than ``same``'s
+    (another chunk of one document is no bridge), said whole, that the question (its terms
+    ``asked``) does not name."""
+    return bool(title) and title not in same and says(text, title) and not terms(title) <= asked
 
 
 _BRIDGE_NAMERS = 3
@@ -581,12 +586,8 @@ def _next_hop(
     asked_terms = terms(asked)
 
     def named_in(text: str, leading: set[int]) -> set[int]:
-        same = {titles[rank] for rank in leading}  # another chunk of the same document is no bridge
-        return {
-            rank
-            for rank, title in enumerate(titles)
-            if title and title not in same and says(text, title) and not terms(title) <= asked_terms
-        }
+        same = {titles[rank] for rank in leading}
+        return {rank for rank, title in enumerate(titles) if _names_bridge(text, title, asked_terms, same)}
 
     bridges = named_in(first.text, {first.rank})
     in_sentence = bool(bridges)

@@ -575,7 +575,7 @@ def span_scores(
             score += SPAN_FIT["preposition"]
         if counted and re.match(rf"\s*(?:[\w-]+\s+)?{counted}", sentence[span_end:], re.I):
             score += SPAN_FIT["counted"]
-        elif kind == "number" and _YEAR_LIKE.fullmatch(span):
+        elif kind == "number" and _YEAR.fullmatch(span.removesuffix(",")):  # "1849", "1849,"
             score += SPAN_FIT["year_count"]
         after_born = born and re.search(r"\bborn\s+(?:on\s+|in\s+)?$", sentence[max(0, at - 12) : at])
         if after_born or (kind == "date" and (born or died) and _in_lifespan(sentence, at, span_end, death=died)):
@@ -613,8 +613,6 @@ _LIFE_BEGINS = re.compile(rf"\((?:[^()]*;\s*)?(?:c\.\s*)?{_DAY_MONTH}$")
 _LIFE_ENDS = re.compile(rf"\(\s*[^()]{{0,40}}?\d{{4}}\s*[-\u2013\u2014]\s*{_DAY_MONTH}$")
 """Just before a life's last date: "(" and the first date and a dash."""
 _DASH = re.compile(r"\s*[-\u2013\u2014]")
-_YEAR_LIKE = re.compile(r"(?:1[0-9]|20)\d{2},?")
-"""A figure that reads as a year ("1849", "1849,"): seldom a count."""
 
 
 _PRONOUN_SUBJECT = re.compile(r"(?:It|He|She|They)\b(?=\s+(?:is|was|are|were|has|had|became|served|won|serves)\b)")
@@ -1001,8 +999,8 @@ def find_spans(sentence: str, kind: AnswerKind | None, question: str = "") -> li
         spans = [m.group(0) for m in _DATE.finditer(sentence)]
         spans.sort(key=len, reverse=True)  # "12 March 1998" before "1998"
         if re.search(r"\b(?:what|which)\s+year\b", question, re.I):  # the year of a full date, not the date
-            years = [y.group(0) for span in spans if not span.endswith("s") and (y := _YEAR.search(span))]
-            spans = list(dict.fromkeys([*years, *(s for s in spans if not _YEAR.search(s) or s.endswith("s"))]))
+            years = [y.group(0) for span in spans if (y := _YEAR.search(span))]  # a decade holds no _YEAR
+            spans = list(dict.fromkeys([*years, *(s for s in spans if not _YEAR.search(s))]))
         if re.search(r"\bwhat month\b", question, re.I):  # a month answers "in what month?", a year does not
             spans = [m.group(0) for m in _MONTH_RUN.finditer(sentence)] + [s for s in spans if not _YEAR.fullmatch(s)]
     elif kind == "number":
